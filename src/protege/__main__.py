@@ -1,0 +1,3 @@
+from protege.cli.main import main
+
+main()

@@ -1,0 +1,27 @@
+"""Maximum likelihood (behavioural cloning) with an optional entropy bonus."""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of `x` over positions where `mask` is true; 0 when the mask is empty."""
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def mle_loss(logits: Tensor, actions: Tensor, mask: Tensor, entropy_coef: float = 0.0):
+    """Negative log-likelihood of the demonstrated actions, minus an optional entropy bonus.
+
+        L = E_D[ -log pi(a|s) ] - beta * E_D[ H(pi(.|s)) ]
+
+    logits [B, T, A]; actions [B, T] (long); mask [B, T] (bool, true where the step counts).
+    """
+    log_probs = F.log_softmax(logits.float(), dim=-1)
+    nll = -log_probs.gather(-1, actions.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    nll_mean, entropy_mean = masked_mean(nll, mask), masked_mean(entropy, mask)
+    loss = nll_mean - entropy_coef * entropy_mean if entropy_coef else nll_mean
+    metrics = {"mle/nll": nll_mean.detach(), "mle/entropy": entropy_mean.detach()}
+    return loss, metrics
