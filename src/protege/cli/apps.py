@@ -1,0 +1,35 @@
+"""Command groups shared by every domain: each domain's CLI module adds its commands to these."""
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+app = typer.Typer(help="Protégé: learning behaviour from people.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Build, inspect and validate datasets.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate trained agents and models.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
+
+
+def summary_table(title: str, rows: list[dict]) -> Table:
+    """A rich table with one column per key of the first row; every command ends with one."""
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*[_fmt(row.get(c)) for c in columns])
+    return table
+
+
+def print_summary(title: str, rows: list[dict]) -> None:
+    console.print(summary_table(title, rows))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
