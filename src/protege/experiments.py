@@ -13,6 +13,8 @@ from protege.errors import unknown_name
 
 EXPERIMENTS = {
     "lm": "protege.learners.lm.experiment",
+    "babyai_offline": "protege.learners.babyai.experiment",
+    "babyai_gail": "protege.learners.babyai.gail",
 }
 
 

@@ -173,7 +173,7 @@ def write_minari(cfg: DemoConfig, chunk_paths: list[Path]) -> dict:
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
-    out = Path(cfg.out)
+    out = Path(cfg.out).resolve()  # minari mis-joins relative paths when measuring the folder
     episodes = [e for p in chunk_paths for e in _unpack(np.load(p, allow_pickle=False))]
     if not episodes:
         raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
