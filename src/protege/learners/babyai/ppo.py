@@ -37,8 +37,8 @@ class PPOConfig:
 class EnvPool:
     """N environments with their current observation, memory and episode statistics."""
 
-    def __init__(self, level: str, n: int, seed: int):
-        self.envs = [make_env(level) for _ in range(n)]
+    def __init__(self, level: str, n: int, seed: int, max_steps: int | None = None):
+        self.envs = [make_env(level, max_steps) for _ in range(n)]
         self.next_seed = seed
         self.obs = [self._reset(env) for env in self.envs]
         self.state = None
