@@ -137,10 +137,10 @@ def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOCon
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            metrics = {"ppo/policy_loss": float(pg_loss), "ppo/value_loss": float(v_loss),
-                       "ppo/entropy": float(entropy),
-                       "ppo/approx_kl": float(((ratio - 1) - (logp - batch["logp"][idx])).mean()),
-                       "ppo/clipfrac": float(((ratio - 1).abs() > cfg.clip).float().mean())}
+            metrics = {"ppo/policy_loss": pg_loss.item(), "ppo/value_loss": v_loss.item(),
+                       "ppo/entropy": entropy.item(),
+                       "ppo/approx_kl": ((ratio - 1) - (logp - batch["logp"][idx])).mean().item(),
+                       "ppo/clipfrac": ((ratio - 1).abs() > cfg.clip).float().mean().item()}
     return metrics
 
 
