@@ -27,6 +27,11 @@ def test_replay_reproduces_recorded_observations(redball_demos):
 
 
 def test_subgoal_annotations_present_and_change(putnext_demos):
+    from protege.data.babyai_demos import read_episodes
+    episodes = read_episodes(putnext_demos)  # the shared Episode schema
+    assert episodes[0].env_id == "BabyAI-PutNextLocal-v0" and episodes[0].instruction.startswith("put")
+    assert len(episodes[0].annotations["subgoal"]) == len(episodes[0]) and episodes[0].seed == 0
+    assert "PutNext" in episodes[0].annotations["subgoal_reason"]
     demos = load_demos(putnext_demos)
     assert all(s for s in demos.subgoals)
     changes = [len(set(demos.subgoals[s:s + n])) for s, n in zip(demos.starts, demos.lengths)]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.data.episodes import Episode
 from protege.data.manifest import MANIFEST, verify_manifest, write_manifest
 from protege.envs.babyai import check_level, make_env, observation_space, observation_spec
 from protege.errors import UserError
@@ -249,8 +250,9 @@ class Demos:
                      self.lengths[:n], self.terminated[:n])
 
 
-def load_demos(folder: Path, level: str | None = None) -> Demos:
-    """Verify checksums and spec, then read the Minari dataset in `folder` into `Demos`."""
+def read_episodes(folder: Path, level: str | None = None) -> list[Episode]:
+    """Verify checksums and spec, then read the Minari dataset in `folder` as shared `Episode`s
+    (with the bot's per-step `subgoal` and `subgoal_reason` annotations)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such demonstrations folder (make one with `protege data demos`)")
@@ -265,24 +267,33 @@ def load_demos(folder: Path, level: str | None = None) -> Demos:
     from minari import MinariDataset
     try:
         dataset = MinariDataset(folder / "data")
-        episodes = list(dataset.iterate_episodes())
+        raw = list(dataset.iterate_episodes())
+        seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(range(len(raw)))]
     except Exception as e:  # checksums matched, so this is a foreign or hand-edited dataset
         raise UserError(f"{folder / 'data'}: unreadable Minari dataset ({type(e).__name__}: {e})") from None
-    if not episodes:
+    if not raw:
         raise UserError(f"{folder}: the dataset holds no episodes")
-    return _to_demos(meta["level"], episodes, dataset.storage.get_episode_metadata(range(len(episodes))))
+    return [Episode(observations={"image": e.observations["image"].astype(np.uint8),
+                                  "direction": np.asarray(e.observations["direction"], np.int64)},
+                    actions=np.asarray(e.actions, np.int64), rewards=np.asarray(e.rewards, np.float32),
+                    terminated=bool(e.terminations[-1]), truncated=bool(e.truncations[-1]),
+                    instruction=str(e.observations["mission"][0]), env_id=meta["level"], seed=seed,
+                    annotations={"subgoal": list(e.infos["subgoal"][:-1]),
+                                 "subgoal_reason": list(e.infos["subgoal_reason"][:-1])})
+            for e, seed in zip(raw, seeds)]
 
 
-def _to_demos(level: str, episodes, episode_meta) -> Demos:
-    lengths = np.asarray([len(e.actions) for e in episodes], np.int64)
+def load_demos(folder: Path, level: str | None = None) -> Demos:
+    """`read_episodes` flattened into `Demos` arrays for training."""
+    episodes = read_episodes(folder, level)
     return Demos(
-        level=level,
-        images=np.concatenate([e.observations["image"][:-1] for e in episodes]).astype(np.uint8),
-        directions=np.concatenate([e.observations["direction"][:-1] for e in episodes]).astype(np.int64),
-        actions=np.concatenate([e.actions for e in episodes]).astype(np.int64),
-        rewards=np.concatenate([e.rewards for e in episodes]).astype(np.float32),
-        subgoals=np.concatenate([np.asarray(e.infos["subgoal"][:-1], str) for e in episodes]),
-        missions=np.asarray([e.observations["mission"][0] for e in episodes], str),
-        seeds=np.asarray([m["seed"] for m in episode_meta], np.int64),
-        lengths=lengths,
-        terminated=np.asarray([bool(e.terminations[-1]) for e in episodes]))
+        level=episodes[0].env_id,
+        images=np.concatenate([e.observations["image"][:-1] for e in episodes]),
+        directions=np.concatenate([e.observations["direction"][:-1] for e in episodes]),
+        actions=np.concatenate([e.actions for e in episodes]),
+        rewards=np.concatenate([e.rewards for e in episodes]),
+        subgoals=np.concatenate([np.asarray(e.annotations["subgoal"], str) for e in episodes]),
+        missions=np.asarray([e.instruction for e in episodes], str),
+        seeds=np.asarray([e.seed for e in episodes], np.int64),
+        lengths=np.asarray([len(e) for e in episodes], np.int64),
+        terminated=np.asarray([e.terminated for e in episodes]))

@@ -1,6 +1,6 @@
 """Run a recipe the way `protege run RECIPE k=v ...` does, for use before the `run` command lands.
 
-    PYTHONPATH=src python scripts/run_recipe.py babyai_bc seed=1 name=bc-s1
+    PYTHONPATH=src python scripts/babyai_run.py babyai_bc seed=1 name=bc-s1
 """
 import sys
 from pathlib import Path
