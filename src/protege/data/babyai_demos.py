@@ -107,7 +107,13 @@ def _pack(episodes: list[dict]) -> dict:
             "reasons": np.asarray(sum((e["reasons"] for e in episodes), []) or [""], str)[:sum(len(e["actions"]) for e in episodes)]}
 
 
-def _unpack(chunk) -> list[dict]:
+def _read_chunk(path: Path) -> dict:
+    """All arrays of a chunk in memory (an NpzFile would re-read an array from disk on every access)."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _unpack(chunk: dict) -> list[dict]:
     episodes, step, frame = [], 0, 0
     for i, n in enumerate(chunk["lengths"]):
         episodes.append({"images": chunk["images"][frame:frame + n + 1],
@@ -175,7 +181,7 @@ def write_minari(cfg: DemoConfig, chunk_paths: list[Path]) -> dict:
     from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
     out = Path(cfg.out).resolve()  # minari mis-joins relative paths when measuring the folder
-    episodes = [e for p in chunk_paths for e in _unpack(np.load(p, allow_pickle=False))]
+    episodes = [e for p in chunk_paths for e in _unpack(_read_chunk(p))]
     if not episodes:
         raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
     # EpisodeBuffer.add_step_data imports jax: build each buffer from whole lists instead.
