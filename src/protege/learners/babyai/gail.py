@@ -110,8 +110,8 @@ def run(config: Config, run: Run) -> dict:
                          "disc": disc.state_dict(), "rng": rng_state()}
                 run.save_checkpoint(done, policy.state_dict(), state)
             bar.update(task, completed=done)
-    summary = {k: metrics.get(k) for k in ("gail/disc_loss", "gail/expert_acc", "gail/policy_acc",
-                                           "charts/success_rate")}
+    summary = {k: float(metrics[k]) for k in ("gail/disc_loss", "gail/expert_acc", "gail/policy_acc",
+                                              "charts/success_rate") if k in metrics}
     if config.eval_episodes:
         from protege.evaluation.babyai import evaluate_policy
         result = evaluate_policy(policy, config.policy, config.level, config.eval_episodes,
