@@ -24,7 +24,7 @@ def test_demos_and_eval_commands(tmp_path):
     result = runner.invoke(app, ["eval", "babyai", str(tmp_path / "run"), "--episodes", "8",
                                  "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "BabyAI evaluation of" in result.output and "Wilson" in result.output
+    assert "BabyAI held-out evaluation" in result.output and "Wilson" in result.output
     assert "0.324]" in result.output  # this untrained policy: 0/8 successes, Wilson upper bound 0.324
     bad = runner.invoke(app, ["eval", "babyai", str(tmp_path), "--episodes", "8"])
     assert bad.exit_code != 0 and "not a BabyAI run directory" in str(bad.exception)

@@ -21,13 +21,15 @@ def demos(env: str = typer.Option(..., help="BabyAI level id, e.g. BabyAI-GoToLo
 
 
 @eval_app.command("babyai")
-def babyai(checkpoint: Path = typer.Argument(..., help="run directory or checkpoint folder"),
+def babyai(checkpoints: list[Path] = typer.Argument(..., help="run directories or checkpoint folders"),
            level: str = typer.Option(None, help="BabyAI level (default: the run's level)"),
            episodes: int = typer.Option(500, help="held-out episodes (seeds from 10^9)"),
            workers: int = typer.Option(2, help="parallel evaluation processes"),
            greedy: bool = typer.Option(True, help="argmax actions (else sample)"),
            seed_start: int = typer.Option(None, help="first evaluation seed (default 10^9)")) -> None:
-    """Success rate, mean return and episode length with 95% intervals over held-out seeds."""
+    """Success rate, mean return and episode length with 95% intervals over held-out seeds
+    (one table, a row per run)."""
     from protege.evaluation.babyai import evaluate_checkpoint
-    rows = evaluate_checkpoint(checkpoint, level, episodes, workers, greedy, seed_start)
-    print_summary(f"BabyAI evaluation of {checkpoint}", rows)
+    rows = [row for path in checkpoints
+            for row in evaluate_checkpoint(path, level, episodes, workers, greedy, seed_start)]
+    print_summary("BabyAI held-out evaluation", rows)

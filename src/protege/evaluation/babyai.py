@@ -125,7 +125,7 @@ def evaluate_checkpoint(path: Path, level: str | None, episodes: int, workers: i
     if not level:
         raise UserError(f"{path}: the run's config names no level; pass --level")
     row = evaluate_policy(model, policy_cfg, level, episodes, workers, greedy, seed_start)
-    return [format_row(row)]
+    return [{"run": Path(path).name, **format_row(row)}]
 
 
 def format_row(r: dict) -> dict:
