@@ -3,7 +3,7 @@
 # Usage: sh scripts/babyai_results.sh   (from the repository root, after the demos commands)
 set -e
 export PYTHONPATH=src
-R="nice -n 10 .venv/bin/python scripts/babyai_run.py"
+R="nice -n 10 .venv/bin/python -m protege run"
 $R babyai_bc name=bc-GoToRedBall-1k-s0
 $R babyai_iqlearn name=iq-GoToRedBall-1k-s0
 $R babyai_bc name=bc-GoToLocal-1k-s0 level=BabyAI-GoToLocal-v0 demos=data/babyai/GoToLocal
