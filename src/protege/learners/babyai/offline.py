@@ -41,8 +41,8 @@ def make_batch(demos: Demos, indices: np.ndarray) -> SequenceBatch:
         images[row, :n] = demos.images[s:s + n]
         directions[row, :n] = demos.directions[s:s + n]
         actions[row, :n] = demos.actions[s:s + n]
-        # a truncated episode's last state is not terminal: its value is simply not bootstrapped
-        # past the row end (next_values reads 0 there), which matches the sparse BabyAI reward.
+        # the bot's episodes end in success (terminal, V = 0). Were one truncated, its last state
+        # would not be terminal, but no next step exists in the row, so V(s') reads 0 all the same.
         terminal[row, n - 1] = True
     mask = np.arange(T)[None, :] < lengths[:, None]
     return SequenceBatch(torch.from_numpy(images), torch.from_numpy(directions),
