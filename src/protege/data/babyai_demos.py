@@ -12,6 +12,8 @@ as Minari step infos `subgoal` / `subgoal_reason` (the entry beside the final ob
 Only episodes the bot finishes successfully are kept (as in the BabyAI papers); the others are counted.
 """
 
+import contextlib
+import io
 import multiprocessing as mp
 import shutil
 from dataclasses import dataclass
@@ -84,7 +86,9 @@ def run_chunk(args: tuple[str, int, int, str]) -> tuple[int, int, int]:
     torch.set_num_threads(1)
     level, start, count, path = args
     env = make_env(level)
-    episodes = [bot_episode(env, seed) for seed in range(start, start + count)]
+    # minigrid prints every rejected layout ("Sampling rejected: ...") on stdout; keep the bar clean
+    with contextlib.redirect_stdout(io.StringIO()):
+        episodes = [bot_episode(env, seed) for seed in range(start, start + count)]
     kept = [e for e in episodes if e is not None]
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "wb") as f:

@@ -5,6 +5,8 @@ seen in training. Each worker process evaluates a contiguous range of seeds with
 environments stepped in lockstep (one batched forward per step), and returns per-episode results.
 """
 
+import contextlib
+import io
 import multiprocessing as mp
 from pathlib import Path
 
@@ -63,7 +65,8 @@ def _worker(args) -> list[dict]:
     model = BabyAIPolicy(PolicyConfig(**policy_cfg))
     model.load_state_dict(weights)
     model.eval()
-    return rollout(model, level, seeds, greedy, sample_seed=seeds[0])
+    with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout
+        return rollout(model, level, seeds, greedy, sample_seed=seeds[0])
 
 
 def evaluate_policy(model: BabyAIPolicy, policy_cfg: PolicyConfig, level: str, episodes: int,
