@@ -88,3 +88,17 @@ def test_ppo_iteration_changes_parameters_and_memory_replay_matches():
     m = ppo_update(policy, opt, batch, torch.randn(3, 20), PPOConfig(epochs=1, minibatches=1), gen)
     assert set(m) >= {"ppo/policy_loss", "ppo/value_loss", "ppo/entropy", "ppo/approx_kl"}
     assert all(not torch.equal(a, b) for a, b in zip(before, policy.parameters()) if b.grad is not None)
+
+
+def test_value_only_update_leaves_the_policy_unchanged():
+    torch.manual_seed(0)
+    policy = BabyAIPolicy(SMALL)
+    pool = EnvPool("BabyAI-GoToRedBall-v0", 2, seed=0, max_steps=8)
+    gen = torch.Generator().manual_seed(0)
+    batch = collect(policy, pool, 10, gen)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    ppo_update(policy, opt, batch, torch.randn(2, 10), PPOConfig(epochs=1, minibatches=1), gen,
+               value_only=True)
+    changed = {n for n, p in policy.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("critic.") for n in changed)

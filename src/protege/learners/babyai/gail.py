@@ -30,6 +30,8 @@ class Config:
     init_from: str = ""
     """a BC/IQ-Learn run directory (or checkpoint) whose policy GAIL starts from; "" = random"""
     iterations: int = 50
+    critic_warmup: int = 0
+    """first iterations in which PPO fits only the value head (discriminator trains throughout)"""
     disc_steps: int = 4
     disc_batch: int = 256
     disc_lr: float = 3e-4
@@ -100,7 +102,8 @@ def run(config: Config, run: Run) -> dict:
             with torch.no_grad():
                 d_logits = disc(*policy_transitions(batch, tokens)).view(batch["actions"].shape)
             rewards = gail_reward(d_logits, config.reward)
-            metrics.update(ppo_update(policy, p_opt, batch, rewards, config.ppo, gen))
+            metrics.update(ppo_update(policy, p_opt, batch, rewards, config.ppo, gen,
+                                      value_only=it < config.critic_warmup))
             metrics.update(_episode_metrics(pool, rewards))
             done = it + 1
             if done % config.log_every == 0:

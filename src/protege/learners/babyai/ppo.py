@@ -111,8 +111,10 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
 
 
 def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOConfig,
-               gen: torch.Generator) -> dict:
-    """Clipped-surrogate PPO epochs over whole env segments; returns metrics (ppo/...)."""
+               gen: torch.Generator, value_only: bool = False) -> dict:
+    """Clipped-surrogate PPO epochs over whole env segments; returns metrics (ppo/...).
+    `value_only` fits only the critic head (policy and shared encoder untouched): a warm-up for a
+    policy that starts from BC, so an untrained critic's advantages do not undo it."""
     adv, returns = gae(rewards, batch["values"], batch["dones"], batch["last_value"], cfg.gamma,
                        cfg.gae_lambda)
     N = adv.shape[0]
@@ -134,7 +136,13 @@ def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOCon
             entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
             loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if value_only:
+                (cfg.vf_coef * v_loss).backward()
+                for name, p in model.named_parameters():
+                    if not name.startswith("critic."):
+                        p.grad = None  # Adam skips parameters without a gradient
+            else:
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             metrics = {"ppo/policy_loss": pg_loss.item(), "ppo/value_loss": v_loss.item(),
