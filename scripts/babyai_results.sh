@@ -12,4 +12,4 @@ $R babyai_gail name=gail-GoToRedBall-1k-s0
 $R babyai_bc name=bc-GoToLocal-10k-s0 level=BabyAI-GoToLocal-v0 demos=data/babyai/GoToLocal n_demos=10000
 $R babyai_bc name=bc-GoToRedBall-1k-s1 seed=1
 $R babyai_iqlearn name=iq-GoToRedBall-1k-s1 seed=1
-$R babyai_gail name=gail-GoToRedBall-1k-s0-60it iterations=60 disc_steps=10
+$R babyai_gail name=gail-GoToRedBall-1k-s0-60it iterations=60 disc_steps=10 critic_warmup=10
