@@ -72,9 +72,17 @@ def load(workdir: Path):
     return tokenizer, encoded, data["prompts"], model
 
 
-def kept_ms(starts: list[float], warmup: int) -> list[float]:
-    """Step durations (ms) from the start times of consecutive steps, warm-up dropped."""
-    return [1000 * (b - a) for a, b in zip(starts, starts[1:])][warmup:]
+def clock() -> tuple[float, float]:
+    """(wall time, CPU time of this process): on a shared machine the CPU time leaves out the time
+    other jobs held the core, so it is the steadier measure of the work a step does."""
+    return time.perf_counter(), time.process_time()
+
+
+def kept_ms(starts: list[tuple[float, float]], warmup: int) -> dict:
+    """Step durations (ms, wall and CPU) from the clocks at the starts of consecutive steps."""
+    wall = [1000 * (b[0] - a[0]) for a, b in zip(starts, starts[1:])][warmup:]
+    cpu = [1000 * (b[1] - a[1]) for a, b in zip(starts, starts[1:])][warmup:]
+    return {"step_ms": wall, "cpu_ms": cpu}
 
 
 # ------------------------------------------------------------------ the measured variants
@@ -87,7 +95,7 @@ def run_bare(args, workdir: Path) -> dict:
     sampler = EpochSampler(len(encoded), args.batch, 0)
     starts = []
     for _ in range(args.warmup + args.steps + 1):
-        starts.append(time.perf_counter())
+        starts.append(clock())
         batch = collate([encoded[i] for i in sampler.next_batch()], tokenizer.pad_token_id)
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits[batch.loss_mask],
@@ -95,7 +103,7 @@ def run_bare(args, workdir: Path) -> dict:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return {"step_ms": kept_ms(starts, args.warmup), "final_loss": loss.item()}
+    return {**kept_ms(starts, args.warmup), "final_loss": loss.item()}
 
 
 def run_fit(args, workdir: Path, method: str) -> dict:
@@ -111,14 +119,14 @@ def run_fit(args, workdir: Path, method: str) -> dict:
     starts = []
 
     def make_batch(indices):
-        starts.append(time.perf_counter())
+        starts.append(clock())
         return collate([encoded[i] for i in indices], tokenizer.pad_token_id)
 
     run = Run(Path(tempfile.mkdtemp(dir=workdir, prefix=f"run-{method}-")), {"method": method})
     metrics = fit(model, lambda m, b: objective_loss(objective, m, b), len(encoded), make_batch,
                   cfg, run, seed=0)
     run.close()
-    return {"step_ms": kept_ms(starts, args.warmup), "final_loss": metrics["train/loss"]}
+    return {**kept_ms(starts, args.warmup), "final_loss": metrics["train/loss"]}
 
 
 def run_trl(args, workdir: Path) -> dict:
@@ -145,12 +153,12 @@ def run_trl(args, workdir: Path) -> dict:
 
     class StepClock(TrainerCallback):
         def on_step_begin(self, *_, **__):
-            starts.append(time.perf_counter())
+            starts.append(clock())
 
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[StepClock()])
     trainer.train()
-    return {"step_ms": kept_ms(starts, args.warmup), "optim": config.optim}
+    return {**kept_ms(starts, args.warmup), "optim": config.optim}
 
 
 def run_generate(args, workdir: Path) -> dict:
@@ -211,35 +219,45 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="lm_step-") as tmp:
         workdir = Path(tmp)
         prepare(args, workdir)
-        steps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        steps = {v: {"step_ms": [], "cpu_ms": []} for v in VARIANTS}
         rounds: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for r in range(args.rounds):
             for name in VARIANTS:
-                ms = child(args, workdir, name)["step_ms"]
-                steps[name] += ms
-                rounds[name].append(round(statistics.median(ms), 2))
-                print(f"round {r + 1}/{args.rounds} {name}: median {statistics.median(ms):.1f} ms/step",
-                      flush=True)
+                out = child(args, workdir, name)
+                for key in ("step_ms", "cpu_ms"):
+                    steps[name][key] += out[key]
+                rounds[name].append(round(statistics.median(out["step_ms"]), 1))
+                print(f"round {r + 1}/{args.rounds} {name}: median {rounds[name][-1]} ms/step wall, "
+                      f"{statistics.median(out['cpu_ms']):.1f} CPU", flush=True)
         gen = child(args, workdir, "generate")
         truncated = json.loads((workdir / "data.json").read_text())["truncated"]
-    ms = {name: statistics.median(v) for name, v in steps.items()}
-    result = {
-        "bare_ms": round(ms["bare"], 2), "mle_ms": round(ms["mle"], 2),
-        "iqlearn_ms": round(ms["iqlearn"], 2), "trl_sft_ms": round(ms["trl_sft"], 2),
-        "iqlearn_over_mle": round(ms["iqlearn"] / ms["mle"], 3),
-        "mle_over_bare": round(ms["mle"] / ms["bare"], 3),
-        "iqlearn_over_trl": round(ms["iqlearn"] / ms["trl_sft"], 3),
+    print(json.dumps(summarise(args, steps, rounds, gen, truncated)))
+
+
+def summarise(args, steps: dict, rounds: dict, gen: dict, truncated: int) -> dict:
+    wall = {name: statistics.median(v["step_ms"]) for name, v in steps.items()}
+    cpu = {name: statistics.median(v["cpu_ms"]) for name, v in steps.items()}
+    return {
+        "bare_ms": round(wall["bare"], 1), "mle_ms": round(wall["mle"], 1),
+        "iqlearn_ms": round(wall["iqlearn"], 1), "trl_sft_ms": round(wall["trl_sft"], 1),
+        "iqlearn_over_mle": round(wall["iqlearn"] / wall["mle"], 3),
+        "mle_over_bare": round(wall["mle"] / wall["bare"], 3),
+        "iqlearn_over_trl": round(wall["iqlearn"] / wall["trl_sft"], 3),
         "gen_tok_s_cache": round(gen["gen_tok_s_cache"], 1),
         "gen_tok_s_nocache": round(gen["gen_tok_s_nocache"], 1),
-        "round_medians_ms": rounds, "steps_per_variant": {k: len(v) for k, v in steps.items()},
+        "cpu_ms": {name: round(v, 1) for name, v in cpu.items()},
+        "cpu_iqlearn_over_mle": round(cpu["iqlearn"] / cpu["mle"], 3),
+        "cpu_mle_over_bare": round(cpu["mle"] / cpu["bare"], 3),
+        "cpu_iqlearn_over_trl": round(cpu["iqlearn"] / cpu["trl_sft"], 3),
+        "round_medians_ms": rounds, "steps_per_variant": {k: len(v["step_ms"]) for k, v in steps.items()},
         "threads": 1, "torch": torch.__version__, "batch": args.batch, "model": MODEL,
         "vocab": args.vocab, "truncated_examples": truncated, "gen_batch": args.batch,
         "gen_new_tokens": args.gen_tokens, "cpu_count": os.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "note": "torch.set_num_threads(1) in every process; the machine is shared with other jobs, "
-                "so absolute times are noisy; variants alternate round by round",
+                "so wall times are noisy (cpu_ms: process CPU time per step); variants alternate "
+                "round by round",
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":
