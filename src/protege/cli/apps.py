@@ -26,6 +26,9 @@ def summary_table(title: str, rows: list[dict]) -> Table:
 
 
 def print_summary(title: str, rows: list[dict]) -> None:
+    """One row prints as a two-column key/value table (it stays readable however many keys)."""
+    if len(rows) == 1 and len(rows[0]) > 6:
+        rows = [{"key": k, "value": v} for k, v in rows[0].items()]
     console.print(summary_table(title, rows))
 
 
