@@ -1,10 +1,13 @@
 """Command groups shared by every domain: each domain's CLI module adds its commands to these."""
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 app = typer.Typer(help="Protégé: learning behaviour from people.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
