@@ -120,3 +120,45 @@ def _row(kind, k, method, mode, budget, steps, oracle) -> dict:
             "mean_steps": float(steps[ok].mean()) if ok.any() else None,
             "oracle_mean_length": float(oracle.mean()),
             "oracle_within_budget": float(((oracle >= 0) & (oracle <= budget)).mean())}
+
+
+def evaluate_policy(policy_dir, cfg: NavEvalConfig, out_json, progress=None) -> list[dict]:
+    """Evaluate a trained policy and the baselines on its graph; rows are also written to `out_json`."""
+    import torch
+
+    from protege.nav.encoders import load_or_encode
+    from protege.nav.navigate import policy_scorer, random_scorer, similarity_scorer
+    from protege.nav.train import load_policy
+    from protege.runs import write_json_atomic
+    torch.set_num_threads(1)
+    model, graph = load_policy(policy_dir)
+    emb = load_or_encode(graph, json_encoder(policy_dir))
+    scorers = {"policy": policy_scorer(model), "similarity": similarity_scorer(emb),
+               "random": random_scorer(cfg.seed)}
+    rows = evaluate(graph, scorers, cfg, progress)
+    write_json_atomic(out_json, {"config": cfg.__dict__, "graph": str(graph.folder), "rows": rows})
+    return rows
+
+
+def json_encoder(policy_dir) -> str:
+    import json
+    from pathlib import Path
+    return json.loads((Path(policy_dir) / "policy.json").read_text())["encoder"]
+
+
+_SHORT = {("policy", "greedy"): "policy", ("policy", "backtrack"): "policy+bt",
+          ("similarity", "greedy"): "sim", ("similarity", "backtrack"): "sim+bt",
+          ("random", "greedy"): "random", ("random", "backtrack"): "random+bt"}
+
+
+def headline_rows(rows: list[dict]) -> list[dict]:
+    """One line per (pair kind, k): success % [Wilson 95% CI] per method ("+bt": backtracking)."""
+    table: dict = {}
+    for r in rows:
+        line = table.setdefault((r["pairs"], r["k"]), {"pairs": r["pairs"], "k": r["k"], "n": r["n"],
+                                                         "budget": r["budget"]})
+        name = _SHORT.get((r["method"], r["mode"]), f"{r['method']}/{r['mode']}")
+        line[name] = f"{100 * r['success']:.0f} [{100 * r['ci_low']:.0f},{100 * r['ci_high']:.0f}]"
+    for r in rows:
+        table[(r["pairs"], r["k"])]["bfs len"] = round(r["oracle_mean_length"], 2)
+    return list(table.values())

@@ -97,3 +97,21 @@ def load_policy(folder: Path, graph=None) -> tuple[LinkScorer, object]:
     model = LinkScorer(load_or_encode(graph, meta["encoder"]), PolicyConfig(**meta["policy"]))
     model.load_state_dict(load_file(str(folder / POLICY_FILE)))
     return model.eval(), graph
+
+
+def run_from_cli(graph: Path, out: Path, encoder: str, steps: int, batch_size: int, lr: float,
+                 walks_per_page: int, walk_length: int, dead_end: str, page_vectors: bool,
+                 seed: int, resume: bool) -> dict:
+    from protege.nav.encoders import ENCODERS
+    from protege.nav.walks import DEAD_END_POLICIES
+    from protege.errors import unknown_name
+    if encoder not in ENCODERS:
+        raise unknown_name("encoder", encoder, ENCODERS)
+    if dead_end not in DEAD_END_POLICIES:
+        raise unknown_name("dead-end policy", dead_end, DEAD_END_POLICIES)
+    cfg = Config(name=Path(out).name, seed=seed, graph=str(graph), encoder=encoder,
+                 walks_per_page=walks_per_page, walk_length=walk_length, dead_end=dead_end,
+                 policy=PolicyConfig(page_vectors=page_vectors))
+    cfg.trainer.steps, cfg.trainer.batch_size, cfg.trainer.lr = steps, batch_size, lr
+    cfg.trainer.checkpoint_every = min(cfg.trainer.checkpoint_every, steps)
+    return run(cfg, Run(Path(out), asdict(cfg), resume=resume), resume=resume)

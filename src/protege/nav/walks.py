@@ -145,3 +145,37 @@ def bc_examples(walks: Walks, horizon: int = 20, goals_per_step: int = 1, seed: 
     dist = np.empty(size, np.int32)
     n = _bc_kernel(walks.nodes, walks.actions, horizon, goals_per_step, seed, cur, goal, act, dist)
     return BCExamples(cur[:n], goal[:n], act[:n], dist[:n])
+
+
+def walk_stats(graph_folder, walks_per_page: int, length: int, dead_end: str, horizon: int,
+               seed: int, out=None) -> dict:
+    """Walk from every page with links, build BC examples, optionally save them; timing included."""
+    import time
+    from pathlib import Path
+
+    from protege.data.manifest import write_manifest
+    from protege.nav.store import open_graph
+    from protege.runs import atomic_path
+    t0 = time.perf_counter()
+    graph = open_graph(Path(graph_folder))
+    load_s = time.perf_counter() - t0
+    starts = np.repeat(np.flatnonzero(graph.out_degree() > 0), walks_per_page)
+    random_walks(graph, starts[:1], 1, dead_end, seed)  # compile (or load the numba cache) first
+    t0 = time.perf_counter()
+    walks = random_walks(graph, starts, length, dead_end, seed)
+    walk_s = time.perf_counter() - t0
+    examples = bc_examples(walks, horizon, 1, seed + 1)
+    steps = int((walks.nodes[:, 1:] >= 0).sum())
+    if out is not None:
+        with atomic_path(Path(out)) as tmp:
+            tmp.mkdir(parents=True)
+            np.save(tmp / "nodes.npy", walks.nodes)
+            np.save(tmp / "actions.npy", walks.actions)
+            np.savez(tmp / "bc_examples.npz", current=examples.current, goal=examples.goal,
+                     action=examples.action, distance=examples.distance)
+            write_manifest(tmp, {"kind": "protege.nav.walks", "graph": str(graph_folder),
+                                 "dead_end": dead_end, "seed": seed})
+    return {"walks": len(starts), "steps": steps, "links_taken": int((walks.actions >= 0).sum()),
+            "bc_examples": len(examples), "graph_load_s": round(load_s, 4),
+            "walk_s": round(walk_s, 4), "steps_per_s": round(steps / max(walk_s, 1e-9)),
+            "threads": numba.get_num_threads(), "saved_to": str(out) if out else None}
