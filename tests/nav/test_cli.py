@@ -37,3 +37,21 @@ def test_bad_names_are_user_errors(dictd_path, tmp_path):
     invoke("nav", "build", "dictd", dictd_path, "--out", tmp_path / "g")
     r = invoke("nav", "train", tmp_path / "g", "--out", tmp_path / "run", "--encoder", "bert")
     assert isinstance(r.exception, UserError) and "minilm" in str(r.exception)
+
+
+def test_search_follows_links_from_the_best_lexical_match(dictd_path, tmp_path):
+    invoke("nav", "build", "dictd", dictd_path, "--out", tmp_path / "g")
+    invoke("nav", "train", tmp_path / "g", "--out", tmp_path / "run", "--encoder", "tfidf",
+           "--steps", 5, "--batch-size", 8)
+    r = invoke("nav", "search", "gamma rays", "--policy", tmp_path / "run", "--steps", 3)
+    assert r.exit_code == 0, r.output
+    from protege.nav.search import search
+    from protege.nav.train import load_policy
+    model, graph = load_policy(tmp_path / "run")
+    rows = search(model, graph, "tfidf", "unicode café", steps=3)
+    assert rows[0]["page"] == "Café"
+    titles = graph.titles()
+    ids = [titles.index(r["page"]) for r in rows]
+    for a, b in zip(ids, ids[1:]):
+        assert b in graph.neighbors(a)  # every step follows a link
+    assert len(set(ids)) == len(ids)    # never revisits

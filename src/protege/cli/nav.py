@@ -78,3 +78,19 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
         rows = evaluate_policy(policy, cfg, out or policy / "eval.json",
                                progress=lambda: progress.advance(task))
     print_summary(f"nav eval {policy} (success within budget, Wilson 95% CI)", headline_rows(rows))
+
+
+@nav_app.command("search")
+def search(query: str = typer.Argument(..., help="free-text query"),
+           policy: Path = typer.Option(..., "--policy", help="run folder of `protege nav train`"),
+           steps: int = typer.Option(6, help="links to follow from the start page")):
+    """Start at the best TF-IDF page for QUERY and follow the policy towards it (evidence pages)."""
+    import torch
+
+    from protege.evaluation.nav import json_encoder
+    from protege.nav.search import search as run_search
+    from protege.nav.train import load_policy
+    torch.set_num_threads(1)
+    model, graph = load_policy(policy)
+    rows = run_search(model, graph, json_encoder(policy), query, steps)
+    print_summary(f"nav search {query!r}", rows)

@@ -48,17 +48,20 @@ class LinkScorer(nn.Module):
         return x + self.page(ids) if self.page is not None else x
 
     def forward(self, cur: torch.Tensor, goal: torch.Tensor, cand: torch.Tensor,
-                seg: torch.Tensor) -> torch.Tensor:
+                seg: torch.Tensor, goal_emb: torch.Tensor | None = None) -> torch.Tensor:
         """cur, goal: (B,) page ids; cand: (M,) the links of all B pages concatenated; seg: (M,)
-        which of the B rows each link belongs to. Returns logits (M,).
+        which of the B rows each link belongs to. `goal_emb` (B, D), if given, replaces the goal
+        pages by free embeddings (a query): no page vector, no exact hit. Returns logits (M,).
 
         Links are flat rather than padded to (B, max degree): FOLDOC's largest page has 1,279 links
         against a median of 2, so padding would multiply the work by ~100."""
-        xc, xg = self.vec(cur), self.vec(goal)                        # (B, dim)
+        eg = self.emb[goal] if goal_emb is None else goal_emb          # (B, D)
+        xc = self.vec(cur)                                            # (B, dim)
+        xg = self.vec(goal) if goal_emb is None else self.proj(goal_emb)
         q = self.query(torch.cat([xc, xg, xc * xg], dim=-1))          # (B, dim)
         xn = self.vec(cand)                                           # (M, dim)
-        sim = (self.emb[cand] * self.emb[goal][seg]).sum(-1)          # (M,) cosine (unit norm)
-        hit = (cand == goal[seg]).float()
+        sim = (self.emb[cand] * eg[seg]).sum(-1)                      # (M,) cosine (unit norm)
+        hit = (cand == goal[seg]).float() if goal_emb is None else torch.zeros_like(sim)
         return (xn * q[seg]).sum(-1) + self.sim_weight * sim + self.hit_weight * hit
 
 
