@@ -68,15 +68,19 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
              budget_factor: float = typer.Option(2.0, help="step budget = ceil(factor * k)"),
              min_pairs: int = typer.Option(30, help="report k only with this many pairs"),
              seed: int = typer.Option(1234),
-             out: Path = typer.Option(None, help="JSON file for all rows (default POLICY/eval.json)")):
+             out: Path = typer.Option(None, help="JSON file for all rows (default POLICY/eval.json)"),
+             markdown: Path = typer.Option(None, help="also write the tables as Markdown here")):
     """Success within the step budget for k = 1..k_max: policy vs similarity, random, BFS oracle."""
-    from protege.evaluation.nav import NavEvalConfig, evaluate_policy, headline_rows
+    from protege.evaluation.nav import NavEvalConfig, evaluate_policy, headline_rows, markdown_tables
+    from protege.runs import write_text_atomic
     cfg = NavEvalConfig(ks=tuple(range(1, k_max + 1)), pairs=pairs, min_pairs=min_pairs,
                         budget_factor=budget_factor, seed=seed)
     with _progress() as progress:
         task = progress.add_task("navigate", total=None)
         rows = evaluate_policy(policy, cfg, out or policy / "eval.json",
                                progress=lambda: progress.advance(task))
+    if markdown is not None:
+        write_text_atomic(markdown, markdown_tables(rows))
     print_summary(f"nav eval {policy} (success within budget, Wilson 95% CI)", headline_rows(rows))
 
 

@@ -162,3 +162,19 @@ def headline_rows(rows: list[dict]) -> list[dict]:
     for r in rows:
         table[(r["pairs"], r["k"])]["bfs len"] = round(r["oracle_mean_length"], 2)
     return list(table.values())
+
+
+def markdown_tables(rows: list[dict]) -> str:
+    """The headline rows as one Markdown table per pair kind (success % [Wilson 95% CI])."""
+    out = []
+    for kind in ("walk", "distance"):
+        lines = [r for r in headline_rows(rows) if r["pairs"] == kind]
+        if not lines:
+            continue
+        cols = [c for c in lines[0] if c != "pairs"]
+        out.append(f"Pairs: **{kind}**\n")
+        out.append("| " + " | ".join(cols) + " |")
+        out.append("|" + "---|" * len(cols))
+        out.extend("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in lines)
+        out.append("")
+    return "\n".join(out)
