@@ -13,6 +13,7 @@ from protege.errors import UserError
 DOMAIN_CLIS = [
     "protege.cli.core",
     "protege.cli.lm",
+    "protege.cli.nav",
 ]
 
 
