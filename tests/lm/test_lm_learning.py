@@ -76,3 +76,18 @@ def test_file_task_errors_are_one_line(tmp_path):
     with pytest.raises(UserError, match="bad.jsonl line 2: missing field 'completion'"):
         start("lm_arithmetic_mle", TINY + [f"task.path={bad}", f"runs_dir={tmp_path}"])
     assert not (tmp_path / "arithmetic-mle").exists()
+
+
+def test_cli_reward_and_sample(trained, cli, tmp_path):
+    run_dir, _ = trained
+    data = tmp_path / "score.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"name {w}", "completion": ANSWERS[w]}) + "\n"
+                            for w in WORDS[:3]))
+    code, out = cli("lm", "reward", run_dir, "--data", data, "--out", tmp_path / "scores.jsonl")
+    assert code == 0, out
+    rows = [json.loads(l) for l in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all("reward" in r for r in rows) and "mean reward" in out
+    code, out = cli("lm", "sample", run_dir, "name red", "--n", "2")
+    assert code == 0 and "red is colour number 0" in out, out
+    code, out = cli("lm", "reward", tmp_path, "--data", data)
+    assert code == 2 and "no trained model" in out
