@@ -91,3 +91,6 @@ def test_cli_reward_and_sample(trained, cli, tmp_path):
     assert code == 0 and "red is colour number 0" in out, out
     code, out = cli("lm", "reward", tmp_path, "--data", data)
     assert code == 2 and "no trained model" in out
+    code, out = cli("eval", "lm", run_dir, "--prompts", "8", "--sample-prompts", "2", "--samples", "2",
+                    "--beams", "2")
+    assert code == 0 and "eval/greedy_score" in out, out

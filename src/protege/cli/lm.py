@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from protege.cli.apps import app, console, print_summary
+from protege.cli.apps import app, console, eval_app, print_summary
 
 lm_app = typer.Typer(help="Language-model tools: reward extraction, sampling.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
@@ -48,3 +48,24 @@ def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top
     cfg = EvalConfig(temperature=temperature, top_p=top_p, num_beams=beams)
     outs = generate(model, tokenizer, [prompt], cfg, n=1 if beams > 1 else n, sample=beams == 1)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
+
+
+@eval_app.command("lm")
+def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run directory"),
+            prompts: int = 200, samples: int = 8, sample_prompts: int = 50, temperature: float = 1.0,
+            top_p: float = 1.0, beams: int = 1, seed: int = 0):
+    """Re-evaluate a trained language model on its task's held-out prompts (other sampling settings)."""
+    import torch
+
+    from protege.data.tasks import TaskConfig, load_task
+    from protege.evaluation.lm import EvalConfig, evaluate_lm, load_trained
+    model, tokenizer, config = load_trained(run_dir)
+    task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
+    task = load_task(TaskConfig(**task_fields), config["seed"])
+    cfg = EvalConfig(prompts=prompts, samples=samples, sample_prompts=sample_prompts,
+                     temperature=temperature, top_p=top_p, num_beams=beams,
+                     max_new_tokens=config["eval"]["max_new_tokens"])
+    torch.manual_seed(seed)
+    metrics = evaluate_lm(model, tokenizer, config["task"]["kind"], task.eval, cfg,
+                          config["model"]["context"], config["objective"]["gamma"])
+    print_summary(f"evaluation of {run_dir}", [{"key": k, "value": v} for k, v in metrics.items()])
