@@ -16,6 +16,7 @@ from protege.errors import UserError, unknown_name
 
 EXPERIMENTS = {
     "lm": "protege.learners.lm.experiment",
+    "nav_bc": "protege.nav.train",
 }
 
 
