@@ -8,6 +8,7 @@ with the task score says whether the model's implicit reward knows what a good c
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ import torch
 from protege.data.text import TextExample
 from protege.evaluation.text_metrics import distinct_n, rouge, self_bleu
 from protege.data.tokens import collate, encode, step_logits
+from protege.errors import UserError
 from protege.losses.iqlearn import extracted_reward
 
 
@@ -109,3 +111,28 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
             "eval/distinct_2": float(np.mean([distinct_n(g, 2) for g in samples])),
             "eval/token_entropy": float(np.mean(entropies)),
             "eval/reward_spearman": float(corr)}
+
+
+def load_trained(run_dir: Path):
+    """(model, tokenizer, resolved config) of a finished `lm` run."""
+    import yaml
+    from transformers import AutoModelForCausalLM
+    from protege.models.tokenizer import load_tokenizer
+    run_dir = Path(run_dir)
+    if not (run_dir / "model" / "config.json").exists():
+        raise UserError(f"{run_dir}: no trained model (expected {run_dir / 'model'}; has the run finished?)")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model = AutoModelForCausalLM.from_pretrained(str(run_dir / "model"), local_files_only=True,
+                                                 use_safetensors=True)
+    return model, load_tokenizer(run_dir / "tokenizer"), config
+
+
+def reward_table(run_dir: Path, examples: list[TextExample]) -> list[dict]:
+    """Extracted sequence reward (and mean token entropy) of each completion under a trained model."""
+    model, tokenizer, config = load_trained(run_dir)
+    gamma = config.get("objective", {}).get("gamma", 1.0)
+    rewards, entropies = score_completions(model, tokenizer, examples, config["model"]["context"], gamma)
+    kind = config.get("task", {}).get("kind", "file")
+    return [{"prompt": e.prompt, "completion": e.completion, "reward": float(r), "entropy": float(h),
+             **({"correct": task_score(kind, e, e.completion)} if kind == "arithmetic" else {})}
+            for e, r, h in zip(examples, rewards, entropies)]

@@ -38,13 +38,16 @@ def build_model(cfg: ModelConfig, vocab_size: int, pad_id: int, eos_id: int):
     return load_hf_model(cfg)
 
 
-def load_hf_model(cfg: ModelConfig):
-    from transformers import AutoModelForCausalLM
-    path = Path(cfg.source)
-    if not (path / "config.json").exists():
+def check_source(cfg: ModelConfig) -> None:
+    if cfg.source != "builtin" and not (Path(cfg.source) / "config.json").exists():
         raise UserError(f"model.source {cfg.source!r} is neither 'builtin' nor a local HF model "
                         f"directory with config.json")
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+
+
+def load_hf_model(cfg: ModelConfig):
+    from transformers import AutoModelForCausalLM
+    check_source(cfg)
+    model = AutoModelForCausalLM.from_pretrained(cfg.source, local_files_only=True,
                                                  torch_dtype=torch.float32, use_safetensors=True)
     if cfg.lora_r > 0:
         from peft import LoraConfig, get_peft_model

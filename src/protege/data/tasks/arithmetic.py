@@ -32,7 +32,7 @@ ANSWER = re.compile(r"answer is (-?\d+)")
 
 def make_problem(rng: random.Random) -> tuple[str, int, dict]:
     """A prompt, its answer, and the values the solution templates need."""
-    a, b = rng.randint(2, 20), rng.randint(1, 9)
+    a, b = rng.randint(2, 15), rng.randint(1, 9)
     c = rng.randint(1, min(9, a))  # so that subtracting first never goes negative
     values = {"name": rng.choice(NAMES), "item": rng.choice(ITEMS), "gain": rng.choice(GAINS),
               "loss": rng.choice(LOSSES), "a": a, "b": b, "c": c,

@@ -12,7 +12,7 @@ from protege.evaluation.lm import EvalConfig, evaluate_lm
 from protege.learners.lm.objectives import ObjectiveConfig, objective_loss
 from protege.learners.lm.online import OnlineMixer
 from protege.learners.loop import TrainerConfig, distributed, fit
-from protege.models.lm import ModelConfig, build_model, parameter_count
+from protege.models.lm import ModelConfig, build_model, check_source, parameter_count
 from protege.models.tokenizer import check_matches, load_tokenizer, train_bpe
 from protege.runs import Run
 
@@ -48,6 +48,7 @@ def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
 def run(cfg: Config, run: Run) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    check_source(cfg.model)
     data = load_task(cfg.task, cfg.seed)
     tokenizer = make_tokenizer(cfg, run, [e.prompt + "\n" + e.completion for e in data.train])
     encoded, truncated = encode(data.train, tokenizer, cfg.model.context, cfg.task.overflow)
