@@ -63,9 +63,9 @@ def _score_vs_diversity(runs, out: Path, plt) -> str | None:
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(5, 4))
-    for name, greedy, sampled, bleu in points:
-        ax.scatter([100 - bleu], [greedy], marker="o")
-        ax.scatter([100 - bleu], [sampled], marker="x")
+    for i, (name, greedy, sampled, bleu) in enumerate(points):
+        ax.scatter([100 - bleu], [greedy], marker="o", color=f"C{i}")
+        ax.scatter([100 - bleu], [sampled], marker="x", color=f"C{i}")
         ax.annotate(name, (100 - bleu, greedy), fontsize=7)
     ax.set(xlabel="diversity (100 - Self-BLEU)", ylabel="task score (o greedy, x sampled)",
            title="task score against diversity")
