@@ -88,7 +88,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.extrapolate:
+    if args.extrapolate and result["edges"] < PAPER_EDGES:
         result.update(extrapolate(result))
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
 

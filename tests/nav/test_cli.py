@@ -55,3 +55,14 @@ def test_search_follows_links_from_the_best_lexical_match(dictd_path, tmp_path):
     for a, b in zip(ids, ids[1:]):
         assert b in graph.neighbors(a)  # every step follows a link
     assert len(set(ids)) == len(ids)    # never revisits
+
+
+def test_nav_bc_experiment_runs_from_a_recipe(dictd_path, tmp_path):
+    from protege.experiments import start
+    invoke("nav", "build", "dictd", dictd_path, "--out", tmp_path / "g")
+    recipe = tmp_path / "nav.yaml"
+    recipe.write_text(f"experiment: nav_bc\nname: r\ngraph: {tmp_path / 'g'}\nencoder: tfidf\n"
+                      "walks_per_page: 3\ntrainer:\n  steps: 4\n  batch_size: 8\n  checkpoint_every: 2\n")
+    run_dir, summary = start(str(recipe), ["seed=1"], run_dir=tmp_path / "run")
+    assert summary["examples"] > 0 and (run_dir / "policy.safetensors").exists()
+    assert (run_dir / "summary.json").exists()

@@ -55,6 +55,7 @@ def make_examples(graph, cfg: Config):
 
 def run(cfg: Config, run: Run, resume: bool = False, progress=None) -> dict:
     torch.set_num_threads(1)  # the machine is shared; the model is small
+    resume = resume or run.latest_checkpoint() is not None  # `protege run --resume` reopens the Run
     graph = open_graph(Path(cfg.graph))
     emb = load_or_encode(graph, cfg.encoder, progress=progress)
     ex = make_examples(graph, cfg)
@@ -72,7 +73,6 @@ def run(cfg: Config, run: Run, resume: bool = False, progress=None) -> dict:
     save_policy(run.dir, model, cfg)
     summary = {"examples": len(ex), "pages": graph.num_nodes, "links": graph.num_edges,
                "encoder": cfg.encoder, **{k: v for k, v in metrics.items() if k.startswith(("nav/", "train/loss"))}}
-    run.finish(summary)
     return summary
 
 
@@ -114,4 +114,7 @@ def run_from_cli(graph: Path, out: Path, encoder: str, steps: int, batch_size: i
                  policy=PolicyConfig(page_vectors=page_vectors))
     cfg.trainer.steps, cfg.trainer.batch_size, cfg.trainer.lr = steps, batch_size, lr
     cfg.trainer.checkpoint_every = min(cfg.trainer.checkpoint_every, steps)
-    return run(cfg, Run(Path(out), asdict(cfg), resume=resume), resume=resume)
+    run_dir = Run(Path(out), asdict(cfg), resume=resume)
+    summary = run(cfg, run_dir, resume=resume)
+    run_dir.finish(summary)
+    return summary

@@ -29,36 +29,66 @@ def _splitmix(x):
 
 
 @njit(inline="always")
+def _bounded(r, n):
+    """Uniform integer in [0, n) from 64 random bits: Lemire's multiply-shift on the top 32 bits
+    (no 64-bit division, which dominated the step cost) while n < 2^32, modulo beyond."""
+    if n < 4294967296:
+        return np.int64(((r >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+    return np.int64(r % np.uint64(n))
+
+
+@njit(inline="always")
 def _stream(seed, index):
     state = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03) + np.uint64(index) * _GOLDEN
     state, _ = _splitmix(state)
     return state
 
 
+_LANES = 16  # walks advanced in lockstep per thread
+
+
 @njit(parallel=True, cache=True)
 def _walk_kernel(offsets, targets, starts, length, policy, seed, nodes, actions):
+    """Each thread advances `_LANES` walks in lockstep: their memory reads are independent, so the
+    CPU overlaps the cache misses (two per step on a graph larger than the cache) instead of
+    waiting for each in turn -- one walk at a time is latency-bound."""
     num_nodes = len(offsets) - 1
-    for w in prange(len(starts)):
-        state = _stream(seed, w)
-        cur = np.int64(starts[w])
-        nodes[w, 0] = cur
+    num_walks = len(starts)
+    for block in prange((num_walks + _LANES - 1) // _LANES):
+        first = block * _LANES
+        lanes = min(_LANES, num_walks - first)
+        state = np.empty(_LANES, np.uint64)
+        cur = np.empty(_LANES, np.int64)
+        alive = np.zeros(_LANES, np.bool_)
+        for j in range(lanes):
+            state[j] = _stream(seed, first + j)
+            cur[j] = starts[first + j]
+            nodes[first + j, 0] = cur[j]
+            alive[j] = True
         for t in range(length):
-            lo = offsets[cur]
-            deg = offsets[cur + 1] - lo
-            if deg == 0:
-                if policy == 0:
-                    break
-                if policy == 1:
-                    cur = np.int64(starts[w])
+            for j in range(lanes):
+                if not alive[j]:
+                    continue
+                w = first + j
+                c = cur[j]
+                lo = offsets[c]
+                deg = offsets[c + 1] - lo
+                if deg == 0:
+                    if policy == 0:
+                        alive[j] = False
+                        continue
+                    if policy == 1:
+                        c = np.int64(starts[w])
+                    else:
+                        state[j], r = _splitmix(state[j])
+                        c = _bounded(r, num_nodes)
                 else:
-                    state, r = _splitmix(state)
-                    cur = np.int64(r % np.uint64(num_nodes))
-            else:
-                state, r = _splitmix(state)
-                k = np.int64(r % np.uint64(deg))
-                cur = targets[lo + k]
-                actions[w, t] = k
-            nodes[w, t + 1] = cur
+                    state[j], r = _splitmix(state[j])
+                    k = _bounded(r, deg)
+                    c = np.int64(targets[lo + k])
+                    actions[w, t] = k
+                cur[j] = c
+                nodes[w, t + 1] = c
 
 
 @dataclass(frozen=True)
@@ -123,7 +153,7 @@ def _bc_kernel(nodes, actions, horizon, goals_per_step, seed, out_cur, out_goal,
             span = min(end, t + horizon) - t  # goals nodes[t+1 .. t+span] lie on this segment
             for _ in range(goals_per_step):
                 state, r = _splitmix(state)
-                j = 1 + np.int64(r % np.uint64(span))
+                j = 1 + _bounded(r, span)
                 goal = nodes[w, t + j]
                 if goal == nodes[w, t]:
                     continue  # the walk came back: no link choice to imitate
