@@ -73,3 +73,8 @@ def test_cli_recipe_with_wrong_type(cli, tmp_path):
 def test_cli_bad_hyperparameter_leaves_no_run_dir(cli, tmp_path):
     assert_one_line_error(*cli("run", "lm_arithmetic_iqlearn", "objective.lam=-1"), "lambda")
     assert not (tmp_path / "runs").exists()
+
+
+def test_cli_missing_option_is_a_usage_error_without_traceback(cli):
+    code, out = cli("data", "arithmetic")
+    assert code == 2 and "Missing argument" in out and "Traceback" not in out

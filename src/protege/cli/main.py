@@ -5,6 +5,7 @@ import importlib
 import sys
 
 import click
+import typer
 
 from protege.cli.apps import app
 from protege.errors import UserError
@@ -18,6 +19,22 @@ DOMAIN_CLIS = [
 ]
 
 
+def _classes(*names: str) -> tuple:
+    """The exception classes of that name in click and in the click copy newer typer vendors."""
+    modules = [click.exceptions, typer.exceptions]
+    try:
+        import typer._click.exceptions as vendored
+        modules.append(vendored)
+    except ImportError:
+        pass
+    return tuple({getattr(m, n) for m in modules for n in names if hasattr(m, n)})
+
+
+USAGE_ERRORS = _classes("ClickException")
+ABORTS = _classes("Abort")
+EXITS = _classes("Exit")
+
+
 def main(argv: list[str] | None = None) -> None:
     for module in DOMAIN_CLIS:
         importlib.import_module(module)
@@ -26,11 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except ABORTS:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.ClickException as e:
+    except USAGE_ERRORS as e:
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
+    except EXITS as e:
         sys.exit(e.exit_code)
