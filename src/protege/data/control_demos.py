@@ -61,7 +61,7 @@ def rollout(env: gym.Env, policy, seed: int) -> dict:
 
 
 def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repeat: int = 1,
-                 random_episodes: int = 5, progress=None) -> dict:
+                 random_episodes: int = 20, progress=None) -> dict:
     """Roll out the scripted expert for `episodes` episodes and write a Minari dataset to `out`."""
     from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
