@@ -21,6 +21,7 @@ from typing import Literal
 
 import gymnasium as gym
 import numpy as np
+from dm_control.rl.control import PhysicsError
 
 from protege.errors import UserError, unknown_name
 
@@ -93,7 +94,10 @@ class ControlEnv(gym.Env):
         action = np.clip(np.asarray(action, np.float64), self.action_space.low, self.action_space.high)
         reward, terminated, truncated = 0.0, False, False
         for _ in range(self.action_repeat):
-            ts = self._env.step(action)
+            try:
+                ts = self._env.step(action)
+            except PhysicsError as e:  # dm-control's own check of a diverged simulator
+                raise NonFiniteObservation(f"{self.task_name} step {self._steps}: {e}") from None
             reward += ts.reward or 0.0
             if ts.last():
                 terminated, truncated = ts.discount == 0.0, ts.discount != 0.0
