@@ -13,6 +13,7 @@ from protege.errors import unknown_name
 
 EXPERIMENTS = {
     "lm": "protege.learners.lm.experiment",
+    "control_imitation": "protege.learners.control_experiment",
 }
 
 

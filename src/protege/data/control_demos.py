@@ -61,7 +61,7 @@ def rollout(env: gym.Env, policy, seed: int) -> dict:
 
 
 def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repeat: int = 1,
-                 random_episodes: int = 20, progress=None) -> dict:
+                 random_episodes: int = 20, progress=None, time_limit: float | None = None) -> dict:
     """Roll out the scripted expert for `episodes` episodes and write a Minari dataset to `out`."""
     from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
@@ -74,7 +74,7 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty; choose another --out")
-    env = make_control_env(task, seed=seed, action_repeat=action_repeat)
+    env = make_control_env(task, seed=seed, action_repeat=action_repeat, time_limit=time_limit)
     buffers, returns = [], []
     for i in range(episodes):
         ep = rollout(env, expert, seed + i)
@@ -88,7 +88,8 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
     random_returns = [float(rollout(env, None, 10_000 + seed + i)["rewards"].sum())
                       for i in range(random_episodes)]
     meta = {"protege_task": task, "protege_obs_keys": ",".join(env.obs_keys),
-            "protege_action_repeat": action_repeat, "ref_max_score": float(np.mean(returns)),
+            "protege_action_repeat": action_repeat,
+            "protege_time_limit": time_limit or 0.0, "ref_max_score": float(np.mean(returns)),
             "ref_min_score": float(np.mean(random_returns)), "algorithm_name": f"scripted-{task}"}
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -103,7 +104,7 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
 
 
 def load_demos(folder: Path, task: str | None = None, obs_dim: int | None = None,
-               max_episodes: int | None = None) -> ControlDemos:
+               max_episodes: int | None = None, action_repeat: int | None = None) -> ControlDemos:
     """Verify the manifest and read every transition; a task or observation-size mismatch with what
     the caller will train on raises `UserError` (a dataset recorded on another task)."""
     from minari.dataset.minari_storage import MinariStorage
@@ -121,6 +122,10 @@ def load_demos(folder: Path, task: str | None = None, obs_dim: int | None = None
     if obs_dim is not None and shape != (obs_dim,):
         raise UserError(f"{folder}: observation spec {shape} does not match the environment's ({obs_dim},) "
                         f"(keys {meta.get('protege_obs_keys')})")
+    recorded_repeat = int(meta.get("protege_action_repeat", 1))
+    if action_repeat is not None and recorded_repeat != action_repeat:
+        raise UserError(f"{folder}: demonstrations were recorded with action_repeat={recorded_repeat}, "
+                        f"the environment uses {action_repeat}")
     ids = range(storage.total_episodes if max_episodes is None else min(max_episodes, storage.total_episodes))
     obs, nxt, act, epi = [], [], [], []
     for i, ep in zip(ids, storage.get_episodes(list(ids))):

@@ -56,13 +56,15 @@ class ControlEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, task: str, seed: int | None = None, action_repeat: int = 1):
+    def __init__(self, task: str, seed: int | None = None, action_repeat: int = 1,
+                 time_limit: float | None = None):
         from dm_control import suite
         domain, name = parse_task(task)
         if action_repeat < 1:
             raise UserError(f"action_repeat must be >= 1, got {action_repeat}")
         self.task_name, self.action_repeat = task, action_repeat
-        self._env = suite.load(domain, name, task_kwargs={"random": seed})
+        task_kwargs = {"random": seed} | ({"time_limit": time_limit} if time_limit else {})
+        self._env = suite.load(domain, name, task_kwargs=task_kwargs)
         self._keys = list(self._env.observation_spec())
         dim = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
         spec = self._env.action_spec()
@@ -196,8 +198,9 @@ class DistractorWrapper(gym.Wrapper):
 
 
 def make_control_env(task: str, seed: int | None = None, distractors: DistractorConfig | None = None,
-                     action_repeat: int = 1) -> gym.Env:
-    env: gym.Env = ControlEnv(task, seed=seed, action_repeat=action_repeat)
+                     action_repeat: int = 1, time_limit: float | None = None) -> gym.Env:
+    """`time_limit` in simulated seconds (None: the suite's default, 1000 control steps)."""
+    env: gym.Env = ControlEnv(task, seed=seed, action_repeat=action_repeat, time_limit=time_limit)
     if distractors is not None and distractors.count > 0:
         env = DistractorWrapper(env, distractors, seed=seed)
     return env

@@ -39,6 +39,9 @@ class FORMConfig:
     expert_steps: int = 3000
     """offline maximum-likelihood steps of the expert density p_E before RL starts"""
     lr: float = 3e-4
+    log_std_min: float = -1.0
+    """floor of both densities' log-std (standardised units): a near-deterministic expert model is
+    otherwise so peaked that every off-demonstration transition gets the same clipped penalty"""
     clip: float = 100.0
     scale: float = 0.1
     """reward = scale * (log p_E - log p_A); log-ratios of many-dimensional densities are large"""
@@ -68,9 +71,13 @@ class Config:
     """gail: state-action discriminator; gaifo: state-only (s, s'); sac: the environment's reward"""
     task: str = "cartpole-swingup"
     action_repeat: int = 1
+    time_limit: float = 0.0
+    """episode length in simulated seconds; 0: the suite's default (1000 simulator steps)"""
     demos: str = ""
     """folder of a Minari dataset from `protege data control-demos`; empty: record into the run dir"""
     demo_episodes: int = 10
+    random_episodes: int = 20
+    """episodes of a uniform random policy recorded with the demos (the normalisation's zero)"""
     distractors: DistractorsConfig = field(default_factory=DistractorsConfig)
     sac: SACConfig = field(default_factory=SACConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -84,8 +91,9 @@ class Config:
 def _demos(cfg: Config, run_dir: Path, base_dim: int) -> ControlDemos:
     folder = Path(cfg.demos) if cfg.demos else run_dir / "demos"
     if not cfg.demos and not folder.exists():
-        record_demos(cfg.task, cfg.demo_episodes, folder, seed=100_000 + cfg.seed, action_repeat=cfg.action_repeat)
-    demos = load_demos(folder, cfg.task, base_dim)
+        record_demos(cfg.task, cfg.demo_episodes, folder, seed=100_000 + cfg.seed, action_repeat=cfg.action_repeat,
+                     random_episodes=cfg.random_episodes, time_limit=cfg.time_limit or None)
+    demos = load_demos(folder, cfg.task, base_dim, action_repeat=cfg.action_repeat)
     return demos
 
 
@@ -108,9 +116,9 @@ def _reward_model(cfg: Config, demos: ControlDemos):
     if cfg.method == "form":
         stats = ConditionalGaussian.stats(demos.obs, demos.next_obs)
         dim = demos.obs.shape[1]
-        expert = ConditionalGaussian(dim, cfg.form.hidden, name="p_E", **stats)
+        expert = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", **stats)
         fit_density(expert, demos.obs, demos.next_obs, cfg.form.expert_steps, seed=cfg.seed)
-        agent = ConditionalGaussian(dim, cfg.form.hidden, name="p_A", **stats)
+        agent = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", **stats)
         return FORMReward(expert, agent, cfg.form.clip, cfg.form.scale, cfg.form.lr)
     if cfg.method in ("gail", "gaifo"):
         second = demos.actions if cfg.method == "gail" else demos.next_obs
@@ -129,8 +137,9 @@ def run(cfg: Config, run) -> dict:
     torch.set_num_threads(1)
     seed_everything(cfg.seed)
     dcfg = DistractorConfig(cfg.distractors.kind, cfg.distractors.count)
-    env = make_control_env(cfg.task, cfg.seed, dcfg, cfg.action_repeat)
-    eval_env = make_control_env(cfg.task, cfg.seed + 1, dcfg, cfg.action_repeat)
+    limit = cfg.time_limit or None
+    env = make_control_env(cfg.task, cfg.seed, dcfg, cfg.action_repeat, limit)
+    eval_env = make_control_env(cfg.task, cfg.seed + 1, dcfg, cfg.action_repeat, limit)
     base_dim = env.observation_space.shape[0] - dcfg.dims
     demos = _demos(cfg, Path(run.dir), base_dim)
     if dcfg.dims:
