@@ -71,7 +71,7 @@ def train_online(env: gym.Env, eval_env: gym.Env, agent: SAC, loop: LoopConfig, 
         if run is not None and step % loop.log_every == 0 and metrics:
             run.log(step, {k: float(v) for k, v in metrics.items()}
                     | {"charts/steps_per_s": step / (time.perf_counter() - start)})
-        if step % loop.eval_every == 0 or step == loop.steps:
+        if loop.eval_episodes and (step % loop.eval_every == 0 or step == loop.steps):
             returns = evaluate(eval_env, agent, loop.eval_episodes, seed=10_000 + step)
             evals.append({"step": step, "return": float(np.mean(returns))})
             if run is not None:
@@ -81,7 +81,7 @@ def train_online(env: gym.Env, eval_env: gym.Env, agent: SAC, loop: LoopConfig, 
     elapsed = time.perf_counter() - start
     _check_finite(agent)
     return {"steps": loop.steps, "seconds": elapsed, "steps_per_s": loop.steps / elapsed,
-            "final_return": evals[-1]["return"], "evals": evals,
+            "final_return": evals[-1]["return"] if evals else float("nan"), "evals": evals,
             "train_episode_returns": episode_returns}
 
 
