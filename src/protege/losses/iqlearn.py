@@ -53,34 +53,35 @@ def check_hyperparameters(lam: float, gamma: float) -> None:
 
 
 def iqlearn_loss(logits: Tensor, actions: Tensor, mask: Tensor, terminal: Tensor,
-                 lam: float, gamma: float = 1.0):
+                 lam: float, gamma: float = 1.0, per_sequence: bool = False):
     """Offline IQ-Learn: E_D[-log pi(a|s) + lambda (Q(s,a) - gamma V(s'))^2]; returns (loss, metrics)."""
     check_hyperparameters(lam, gamma)
     q, values, values_next = _q_v(logits, actions, terminal, gamma)
     td = q - gamma * values_next  # the implicit reward r(s, a)
-    nll = masked_mean(values - q, mask)
-    td_penalty = masked_mean(td.pow(2), mask)
+    nll = masked_mean(values - q, mask, per_sequence)
+    td_penalty = masked_mean(td.pow(2), mask, per_sequence)
     loss = nll + lam * td_penalty if lam else nll
     metrics = {"iqlearn/nll": nll.detach(), "iqlearn/td_penalty": td_penalty.detach(),
-               "iqlearn/value": masked_mean(values, mask).detach(),
-               "iqlearn/reward": masked_mean(td, mask).detach()}
+               "iqlearn/value": masked_mean(values, mask, per_sequence).detach(),
+               "iqlearn/reward": masked_mean(td, mask, per_sequence).detach()}
     return loss, metrics
 
 
 def iqlearn_online_loss(logits: Tensor, actions: Tensor, mask: Tensor, terminal: Tensor,
-                        is_expert: Tensor, lam: float, gamma: float = 1.0):
+                        is_expert: Tensor, lam: float, gamma: float = 1.0,
+                        per_sequence: bool = False):
     """Online IQ-Learn over a batch mixing expert rows and the policy's own rows ([B] bool is_expert)."""
     check_hyperparameters(lam, gamma)
     q, values, values_next = _q_v(logits, actions, terminal, gamma)
     td = q - gamma * values_next
     expert_mask = mask & is_expert.unsqueeze(1)
-    reward_term = masked_mean(td, expert_mask)
-    value_term = masked_mean(values - gamma * values_next, mask)
-    td_penalty = masked_mean(td.pow(2), mask)
+    reward_term = masked_mean(td, expert_mask, per_sequence)
+    value_term = masked_mean(values - gamma * values_next, mask, per_sequence)
+    td_penalty = masked_mean(td.pow(2), mask, per_sequence)
     loss = -reward_term + value_term + lam * td_penalty
     metrics = {"iqlearn/expert_reward": reward_term.detach(), "iqlearn/value_gap": value_term.detach(),
                "iqlearn/td_penalty": td_penalty.detach(),
-               "iqlearn/nll": masked_mean(values - q, expert_mask).detach()}
+               "iqlearn/nll": masked_mean(values - q, expert_mask, per_sequence).detach()}
     return loss, metrics
 
 

@@ -1,0 +1,128 @@
+"""Prompt/completion text datasets from JSONL, Parquet or a local Hugging Face `datasets` folder.
+
+Rows are validated on load: a malformed row raises `UserError` naming the file, the line (JSONL) or
+row (Parquet/datasets) and the field.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from protege.data.episodes import Episode
+from protege.data.manifest import read_manifest, verify_manifest
+from protege.errors import UserError
+
+
+@dataclass(frozen=True)
+class TextExample:
+    prompt: str
+    completion: str
+
+    def to_episode(self, prompt_ids: list[int], completion_ids: list[int]) -> Episode:
+        """The token-level MDP: state = prompt + completion prefix, action = next token, V = 0 at the end."""
+        ids = np.asarray(prompt_ids + completion_ids)
+        steps = len(completion_ids)
+        prefixes = np.stack([np.pad(ids[:len(prompt_ids) + t], (0, steps - t))
+                             for t in range(steps + 1)])
+        return Episode(observations=prefixes, actions=np.asarray(completion_ids),
+                       rewards=np.zeros(steps, dtype=np.float32), terminated=True,
+                       instruction=self.prompt)
+
+
+def load_text_dataset(path: str | Path, prompt_field: str = "prompt",
+                      completion_field: str = "completion") -> list[TextExample]:
+    """Read examples from a .jsonl/.json file, a .parquet file, or a `datasets.save_to_disk` folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"dataset {path} does not exist")
+    if path.is_dir() and read_manifest(path) is not None:
+        verify_manifest(path)
+    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()
+                         or (path / "dataset_dict.json").exists()):
+        rows = _hf_rows(path)
+        where = "row"
+    elif path.is_dir():
+        files = sorted(path.glob("*.jsonl")) + sorted(path.glob("*.parquet"))
+        if not files:
+            raise UserError(f"{path}: folder holds no .jsonl or .parquet file and is not a saved "
+                            f"HF datasets folder")
+        return [ex for f in files for ex in load_text_dataset(f, prompt_field, completion_field)]
+    elif path.suffix in (".jsonl", ".json"):
+        rows, where = _jsonl_rows(path), "line"
+    elif path.suffix == ".parquet":
+        rows, where = _parquet_rows(path), "row"
+    else:
+        raise UserError(f"{path}: unsupported dataset format {path.suffix!r} "
+                        f"(valid: .jsonl, .json, .parquet, a saved HF datasets folder)")
+    examples = [_example(row, number, path, where, prompt_field, completion_field)
+                for number, row in rows]
+    if not examples:
+        raise UserError(f"{path}: dataset is empty")
+    return examples
+
+
+def _example(row, number: int, path: Path, where: str, prompt_field: str, completion_field: str):
+    if not isinstance(row, dict):
+        raise UserError(f"{path} {where} {number}: expected an object with fields "
+                        f"{prompt_field!r} and {completion_field!r}, got {type(row).__name__}")
+    for name in (prompt_field, completion_field):
+        if name not in row:
+            raise UserError(f"{path} {where} {number}: missing field {name!r} "
+                            f"(fields present: {', '.join(map(str, row)) or 'none'})")
+        if not isinstance(row[name], str):
+            raise UserError(f"{path} {where} {number}: field {name!r} must be a string, "
+                            f"got {type(row[name]).__name__}")
+    if not row[completion_field].strip():
+        raise UserError(f"{path} {where} {number}: field {completion_field!r} is empty")
+    return TextExample(row[prompt_field], row[completion_field])
+
+
+def _jsonl_rows(path: Path):
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path} line {number}: invalid JSON ({e.msg})") from None
+
+
+def _parquet_rows(path: Path):
+    import pyarrow.parquet as pq
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise UserError(f"{path}: cannot read Parquet ({e})") from None
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield number, row
+
+
+def _hf_rows(path: Path):
+    import datasets
+    try:
+        data = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise UserError(f"{path}: cannot read HF datasets folder ({e})") from None
+    if isinstance(data, datasets.DatasetDict):
+        if "train" not in data:
+            raise UserError(f"{path}: DatasetDict has no 'train' split (splits: {', '.join(data)})")
+        data = data["train"]
+    for number, row in enumerate(data, start=1):
+        yield number, row
+
+
+def save_text_dataset(examples: list[TextExample], path: Path) -> None:
+    """Write examples as JSONL atomically, with a checksum manifest when `path` is a folder."""
+    from protege.data.manifest import write_manifest
+    from protege.runs import atomic_path
+    path = Path(path)
+    target = path / "data.jsonl" if path.suffix != ".jsonl" else path
+    with atomic_path(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for ex in examples:
+                f.write(json.dumps({"prompt": ex.prompt, "completion": ex.completion}) + "\n")
+    if target.parent == path:
+        write_manifest(path)
