@@ -71,7 +71,7 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
     from protege.runs import atomic_path
 
     expert = scripted_expert(task)
-    out = Path(out)
+    out = Path(out).resolve()  # minari joins relative paths twice
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} already exists and is not empty; choose another --out")
     env = make_control_env(task, seed=seed, action_repeat=action_repeat, time_limit=time_limit)

@@ -8,7 +8,9 @@ Measured returns (mean over seeds 0-9, 1000 steps) are recorded in docs/results/
                       discrete LQR stabiliser; K was solved once with scipy's discrete Riccati solver on
                       MuJoCo's finite-difference linearisation at the upright (Q=diag(1,10,.1,.1), R=.1)
     point_mass-easy   PD control towards the origin (the target)
-    reacher-easy      Jacobian-transpose control of the 2-link arm (links 0.12 m) towards the target
+    reacher-easy      damped-least-squares inverse kinematics of the 2-link arm (links 0.12 m): joint
+                      velocity targets J^T (J J^T + 1e-3 I)^-1 (target - finger), PD on the joints
+                      (plain Jacobian-transpose control stalled near the stretched-arm singularity)
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ def point_mass_easy(obs: np.ndarray) -> np.ndarray:
     return np.clip(-20.0 * obs[:2] - 3.0 * obs[2:4], -1, 1).astype(np.float32)
 
 
-def reacher_easy(obs: np.ndarray, link: float = 0.12) -> np.ndarray:
+def reacher_easy(obs: np.ndarray, link: float = 0.12, damping: float = 1e-3) -> np.ndarray:
     q1, q2, to_target, q_dot = obs[0], obs[1], obs[2:4], obs[4:6]
     s1, c1, s12, c12 = np.sin(q1), np.cos(q1), np.sin(q1 + q2), np.cos(q1 + q2)
     jacobian = np.array([[-link * (s1 + s12), -link * s12], [link * (c1 + c12), link * c12]])
-    return np.clip(200.0 * jacobian.T @ to_target - 1.0 * q_dot, -1, 1).astype(np.float32)
+    dq = jacobian.T @ np.linalg.solve(jacobian @ jacobian.T + damping * np.eye(2), to_target)
+    return np.clip(10.0 * dq - 0.5 * q_dot, -1, 1).astype(np.float32)
 
 
 EXPERTS: dict[str, Policy] = {
