@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from protege.cli.apps import data_app, print_summary
+from protege.cli.apps import data_app, eval_app, print_summary
 
 
 @data_app.command("control-demos")
@@ -25,3 +25,16 @@ def control_demos(
         summary = record_demos(task, episodes, out, seed=seed, action_repeat=action_repeat,
                                progress=lambda i, n: bar.update(job, completed=i))
     print_summary("control demonstrations", [summary])
+
+
+@eval_app.command("control-table")
+def control_table(runs: Path = typer.Argument(..., help="folder holding control_imitation run folders")):
+    """Expert-normalised returns (mean and 95% t-interval over seeds) of finished control runs."""
+    from protege.evaluation.control_results import collect, table
+
+    summaries = collect(runs)
+    if not summaries:
+        from protege.errors import UserError
+        raise UserError(f"{runs}: no finished runs (no */summary.json)")
+    markdown, rows = table(summaries)
+    print_summary("expert-normalised return", [{k: v for k, v in r.items() if k != "per_seed"} for r in rows])
