@@ -42,3 +42,12 @@ def test_corrupted_file_fails_the_manifest(demos_dir, tmp_path):
 def test_refuses_to_overwrite(demos_dir):
     with pytest.raises(UserError, match="already exists"):
         record_demos("cartpole-swingup", 1, demos_dir)
+
+
+def test_non_finite_demonstrations_are_refused():
+    from protege.data.control_demos import ControlDemos
+    obs = np.zeros((3, 2), np.float32)
+    bad = obs.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(UserError, match="non-finite"):
+        ControlDemos(obs, bad, np.zeros((3, 1), np.float32), np.zeros(3, np.int64), "t", 1.0, 0.0)

@@ -65,3 +65,22 @@ def test_replay_ring_buffer_wraps():
     for i in range(5):
         replay.add([i], [0], i, [i + 1], 0)
     assert replay.size == 3 and sorted(replay.obs[:, 0].tolist()) == [2, 3, 4]
+
+
+def test_non_finite_learned_reward_raises():
+    import pytest
+
+    class NaNReward(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def loss_and_reward(self, batch):
+            return self.w.sum(), torch.full((len(batch.obs),), float("nan")), {}
+
+    agent = SAC(2, 1, SACConfig(hidden=8, batch_size=4, bf16=False), NaNReward())
+    replay = Replay(10, 2, 1)
+    for _ in range(5):
+        replay.add([0, 0], [0], 0.0, [0, 0], 0.0)
+    with pytest.raises(FloatingPointError, match="non-finite reward"):
+        agent.update(replay.sample(np.random.default_rng(0), 4))

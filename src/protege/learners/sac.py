@@ -190,6 +190,9 @@ class SAC(nn.Module):
         # reward: the environment's, or the learned model's (which also returns its own loss)
         if self.reward_model is not None:
             aux_loss, reward, metrics = self.reward_model.loss_and_reward(batch)
+            if not torch.isfinite(reward).all():  # never let a diverged reward model poison the critic
+                raise FloatingPointError(f"{type(self.reward_model).__name__}: non-finite reward "
+                                         f"(metrics: { {k: float(v) for k, v in metrics.items()} })")
         else:
             aux_loss, reward, metrics = 0.0, batch.reward, {}
         # critic: soft TD target from the target critics and a fresh next action
