@@ -45,9 +45,12 @@ def test_demos_from_another_task_are_refused(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["form", "gail", "gaifo", "bc"])
-def test_short_training_beats_random(tmp_path, method):
-    """Seeded, bounded: 6000 agent steps on cartpole-swingup (action repeat 4)."""
-    summary, _ = run_method(tmp_path, method, method=method, action_repeat=4, eval_episodes=3,
-                            loop={"steps": 6000, "eval_every": 6000, "eval_episodes": 1})
-    assert summary["normalised_return"] > 0.2, summary
+@pytest.mark.parametrize("recipe", ["form_cartpole", "gail_so_cartpole", "gail_sa_cartpole", "bc_control_cartpole"])
+def test_short_training_beats_random(tmp_path, recipe):
+    """Seeded, bounded (the recipe's 8k agent steps, ~3 min each on a free core): the trained policy's
+    return beats the uniform random policy's by at least 5% of the expert-random gap."""
+    from protege.config import read_recipe
+    data, _ = read_recipe(recipe)
+    data.pop("experiment")
+    summary, _ = run_method(tmp_path, recipe, **data)
+    assert summary["normalised_return"] > 0.05, summary
