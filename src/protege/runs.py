@@ -99,6 +99,7 @@ class Run:
     def __init__(self, root: Path, config: dict, resume: bool = False, is_main: bool = True):
         self.dir = Path(root)
         self.is_main = is_main
+        self.resumed = resume
         self.ckpt_dir = self.dir / "checkpoints"
         if resume and not (self.dir / "config.yaml").exists():
             raise UserError(f"--resume: {self.dir} holds no run to resume")
@@ -111,6 +112,9 @@ class Run:
                 raise UserError(f"--resume: the config differs from the one saved in "
                                 f"{self.dir / 'config.yaml'}; resume with the same recipe and overrides")
         self._tb = None
+        if resume:  # drop what a killed run logged past its last checkpoint
+            latest = self.latest_checkpoint()
+            self.truncate_metrics(load_state(latest / "state.pt")["step"] if latest else -1)
         if is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -156,7 +160,8 @@ class Run:
         name = f"step-{step:08d}"
         with atomic_path(self.ckpt_dir / name) as tmp:
             tmp.mkdir()
-            save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()},
+            # clone: safetensors refuses tensors that share memory (tied embeddings)
+            save_file({k: v.detach().cpu().clone().contiguous() for k, v in weights.items()},
                       str(tmp / "model.safetensors"))
             torch.save({**state, "step": step}, tmp / "state.pt")
         write_text_atomic(self.ckpt_dir / "latest", name)

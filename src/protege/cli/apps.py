@@ -1,10 +1,13 @@
 """Command groups shared by every domain: each domain's CLI module adds its commands to these."""
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 app = typer.Typer(help="Protégé: learning behaviour from people.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -26,6 +29,9 @@ def summary_table(title: str, rows: list[dict]) -> Table:
 
 
 def print_summary(title: str, rows: list[dict]) -> None:
+    """One row prints as a two-column key/value table (it stays readable however many keys)."""
+    if len(rows) == 1 and len(rows[0]) > 6:
+        rows = [{"key": k, "value": v} for k, v in rows[0].items()]
     console.print(summary_table(title, rows))
 
 

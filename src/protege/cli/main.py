@@ -12,6 +12,8 @@ from protege.errors import UserError
 # Each domain's CLI module registers its commands on import (heavy imports stay inside commands).
 DOMAIN_CLIS = [
     "protege.cli.core",
+    "protege.cli.lm",
+    "protege.cli.nav",
     "protege.cli.control",
 ]
 

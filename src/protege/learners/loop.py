@@ -169,7 +169,7 @@ def _accumulate(model, loss_fn, make_batch, indices, rank, micro, cfg) -> dict:
             loss, metrics = loss_fn(model, make_batch(chunk))
             (loss / cfg.grad_accum).backward()
         for key, value in {"train/loss": loss, **metrics}.items():
-            totals[key] = totals.get(key, 0.0) + float(value) / cfg.grad_accum
+            totals[key] = totals.get(key, 0.0) + float(torch.as_tensor(value).detach()) / cfg.grad_accum
     _, world = distributed()
     if world > 1:  # average the logged values over ranks so every process logs the same numbers
         keys = sorted(totals)
@@ -201,9 +201,7 @@ def _restore(model, optimizer, sampler, run: Run, rank: int) -> int:
     sampler.load_state_dict(state["sampler"])
     if rank == 0:
         set_rng_state(state["rng"])
-    step = int(state["step"])
-    run.truncate_metrics(step)
-    return step
+    return int(state["step"])
 
 
 def _progress(enabled: bool) -> Progress:

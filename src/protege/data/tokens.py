@@ -1,0 +1,69 @@
+"""Token batches for the token-level MDP: state = prompt + completion prefix, action = next token."""
+
+from dataclasses import dataclass
+
+import torch
+
+from protege.data.text import TextExample
+from protege.errors import UserError
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    ids: list[int]
+    """prompt tokens, then completion tokens, then EOS"""
+    prompt_len: int
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    input_ids: torch.Tensor
+    """[B, T] right-padded token ids"""
+    attention_mask: torch.Tensor
+    """[B, T] 1 on real tokens"""
+    loss_mask: torch.Tensor
+    """[B, T-1] bool: true where the target token ids[:, t+1] is a completion token (or EOS)"""
+    terminal: torch.Tensor
+    """[B, T-1] bool: true at the step whose action is EOS (V = 0 after it)"""
+    is_expert: torch.Tensor
+    """[B] bool: demonstration rows (false for the policy's own samples in online IQLearn)"""
+
+
+def encode(examples: list[TextExample], tokenizer, context: int, overflow: str = "truncate"):
+    """Token ids per example; returns (encoded, number truncated). overflow: "truncate" or "refuse"."""
+    encoded, truncated = [], 0
+    for i, ex in enumerate(examples):
+        prompt = tokenizer(ex.prompt + "\n", add_special_tokens=False)["input_ids"]
+        completion = tokenizer(ex.completion, add_special_tokens=False)["input_ids"]
+        ids = prompt + completion + [tokenizer.eos_token_id]
+        if len(ids) > context:
+            if overflow == "refuse":
+                raise UserError(f"example {i + 1}: {len(ids)} tokens exceed the context of {context} "
+                                f"(set task.overflow=truncate or model.context higher)")
+            truncated += 1
+            if len(prompt) >= context - 1:
+                continue  # nothing of the completion would remain
+            ids = ids[:context]
+        encoded.append(EncodedExample(ids, len(prompt)))
+    return encoded, truncated
+
+
+def collate(rows: list[EncodedExample], pad_id: int, is_expert: list[bool] | None = None) -> TokenBatch:
+    width = max(len(r.ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(rows), width - 1), dtype=torch.bool)
+    terminal = torch.zeros((len(rows), width - 1), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        n = len(row.ids)
+        ids[i, :n] = torch.tensor(row.ids)
+        attention[i, :n] = 1
+        loss_mask[i, row.prompt_len - 1:n - 1] = True
+        terminal[i, n - 2] = True  # the last action (EOS, or the cut-off token) ends the episode
+    expert = torch.tensor(is_expert if is_expert is not None else [True] * len(rows))
+    return TokenBatch(ids, attention, loss_mask, terminal, expert)
+
+
+def step_logits(model, batch: TokenBatch) -> torch.Tensor:
+    """Q(s_t, .) for every step t: logits at positions 0..T-2, shape [B, T-1, V]."""
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
