@@ -1,3 +1,4 @@
+import gzip
 import os
 import subprocess
 import sys
@@ -29,3 +30,34 @@ def cli(tmp_path):
                               timeout=timeout, env=protege_env())
         return proc.returncode, proc.stdout + proc.stderr
     return invoke
+
+
+# dictd fixtures (shared by the FOLDOC task and the graph builders) -------------------------------
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64(n: int) -> str:
+    out = ""
+    while True:
+        out = B64[n % 64] + out
+        n //= 64
+        if n == 0:
+            return out
+
+
+def write_dictd(folder, entries: list[tuple[list[str], str]], name="tiny"):
+    """entries: (headwords, body) -> folder/name.index + folder/name.dict.dz (gzip)."""
+    data, index = b"", []
+    header = b"00-database-short\n     tiny test dictionary\n"
+    index.append(("00-database-short", 0, len(header)))
+    data += header
+    for heads, body in entries:
+        raw = body.encode("utf-8")
+        for h in heads:
+            index.append((h.lower(), len(data), len(raw)))
+        data += raw
+    (folder / f"{name}.index").write_text(
+        "".join(f"{h}\t{b64(o)}\t{b64(n)}\n" for h, o, n in sorted(index)), encoding="utf-8")
+    with gzip.open(folder / f"{name}.dict.dz", "wb") as f:
+        f.write(data)
+    return folder / f"{name}.index"

@@ -17,6 +17,8 @@ from protege.errors import UserError, unknown_name
 EXPERIMENTS = {
     "lm": "protege.learners.lm.experiment",
     "nav_bc": "protege.nav.train",
+    "babyai_offline": "protege.learners.babyai.experiment",
+    "babyai_gail": "protege.learners.babyai.gail",
     "control_imitation": "protege.learners.control_experiment",
 }
 

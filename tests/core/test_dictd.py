@@ -6,35 +6,11 @@ import pytest
 from protege.data.dictd import b64_number, read_dictd
 from protege.data.tasks.foldoc import clean_definition, foldoc_examples
 from protege.errors import UserError
-
-B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def b64(n: int) -> str:
-    out = ""
-    while True:
-        out = B64[n % 64] + out
-        n //= 64
-        if n == 0:
-            return out
-
-
-def write_dictd(folder: Path, entries: list[tuple[list[str], str]], name="tiny") -> Path:
-    data, lines = b"", []
-    for heads, text in entries:
-        raw = text.encode()
-        for head in heads:
-            lines.append(f"{head}\t{b64(len(data))}\t{b64(len(raw))}\n")
-        data += raw
-    (folder / f"{name}.index").write_text("".join(sorted(lines)))
-    with gzip.open(folder / f"{name}.dict.dz", "wb") as f:
-        f.write(data)
-    return folder / name
+from tests.conftest import write_dictd
 
 
 def test_reads_entries_with_aliases(tmp_path):
-    base = write_dictd(tmp_path, [(["00-database-info"], "info\n"),
-                                  (["alpha", "alias"], "alpha\n\n   The first {letter}.\n\n   (1999-01-01)\n"),
+    base = write_dictd(tmp_path, [(["alpha", "alias"], "alpha\n\n   The first {letter}.\n\n   (1999-01-01)\n"),
                                   (["beta"], "beta\n\n   Second, see {alpha}.\n")])
     entries = read_dictd(base)
     assert [e.headwords for e in entries] == [("alias", "alpha"), ("beta",)]

@@ -3,7 +3,8 @@ import pytest
 
 from protege.data.manifest import MANIFEST
 from protege.errors import UserError
-from protege.nav.builders import build, read_dictd_index
+from protege.data.dictd import read_dictd
+from protege.nav.builders import build
 from protege.nav.html import resolve_href
 from protege.nav.store import open_graph
 
@@ -14,8 +15,9 @@ def edges_by_title(graph):
 
 
 def test_dictd_builder_resolves_aliases_plurals_and_counts(dictd_path, tmp_path):
-    rows = read_dictd_index(dictd_path)
-    assert ("alpha", rows[0][1], rows[0][2]) == rows[0] and all(not r[0].startswith("00-") for r in rows)
+    entries = read_dictd(dictd_path)
+    assert entries[0].headwords[0] == "alpha"
+    assert not any(h.startswith("00-") for e in entries for h in e.headwords)
     summary = build("dictd", dictd_path, tmp_path / "g")
     g = open_graph(tmp_path / "g")
     assert g.titles() == ["Alpha", "beta", "gamma rays", "Café"]
@@ -35,7 +37,7 @@ def test_dictd_builder_resolves_aliases_plurals_and_counts(dictd_path, tmp_path)
 def test_dictd_bad_index_line_names_file_and_line(tmp_path):
     (tmp_path / "bad.index").write_text("word\tAA\tB\nbroken line\n")
     (tmp_path / "bad.dict").write_text("xx")
-    with pytest.raises(UserError, match=r"bad.index:2"):
+    with pytest.raises(UserError, match=r"bad.index line 2"):
         build("dictd", tmp_path / "bad.index", tmp_path / "g")
 
 

@@ -14,6 +14,7 @@ DOMAIN_CLIS = [
     "protege.cli.core",
     "protege.cli.lm",
     "protege.cli.nav",
+    "protege.cli.babyai",
     "protege.cli.control",
 ]
 

@@ -5,21 +5,19 @@ target does not exist) and hands them to `assemble`, which drops dangling links,
 duplicate edges, counts everything it dropped, and writes the graph with `store.write_graph`.
 """
 
-import gzip
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from protege.data.dictd import read_dictd
 from protege.errors import UserError
 from protege.nav import store
 
 SOURCE_TYPES = ("dictd", "html", "edgelist")
 DANGLING = -1
 
-# dictd index offsets/lengths are base-64 numbers with this alphabet (dictfmt(1), "b64_encode").
-_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
 _XREF = re.compile(r"\{([^{}]*)\}")
 _URL_IN_XREF = re.compile(r"\((\S*[./]\S*)\)$")
 
@@ -70,47 +68,6 @@ def build(source_type: str, path: Path, out: Path, **options) -> dict:
 
 
 # dictd ---------------------------------------------------------------------------------------------
-def _b64(text: str, where: str) -> int:
-    value = 0
-    for ch in text:
-        if ch not in _B64:
-            raise UserError(f"{where}: invalid base-64 number {text!r}")
-        value = value * 64 + _B64[ch]
-    return value
-
-
-def read_dictd_index(index: Path) -> list[tuple[str, int, int]]:
-    """(headword, offset, length) rows of a dictd .index, skipping the 00-database-* headers."""
-    rows = []
-    with open(index, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            parts = line.split("\t")
-            if len(parts) < 3:
-                raise UserError(f"{index}:{lineno}: expected 'headword<TAB>offset<TAB>length', "
-                                f"got {line[:60]!r}")
-            word, where = parts[0], f"{index}:{lineno}"
-            if word.startswith(("00-database-", "00database")):
-                continue
-            rows.append((word, _b64(parts[1], where), _b64(parts[2], where)))
-    return rows
-
-
-def _dictd_paths(path: Path) -> tuple[Path, Path]:
-    """Accept `foo.index`, `foo.dict.dz`, `foo.dict` or the stem `foo`."""
-    stem = str(path)
-    for suffix in (".index", ".dict.dz", ".dict"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-    index = Path(stem + ".index")
-    data = next((p for p in (Path(stem + ".dict.dz"), Path(stem + ".dict")) if p.exists()), None)
-    if not index.exists() or data is None:
-        raise UserError(f"{path}: dictd database needs {index} and {stem}.dict.dz (or .dict)")
-    return index, data
-
-
 def build_dictd(path: Path) -> tuple:
     """Pages are the distinct entries of the database; every headword naming an entry resolves to it.
 
@@ -118,24 +75,17 @@ def build_dictd(path: Path) -> tuple:
     such as "AST" and "abstract syntax tree" are one page: two pages with the same text would make a
     target indistinguishable from its alias. A headword naming several entries resolves to the first.
     """
-    index, data_path = _dictd_paths(path)
-    rows = read_dictd_index(index)
-    # dictzip (.dz) is gzip with a random-access table in the header; plain gzip reads it whole.
-    raw = gzip.open(data_path).read() if data_path.suffix == ".dz" else data_path.read_bytes()
-    entries = sorted({(o, n) for _, o, n in rows})
-    entry_id = {e: i for i, e in enumerate(entries)}
+    entries = read_dictd(path)
     head_to_page: dict[str, int] = {}
-    for word, o, n in sorted(rows, key=lambda r: r[1]):
-        head_to_page.setdefault(_norm_key(word), entry_id[(o, n)])
+    for page, entry in enumerate(entries):
+        for word in entry.headwords:
+            head_to_page.setdefault(_norm_key(word), page)
     titles, texts, raw_links, external, singular = [], [], [], 0, 0
-    for o, n in entries:
-        if o + n > len(raw):
-            raise UserError(f"{index}: entry at offset {o} length {n} runs past the end of {data_path}")
-        text = raw[o:o + n].decode("utf-8", errors="replace")
-        titles.append(text.strip().split("\n", 1)[0].strip() or f"entry@{o}")
-        texts.append(text.strip())
+    for entry in entries:
+        titles.append(entry.text.strip().split("\n", 1)[0].strip() or entry.headwords[0])
+        texts.append(entry.text.strip())
         links = []
-        for match in _XREF.finditer(text):
+        for match in _XREF.finditer(entry.text):
             anchor = " ".join(match.group(1).split())
             if "://" in anchor or _URL_IN_XREF.search(anchor):
                 external += 1  # FOLDOC writes web links as {label (url)}
@@ -144,7 +94,8 @@ def build_dictd(path: Path) -> tuple:
             singular += target != head_to_page.get(_norm_key(anchor), DANGLING)
             links.append((target, anchor))
         raw_links.append(links)
-    counts = {"headwords": len(rows), "links_external": external, "links_by_singular": singular}
+    counts = {"headwords": sum(len(e.headwords) for e in entries), "links_external": external,
+              "links_by_singular": singular}
     return assemble(titles, texts, raw_links, counts)
 
 

@@ -1,0 +1,66 @@
+"""Benchmark: BabyAI demonstration generation against the raw bot-stepping rate.
+
+    raw_steps_per_s     bot replan + env step in one process, nothing recorded (the ceiling)
+    demo_steps_per_s    `generate_demos` with 1 worker on the same seeds: recording, chunk files,
+                        Minari assembly and checksum manifest included (process start-up too)
+    overhead            1 - demo_steps_per_s / raw_steps_per_s   (goal <= 0.10)
+    speedup_2_workers   generation rate with 2 workers / with 1 worker
+
+    PYTHONPATH=src .venv/bin/python benchmarks/babyai_demos.py --episodes 3000
+The last line printed is one JSON object.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from protege.data.babyai_demos import DemoConfig, generate_demos
+from protege.envs.babyai import make_env
+
+
+def raw_rate(level: str, episodes: int) -> tuple[float, int]:
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+    env = make_env(level)
+    steps, t0 = 0, time.perf_counter()
+    for seed in range(episodes):
+        env.reset(seed=seed)
+        bot, done = BabyAIBot(env.unwrapped), False
+        while not done:
+            _, _, term, trunc, _ = env.step(bot.replan())
+            steps += 1
+            done = term or trunc
+    return steps / (time.perf_counter() - t0), steps
+
+
+def demo_rate(level: str, episodes: int, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        stats = generate_demos(DemoConfig(level, episodes, Path(tmp) / "d", workers=workers,
+                                          chunk_size=max(50, episodes // (4 * workers))), progress=False)
+        return stats["steps"] / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--level", default="BabyAI-GoToLocal-v0")
+    parser.add_argument("--episodes", type=int, default=3000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    raw, steps = raw_rate(args.level, args.episodes)
+    one = demo_rate(args.level, args.episodes, 1)
+    two = demo_rate(args.level, args.episodes, 2)
+    print(json.dumps({"benchmark": "babyai_demos", "level": args.level, "episodes": args.episodes,
+                      "steps": steps, "raw_steps_per_s": round(raw, 1),
+                      "demo_steps_per_s": round(one, 1), "overhead": round(1 - one / raw, 4),
+                      "demo_steps_per_s_2_workers": round(two, 1),
+                      "speedup_2_workers": round(two / one, 3), "cpus": os.cpu_count(),
+                      "load_avg_1m": round(os.getloadavg()[0], 2)}))
+
+
+if __name__ == "__main__":
+    main()

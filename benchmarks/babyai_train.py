@@ -1,0 +1,63 @@
+"""Benchmark: BC and offline IQ-Learn training throughput on BabyAI demonstrations (CPU, 1 thread).
+
+    frames/s = real (unpadded) demonstration steps per second through forward, backward and Adam.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/babyai_train.py --steps 30
+The last line printed is one JSON object.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protege.data.babyai_demos import DemoConfig, generate_demos, load_demos
+from protege.learners.babyai.offline import make_batch, sequence_loss
+from protege.models.babyai_policy import BabyAIPolicy, PolicyConfig
+
+
+def frames_per_s(demos, lam: float, steps: int, batch: int, dim: int) -> float:
+    torch.manual_seed(0)
+    model = BabyAIPolicy(PolicyConfig(dim=dim))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    frames, elapsed = 0, 0.0
+    for step in range(steps + 3):  # the first 3 steps warm up and are not timed
+        b = make_batch(demos, rng.choice(len(demos), batch))
+        t0 = time.perf_counter()
+        loss, _ = sequence_loss(model, b, lam, 0.99)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step >= 3:
+            elapsed += time.perf_counter() - t0
+            frames += int(b.mask.sum())
+    return frames / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--level", default="BabyAI-GoToLocal-v0")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--dim", type=int, default=64)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_demos(DemoConfig(args.level, 300, Path(tmp) / "d", workers=1), progress=False)
+        demos = load_demos(Path(tmp) / "d")
+    bc = frames_per_s(demos, 0.0, args.steps, args.batch, args.dim)
+    iq = frames_per_s(demos, 0.1, args.steps, args.batch, args.dim)
+    print(json.dumps({"benchmark": "babyai_train", "level": args.level, "batch_episodes": args.batch,
+                      "dim": args.dim, "steps": args.steps, "bc_frames_per_s": round(bc, 1),
+                      "iqlearn_frames_per_s": round(iq, 1), "threads": 1,
+                      "load_avg_1m": round(os.getloadavg()[0], 2)}))
+
+
+if __name__ == "__main__":
+    main()

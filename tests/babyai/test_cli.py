@@ -1,0 +1,30 @@
+import numpy as np
+import torch
+from typer.testing import CliRunner
+
+import protege.cli.babyai  # noqa: F401  (registers the commands)
+from protege.cli.apps import app
+from protege.models.babyai_policy import BabyAIPolicy, PolicyConfig
+from protege.runs import Run
+
+
+def test_demos_and_eval_commands(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "demos"
+    result = runner.invoke(app, ["data", "demos", "--env", "BabyAI-GoToRedBall-v0", "--episodes", "6",
+                                 "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "demonstrations in" in result.output and (out / "protege-manifest.json").exists()
+
+    torch.manual_seed(0)
+    cfg = {"experiment": "babyai_offline", "name": "r", "level": "BabyAI-GoToRedBall-v0",
+           "policy": {"dim": 16, "n_film": 1}}
+    run = Run(tmp_path / "run", cfg)
+    run.save_checkpoint(1, BabyAIPolicy(PolicyConfig(dim=16, n_film=1)).state_dict(), {})
+    result = runner.invoke(app, ["eval", "babyai", str(tmp_path / "run"), "--episodes", "8",
+                                 "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "BabyAI held-out evaluation" in result.output and "Wilson" in result.output
+    assert "0.324]" in result.output  # this untrained policy: 0/8 successes, Wilson upper bound 0.324
+    bad = runner.invoke(app, ["eval", "babyai", str(tmp_path), "--episodes", "8"])
+    assert bad.exit_code != 0 and "not a BabyAI run directory" in str(bad.exception)
