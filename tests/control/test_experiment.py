@@ -10,9 +10,9 @@ from protege.learners import control_experiment as ce
 from protege.runs import Run, read_metrics
 
 
-def run_method(tmp_path, name, **overrides):
+def run_method(tmp_path, folder, **overrides):
     cfg = from_dict(ce.Config, overrides, "test")
-    run = Run(tmp_path / name, to_dict(cfg))
+    run = Run(tmp_path / folder, to_dict(cfg))
     summary = ce.run(cfg, run)
     run.finish(summary)
     return summary, read_metrics(run.dir)
