@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "nav_bc": "protege.nav.train",
     "babyai_offline": "protege.learners.babyai.experiment",
     "babyai_gail": "protege.learners.babyai.gail",
+    "control_imitation": "protege.learners.control_experiment",
 }
 
 

@@ -16,6 +16,7 @@ DOMAIN_CLIS = [
     "protege.cli.lm",
     "protege.cli.nav",
     "protege.cli.babyai",
+    "protege.cli.control",
 ]
 
 

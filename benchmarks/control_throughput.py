@@ -1,0 +1,105 @@
+"""Environment steps per second with learning on (one gradient step per environment step, batch 256,
+two 256-unit hidden layers) on cartpole-swingup: the bare environment, our SAC (bf16 hidden layers,
+the default, and fp32), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/control_throughput.py [--steps 400] [--repeats 2]
+
+Each learner first takes `--warmup` random steps (filling the replay, no updates), then the timed
+`--steps` steps. All measurements run in one process, one thread, interleaved over `--repeats`
+rounds; the best round of each is reported (the machine is shared, so the best round is the one
+least disturbed by other processes). The last line printed is one JSON object.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TASK = "cartpole-swingup"
+
+
+def raw_env(steps: int) -> float:
+    from protege.envs.control import make_control_env
+    env = make_control_env(TASK, seed=0)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = True) -> float:
+    from protege.config import from_dict
+    from protege.data.control_demos import load_demos
+    from protege.envs.control import make_control_env
+    from protege.learners.control_experiment import Config, _reward_model
+    from protege.learners.online_control import LoopConfig, train_online
+    from protege.learners.sac import SAC, SACConfig
+    torch.manual_seed(0)
+    cfg = from_dict(Config, {"method": method, "form": {"expert_steps": 10}}, "benchmark")
+    env, eval_env = make_control_env(TASK, seed=0), make_control_env(TASK, seed=1)
+    demos = load_demos(demos_dir, TASK, env.observation_space.shape[0])
+    agent = SAC(env.observation_space.shape[0], env.action_space.shape[0],
+                SACConfig(learning_starts=warmup, bf16=bf16), _reward_model(cfg, demos))
+    marks = []
+    train_online(env, eval_env, agent, LoopConfig(steps=warmup + steps, eval_every=10**9, eval_episodes=0),
+                 seed=0, on_step=lambda step, replay, rng: marks.append(time.perf_counter()))
+    return (len(marks) - 1) / (marks[-1] - marks[0])
+
+
+def sb3(steps: int, warmup: int) -> float:
+    from stable_baselines3 import SAC as SB3SAC
+
+    from protege.envs.control import make_control_env
+    env = make_control_env(TASK, seed=0)
+    model = SB3SAC("MlpPolicy", env, batch_size=256, learning_starts=warmup, train_freq=1, gradient_steps=1,
+                   policy_kwargs={"net_arch": [256, 256]}, seed=0, device="cpu")
+    model.learn(warmup + 10)
+    start = time.perf_counter()
+    model.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from protege.data.control_demos import record_demos
+    tmp = Path(tempfile.mkdtemp())
+    record_demos(TASK, 2, tmp / "demos", random_episodes=2)
+    runs = {
+        "raw_env_steps_per_s": lambda: raw_env(5000),
+        "sac_steps_per_s": lambda: ours("sac", args.steps, args.warmup, tmp / "demos"),
+        "sac_fp32_steps_per_s": lambda: ours("sac", args.steps, args.warmup, tmp / "demos", bf16=False),
+        "sb3_sac_steps_per_s": lambda: sb3(args.steps, args.warmup),
+        "form_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos"),
+        "gail_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos"),
+        "gaifo_steps_per_s": lambda: ours("gaifo", args.steps, args.warmup, tmp / "demos"),
+    }
+    best = {key: 0.0 for key in runs}
+    for round_ in range(args.repeats):
+        for key, fn in runs.items():
+            value = fn()
+            best[key] = max(best[key], value)
+            print(f"round {round_} {key}: {value:.1f}", flush=True)
+    result = {k: round(v, 1) for k, v in best.items()}
+    result["sac_speedup_vs_sb3"] = round(best["sac_steps_per_s"] / best["sb3_sac_steps_per_s"], 2)
+    result["form_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["form_steps_per_s"], 2)
+    result["gail_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["gail_steps_per_s"], 2)
+    result.update({"task": TASK, "timed_steps": args.steps, "repeats": args.repeats, "torch_threads": 1,
+                   "cpu_load_1min": round(__import__("os").getloadavg()[0], 2)})
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

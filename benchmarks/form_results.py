@@ -1,0 +1,63 @@
+"""The FORM-vs-GAIL-vs-BC sweep behind docs/results/form.md, run one job at a time.
+
+    PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/form_results.py --seeds 0 1 2 --out runs/form \
+        [--set loop.steps=6000 sac.hidden=64 ...]
+
+Each job is exactly `protege run <recipe> seed=<s> name=<recipe>-s<s> <--set overrides>` (same recipe
+reading, override and type checking), run in this process, in the order seed 0 of every recipe first,
+so a sweep cut short still covers every row. A job whose run directory already holds a summary.json
+is skipped (the sweep can be restarted). The table is regenerated after every job and written to
+`<out>/table.md`; the last line printed is one JSON object with the rows.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+RECIPES = ["form_cartpole", "gail_so_cartpole", "gail_sa_cartpole", "bc_control_cartpole",
+           "form_cartpole_distractors", "gail_so_cartpole_distractors", "gail_sa_cartpole_distractors",
+           "bc_control_cartpole_distractors"]
+
+
+def run_job(recipe: str, seed: int, out: Path, overrides: list[str]) -> dict:
+    from protege.config import apply_overrides, from_dict, read_recipe, to_dict
+    from protege.experiments import experiment_module
+    from protege.runs import Run
+    data, where = read_recipe(recipe)
+    name = f"{recipe}-s{seed}"
+    data = apply_overrides(data, [f"seed={seed}", f"name={name}", *overrides])
+    module = experiment_module(data.pop("experiment"))
+    cfg = from_dict(module.Config, data, where)
+    run = Run(out / name, {"experiment": module.__name__, **to_dict(cfg)})
+    summary = module.run(cfg, run)
+    run.finish(summary)
+    return summary
+
+
+def main():
+    import torch
+    torch.set_num_threads(1)
+    from protege.evaluation.control_results import collect, table
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("runs/form"))
+    parser.add_argument("--recipes", nargs="+", default=RECIPES)
+    parser.add_argument("--set", nargs="*", default=[], help="overrides applied to every job")
+    args = parser.parse_args()
+    for seed in args.seeds:
+        for recipe in args.recipes:
+            if (args.out / f"{recipe}-s{seed}" / "summary.json").exists():
+                continue
+            start = time.time()
+            summary = run_job(recipe, seed, args.out, args.set)
+            print(f"{recipe} seed {seed}: {json.dumps(summary)} ({time.time() - start:.0f} s)", flush=True)
+            markdown, rows = table(collect(args.out))
+            (args.out / "table.md").write_text(markdown + "\n")
+    markdown, rows = table(collect(args.out))
+    print(markdown)
+    print(json.dumps({"rows": rows, "overrides": args.set, "seeds": args.seeds}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Learned rewards that SAC optimises in place of the environment's: FORM and GAIL/GAIfO.
+
+Each is an `nn.Module` with `loss_and_reward(batch) -> (loss, reward [B], metrics)`; SAC adds the
+loss to its own and takes one optimiser step for everything (see `protege.learners.sac`).
+The maths lives in `protege.losses.form` and `protege.losses.gail_continuous`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from protege.learners.sac import Batch
+from protege.losses.form import density_nll_loss, form_reward
+from protege.losses.gail_continuous import discriminator_loss, gail_reward, gradient_penalty_loss
+from protege.models.control_nets import Discriminator
+from protege.models.density import ConditionalGaussian
+
+
+def fit_density(model: ConditionalGaussian, obs: np.ndarray, next_obs: np.ndarray, steps: int,
+                batch_size: int = 256, lr: float = 1e-3, seed: int = 0) -> list[float]:
+    """Fit a transition density by maximum likelihood on fixed data (FORM's offline expert model)."""
+    gen = torch.Generator().manual_seed(seed)
+    obs_t, next_t = torch.from_numpy(obs), torch.from_numpy(next_obs)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(obs_t), (batch_size,), generator=gen)
+        loss, _ = density_nll_loss(model.log_prob(obs_t[idx], next_t[idx]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+class FORMReward(nn.Module):
+    """r = scale * clip(log p_E(o'|o) - log p_A(o'|o)); p_E frozen, p_A fitted on the agent's replay."""
+
+    def __init__(self, expert: ConditionalGaussian, agent: ConditionalGaussian, clip: float | None = 100.0,
+                 scale: float = 1.0, lr: float = 3e-4):
+        super().__init__()
+        self.expert = expert.requires_grad_(False)
+        self.agent = agent
+        self.clip, self.scale, self.lr = clip, scale, lr
+
+    def loss_and_reward(self, batch: Batch):
+        with torch.no_grad():
+            log_p_expert = self.expert.log_prob(batch.obs, batch.next_obs)
+        log_p_agent = self.agent.log_prob(batch.obs, batch.next_obs)
+        loss, metrics = density_nll_loss(log_p_agent)
+        reward, reward_metrics = form_reward(log_p_expert, log_p_agent.detach(), self.clip)
+        return loss, self.scale * reward, metrics | reward_metrics
+
+
+class GAILReward(nn.Module):
+    """Discriminator between expert and agent, on (s, a) (`state_action`, GAIL) or (s, s')
+    (`state_only`, GAIfO); trained one step per SAC update with an optional gradient penalty."""
+
+    def __init__(self, expert_obs: np.ndarray, expert_second: np.ndarray, variant: str, hidden: int = 128,
+                 gp_coef: float = 10.0, reward_kind: str = "gail", lr: float = 3e-4, seed: int = 0):
+        super().__init__()
+        if variant not in ("state_action", "state_only"):
+            raise ValueError(f"GAIL variant must be state_action or state_only, got {variant!r}")
+        x = np.concatenate([expert_obs, expert_second], 1)
+        self.disc = Discriminator(x.shape[1], hidden, mean=x.mean(0), std=np.maximum(x.std(0), 1e-3))
+        self.expert_x = torch.from_numpy(x)
+        self.variant, self.gp_coef, self.reward_kind, self.lr = variant, gp_coef, reward_kind, lr
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def _agent_x(self, batch: Batch):
+        second = batch.act if self.variant == "state_action" else batch.next_obs
+        return torch.cat([batch.obs, second], 1)
+
+    def loss_and_reward(self, batch: Batch):
+        agent_x = self._agent_x(batch)
+        expert_x = self.expert_x[torch.randint(0, len(self.expert_x), (len(agent_x),), generator=self.gen)]
+        logits = self.disc(torch.cat([expert_x, agent_x]))
+        expert_logits, agent_logits = logits.split(len(expert_x))
+        loss, metrics = discriminator_loss(expert_logits, agent_logits)
+        if self.gp_coef > 0:
+            eps = torch.rand(len(agent_x), 1, generator=self.gen)
+            mix = (eps * expert_x + (1 - eps) * agent_x).requires_grad_(True)
+            grad, = torch.autograd.grad(self.disc(mix).sum(), mix, create_graph=True)
+            penalty, gp_metrics = gradient_penalty_loss(grad.norm(dim=1))
+            loss = loss + self.gp_coef * penalty
+            metrics |= gp_metrics
+        reward, reward_metrics = gail_reward(agent_logits, self.reward_kind)
+        return loss, reward, metrics | reward_metrics

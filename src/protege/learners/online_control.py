@@ -1,0 +1,91 @@
+"""The environment-interaction loop for SAC with an environment or learned reward (FORM, GAIL).
+
+    step loop:  act (random before learning_starts) -> env.step -> replay.add -> reset on episode end
+                -> one fused SAC update per environment step -> log / evaluate every N steps
+
+`true return` in the logs is always the environment's reward, whatever reward SAC optimises, so the
+learning curves of imitation methods are comparable (`charts/episodic_return`, `eval/return`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from protege.learners.sac import SAC, Replay
+
+
+@dataclass
+class LoopConfig:
+    steps: int = 20_000
+    """environment steps (agent decisions)"""
+    log_every: int = 1000
+    eval_every: int = 5000
+    """evaluate the deterministic policy every this many steps (and at the end)"""
+    eval_episodes: int = 3
+
+
+def evaluate(env: gym.Env, agent: SAC, episodes: int, seed: int) -> list[float]:
+    """Returns of the deterministic (mean) policy on the environment's reward."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def train_online(env: gym.Env, eval_env: gym.Env, agent: SAC, loop: LoopConfig, seed: int,
+                 run=None, on_step=None, progress=None) -> dict:
+    """Run SAC for `loop.steps` environment steps; returns timings and the final evaluation."""
+    cfg = agent.cfg
+    rng = np.random.default_rng(seed)
+    replay = Replay(min(cfg.buffer_size, loop.steps), env.observation_space.shape[0], env.action_space.shape[0])
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    episode_return, episode_returns, evals, metrics = 0.0, [], [], {}
+    start = time.perf_counter()
+    for step in range(1, loop.steps + 1):
+        action = env.action_space.sample() if step <= cfg.learning_starts else agent.act(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        replay.add(obs, action, reward, next_obs, float(terminated))
+        episode_return += reward
+        obs = next_obs
+        if terminated or truncated:
+            episode_returns.append(episode_return)
+            if run is not None:
+                run.log(step, {"charts/episodic_return": episode_return})
+            obs, episode_return = env.reset()[0], 0.0
+        if step > cfg.learning_starts:
+            if on_step is not None:
+                on_step(step, replay, rng)
+            metrics = agent.update(replay.sample(rng, cfg.batch_size))
+        if run is not None and step % loop.log_every == 0 and metrics:
+            run.log(step, {k: float(v) for k, v in metrics.items()}
+                    | {"charts/steps_per_s": step / (time.perf_counter() - start)})
+        if loop.eval_episodes and (step % loop.eval_every == 0 or step == loop.steps):
+            returns = evaluate(eval_env, agent, loop.eval_episodes, seed=10_000 + step)
+            evals.append({"step": step, "return": float(np.mean(returns))})
+            if run is not None:
+                run.log(step, {"eval/return": float(np.mean(returns))})
+        if progress is not None:
+            progress(step)
+    elapsed = time.perf_counter() - start
+    _check_finite(agent)
+    return {"steps": loop.steps, "seconds": elapsed, "steps_per_s": loop.steps / elapsed,
+            "final_return": evals[-1]["return"] if evals else float("nan"), "evals": evals,
+            "train_episode_returns": episode_returns}
+
+
+def _check_finite(agent: SAC) -> None:
+    for name, p in agent.named_parameters():
+        if not torch.isfinite(p).all():
+            raise FloatingPointError(f"SAC parameter {name} became non-finite")
