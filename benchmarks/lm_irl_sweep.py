@@ -14,7 +14,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 
 SETTINGS = {  # name -> overrides
     "mle": ["objective.method=mle"],
@@ -48,14 +47,10 @@ def run_one(recipe: str, name: str, seed: int, overrides: list[str], out: Path, 
 
 
 def ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of a t-based 95% interval (0 for a single seed)."""
-    from scipy import stats
-    values = np.asarray([v for v in values if v == v])
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) == 1:
-        return float(values[0]), 0.0
-    return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    """Mean and the half-width of a t-based 95% interval over the non-NaN values (0 for one seed)."""
+    from protege.evaluation.stats import mean_interval
+    mean, _, high = mean_interval([v for v in values if v == v])
+    return mean, high - mean
 
 
 def table(results: dict, command: str) -> str:

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.evaluation.stats import mean_interval
+
 METHOD_NAMES = {"form": "FORM (obs only)", "gaifo": "GAIfO (state-only GAIL)", "gail": "GAIL (state-action)",
                 "bc": "BC (actions)", "sac": "SAC (env reward)"}
 
 
 def mean_ci95(values) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval (0 half-width for a single value)."""
-    from scipy import stats
-    x = np.asarray(values, float)
-    if len(x) < 2:
-        return float(x.mean()), float("nan")
-    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    """Mean and half-width of the 95% t-interval (NaN half-width for a single value)."""
+    values = list(values)
+    mean, _, high = mean_interval(values)
+    return mean, (high - mean) if len(values) > 1 else float("nan")
 
 
 def collect(root: Path) -> list[dict]:
