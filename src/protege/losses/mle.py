@@ -30,7 +30,8 @@ def mle_loss(logits: Tensor, actions: Tensor, mask: Tensor, entropy_coef: float 
     """
     log_probs = F.log_softmax(logits.float(), dim=-1)
     nll = -log_probs.gather(-1, actions.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and bool(entropy_coef)):
+        entropy = -(log_probs.exp() * log_probs).sum(-1)  # a metric only, unless it is in the loss
     nll_mean = masked_mean(nll, mask, per_sequence)
     entropy_mean = masked_mean(entropy, mask, per_sequence)
     loss = nll_mean - entropy_coef * entropy_mean if entropy_coef else nll_mean
