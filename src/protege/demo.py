@@ -10,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
 from protege.errors import UserError
 from protege.evaluation.report import run_summary, write_report
+from protege.progress import progress_bar
 from protege.runs import read_metrics
 
 METHODS = {"mle": "lm_arithmetic_mle", "iqlearn": "lm_arithmetic_iqlearn"}
@@ -52,8 +51,7 @@ def run_demo(out: Path, quick: bool = False) -> tuple[list[dict], Path]:
 
 def _watch(procs: dict, out: Path) -> None:
     """A progress bar per run, read from the step of its last metrics row."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn()) as progress:
+    with progress_bar() as progress:
         tasks = {m: progress.add_task(m, total=None) for m in procs}
         while any(p.poll() is None for p in procs.values()):
             for method, task in tasks.items():

@@ -12,9 +12,8 @@ app.add_typer(nav_app, name="nav")
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console, transient=False)
+    from protege.progress import progress_bar
+    return progress_bar(console=console)
 
 
 @nav_app.command("build")

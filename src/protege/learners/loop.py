@@ -17,8 +17,8 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 import torch.distributed as dist
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from protege.progress import progress_bar
 from protege.runs import Run, rng_state, seed_everything, set_rng_state
 
 
@@ -130,7 +130,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
     metrics: dict = {}
-    with _progress(rank == 0) as progress:
+    with progress_bar(rank == 0) as progress:
         task = progress.add_task("train", total=cfg.steps, completed=start)
         for step in range(start, cfg.steps):
             # 1. learning rate for this step
@@ -206,8 +206,3 @@ def _restore(model, optimizer, sampler, run: Run, rank: int) -> int:
     if rank == 0:
         set_rng_state(state["rng"])
     return int(state["step"])
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
