@@ -145,8 +145,7 @@ class Run:
         if not self.is_main or not path.exists():
             return
         keep = [line for line in path.read_text().splitlines()
-                if line.strip() and _complete_row_step(line) is not None
-                and _complete_row_step(line) <= after_step]
+                if (step := _complete_row_step(line)) is not None and step <= after_step]
         write_text_atomic(path, "".join(line + "\n" for line in keep))
 
     def metrics(self) -> list[dict]:
@@ -198,9 +197,10 @@ def load_state(path: Path) -> dict:
 
 
 def _complete_row_step(line: str):
+    """The step of a metrics row; None for a blank line or a row cut short by a kill."""
     try:
-        return json.loads(line).get("step")
-    except json.JSONDecodeError:  # a row cut short by a kill
+        return json.loads(line).get("step") if line.strip() else None
+    except json.JSONDecodeError:
         return None
 
 

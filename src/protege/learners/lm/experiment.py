@@ -55,7 +55,7 @@ def run(cfg: Config, run: Run) -> dict:
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     check_matches(tokenizer, model)
-    mixer = OnlineMixer(cfg, model, tokenizer, data.train) if cfg.objective.method == "iqlearn_online" \
+    mixer = OnlineMixer(cfg, model, tokenizer) if cfg.objective.method == "iqlearn_online" \
         else None
 
     def make_batch(indices):

@@ -9,7 +9,7 @@ class OnlineMixer:
     """Replaces `mixin` of each batch's rows by a completion sampled from the current model for the
     same prompt; those rows are marked non-expert, so only the value and TD terms see them."""
 
-    def __init__(self, cfg, model, tokenizer, train):
+    def __init__(self, cfg, model, tokenizer):
         self.mixin, self.model, self.tokenizer = cfg.objective.mixin, model, tokenizer
         self.max_new_tokens = min(cfg.eval.max_new_tokens, cfg.model.context)
         self.context = cfg.model.context
