@@ -117,19 +117,6 @@ def _read_chunk(path: Path) -> dict:
         return {k: f[k] for k in f.files}
 
 
-def _unpack(chunk: dict) -> list[dict]:
-    episodes, step, frame = [], 0, 0
-    for i, n in enumerate(chunk["lengths"]):
-        episodes.append({"images": chunk["images"][frame:frame + n + 1],
-                         "directions": chunk["directions"][frame:frame + n + 1],
-                         "actions": chunk["actions"][step:step + n], "rewards": chunk["rewards"][step:step + n],
-                         "truncated": bool(chunk["truncated"][i]), "mission": str(chunk["missions"][i]),
-                         "subgoals": chunk["subgoals"][step:step + n].tolist(),
-                         "reasons": chunk["reasons"][step:step + n].tolist(), "seed": int(chunk["seeds"][i])})
-        step, frame = step + n, frame + n + 1
-    return episodes
-
-
 def chunk_ranges(cfg: DemoConfig) -> list[tuple[int, int]]:
     starts = range(cfg.seed_start, cfg.seed_start + cfg.episodes, cfg.chunk_size)
     return [(s, min(cfg.chunk_size, cfg.seed_start + cfg.episodes - s)) for s in starts]
@@ -161,11 +148,11 @@ def generate_demos(cfg: DemoConfig, progress: bool = True) -> dict:
 
 
 def _run_chunks(todo: list, cfg: DemoConfig, progress: bool) -> None:
-    from rich.progress import Progress
+    from protege.progress import progress_bar
     if not todo:
         return
     total = sum(t[2] for t in todo)
-    with Progress(disable=not progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"bot demos {cfg.level}", total=total)
         if cfg.workers == 1:
             for t in todo:
@@ -180,40 +167,30 @@ def _run_chunks(todo: list, cfg: DemoConfig, progress: bool) -> None:
 
 
 def write_minari(cfg: DemoConfig, chunk_paths: list[Path]) -> dict:
-    """Assemble the chunks into one Minari dataset (arrow) plus a checksum manifest, atomically."""
+    """Assemble the chunks (in seed order) into one Minari dataset (arrow) plus a checksum manifest,
+    atomically. Episodes are written a chunk per arrow write (`babyai_minari`), not one by one."""
     import minari
-    from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
+    from protege.data.babyai_minari import write_episodes
     out = Path(cfg.out).resolve()  # minari mis-joins relative paths when measuring the folder
-    episodes = [e for p in chunk_paths for e in _unpack(_read_chunk(p))]
-    if not episodes:
-        raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
-    # EpisodeBuffer.add_step_data imports jax: build each buffer from whole lists instead.
-    buffers = [EpisodeBuffer(
-        id=i, seed=e["seed"],
-        observations={"image": e["images"], "direction": e["directions"],
-                      "mission": [e["mission"]] * len(e["images"])},
-        actions=e["actions"], rewards=list(e["rewards"]),
-        terminations=[False] * (len(e["actions"]) - 1) + [not e["truncated"]],
-        truncations=[False] * (len(e["actions"]) - 1) + [e["truncated"]],
-        infos={"subgoal": e["subgoals"] + [""], "subgoal_reason": e["reasons"] + [""]})
-        for i, e in enumerate(episodes)]
     env = make_env(cfg.level)
+    episodes = steps = 0
     with atomic_path(out / "data") as tmp:
         storage = MinariStorage.new(tmp, observation_space=observation_space(),
                                     action_space=env.action_space, env_spec=env.spec,
                                     data_format="arrow", jpeg_encoding=False)
-        # Minari re-measures the folder size after every episode (quadratic in episodes); measure once.
-        storage.get_size = lambda: 0.0
+        for path in chunk_paths:
+            chunk = _read_chunk(path)
+            write_episodes(tmp, chunk, episodes, storage.observation_space, storage.action_space)
+            episodes, steps = episodes + len(chunk["lengths"]), steps + int(chunk["lengths"].sum())
+        if not episodes:
+            raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
         storage.update_metadata({"dataset_id": f"babyai/{cfg.level.removeprefix('BabyAI-')}/bot-v0",
-                                 "minari_version": minari.__version__, "algorithm_name": "BabyAIBot"})
-        storage.update_episodes(buffers)
-        del storage.get_size
+                                 "minari_version": minari.__version__, "algorithm_name": "BabyAIBot",
+                                 "total_episodes": episodes, "total_steps": steps})
         storage.update_metadata({"dataset_size": storage.get_size()})
-    steps = sum(len(e["actions"]) for e in episodes)
-    stats = {"level": cfg.level, "episodes": len(episodes), "steps": steps,
-             "bot_failures": cfg.episodes - len(episodes),
-             "mean_length": steps / len(episodes)}
+    stats = {"level": cfg.level, "episodes": episodes, "steps": steps,
+             "bot_failures": cfg.episodes - episodes, "mean_length": steps / episodes}
     write_manifest(out, {"format": FORMAT, "level": cfg.level, "observation_spec": observation_spec(),
                          "seeds_tried": [cfg.seed_start, cfg.episodes], "stats": stats})
     return stats

@@ -8,6 +8,7 @@ environments stepped in lockstep (one batched forward per step), and returns per
 import contextlib
 import io
 import multiprocessing as mp
+from queue import Empty
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,13 @@ from protege.envs.babyai import EVAL_SEED_START, check_level, make_env
 from protege.errors import UserError
 from protege.evaluation.stats import mean_interval, wilson_interval
 from protege.models.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
+from protege.progress import progress_bar
 
 
 def rollout(model: BabyAIPolicy, level: str, seeds: list[int], greedy: bool = True,
-            n_envs: int = 16, sample_seed: int = 0) -> list[dict]:
-    """Play one episode per seed; returns [{seed, success, return, length}] in seed order."""
+            n_envs: int = 16, sample_seed: int = 0, on_episode=None) -> list[dict]:
+    """Play one episode per seed; returns [{seed, success, return, length}] in seed order.
+    `on_episode()` is called after each finished episode (progress reporting)."""
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
     queue, results, gen = list(seeds), {}, torch.Generator().manual_seed(sample_seed)
     current, obs, stats = [None] * len(envs), [None] * len(envs), [None] * len(envs)
@@ -54,24 +57,41 @@ def rollout(model: BabyAIPolicy, level: str, seeds: list[int], greedy: bool = Tr
                 results[current[i]] = {"seed": current[i], "success": bool(terminated and reward > 0),
                                        "return": stats[i][0], "length": stats[i][1]}
                 done[i] = True
+                if on_episode is not None:
+                    on_episode()
         for i in range(len(envs)):  # finished envs without a new seed stay idle
             done[i] |= current[i] is None
     return [results[s] for s in seeds]
 
 
-def _worker(args) -> list[dict]:
+_progress_queue = None  # set in each worker process by `_init_worker`
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
+def _report_episode() -> None:
+    if _progress_queue is not None:
+        _progress_queue.put(1)
+
+
+def _worker(args, on_episode=_report_episode) -> list[dict]:
     torch.set_num_threads(1)
     weights, policy_cfg, level, seeds, greedy = args
     model = BabyAIPolicy(PolicyConfig(**policy_cfg))
     model.load_state_dict(weights)
     model.eval()
     with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout
-        return rollout(model, level, seeds, greedy, sample_seed=seeds[0])
+        return rollout(model, level, seeds, greedy, sample_seed=seeds[0], on_episode=on_episode)
 
 
 def evaluate_policy(model: BabyAIPolicy, policy_cfg: PolicyConfig, level: str, episodes: int,
-                    workers: int = 2, greedy: bool = True, seed_start: int | None = None) -> dict:
-    """Success rate, mean return and episode length with 95% intervals over held-out seeds."""
+                    workers: int = 2, greedy: bool = True, seed_start: int | None = None,
+                    progress: bool = True) -> dict:
+    """Success rate, mean return and episode length with 95% intervals over held-out seeds
+    (a progress bar counts finished episodes across the worker processes)."""
     check_level(level)
     if episodes <= 0 or workers <= 0:
         raise UserError(f"episodes and workers must be positive (got {episodes}, {workers})")
@@ -81,12 +101,44 @@ def evaluate_policy(model: BabyAIPolicy, policy_cfg: PolicyConfig, level: str, e
     cfg = {"dim": policy_cfg.dim, "n_film": policy_cfg.n_film}
     parts = [p.tolist() for p in np.array_split(seeds, workers) if len(p)]
     jobs = [(weights, cfg, level, part, greedy) for part in parts]
-    if workers == 1:
-        episodes_out = _worker(jobs[0])
-    else:
-        with mp.get_context("spawn").Pool(len(jobs)) as pool:
-            episodes_out = [e for part in pool.map(_worker, jobs) for e in part]
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"eval {level}", total=episodes)
+        if len(jobs) == 1:
+            episodes_out = _worker(jobs[0], on_episode=lambda: bar.advance(task))
+        else:
+            episodes_out = _run_workers(jobs, lambda n: bar.advance(task, n))
     return summarise(level, episodes_out)
+
+
+def _run_workers(jobs: list, advance) -> list[dict]:
+    """The jobs in spawned processes; each finished episode arrives on a queue for the bar."""
+    ctx = mp.get_context("spawn")
+    queue, total, counted = ctx.Queue(), sum(len(job[3]) for job in jobs), 0
+    with ctx.Pool(len(jobs), initializer=_init_worker, initargs=(queue,)) as pool:
+        result = pool.map_async(_worker, jobs)
+        while not result.ready():
+            result.wait(0.5)
+            counted += _drain(queue, advance)
+        episodes = [e for part in result.get() for e in part]
+        # a worker's queue feeder may flush after its result arrived: collect the rest (one per
+        # episode) while the workers are still alive
+        while counted < total:
+            try:
+                counted += queue.get(timeout=10)
+            except Empty:
+                break
+            advance(1)
+    return episodes
+
+
+def _drain(queue, advance) -> int:
+    n = 0
+    try:
+        while True:
+            n += queue.get_nowait()
+    except Empty:
+        advance(n)
+        return n
 
 
 def summarise(level: str, results: list[dict]) -> dict:

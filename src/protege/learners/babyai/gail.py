@@ -91,9 +91,9 @@ def run(config: Config, run: Run) -> dict:
     # training episodes use seeds from 2*10^9 on: disjoint from demonstrations (0..) and evaluation (10^9..)
     pool = EnvPool(config.level, config.ppo.n_envs, seed=2 * 10**9 + start * 10**5)
     metrics: dict = {}
-    from rich.progress import Progress
-    with Progress() as bar:
-        task = bar.add_task("gail", total=config.iterations, completed=start)
+    from protege.progress import progress_bar
+    with progress_bar() as bar:
+        task = bar.add_task(f"gail {config.level}", total=config.iterations, completed=start)
         for it in range(start, config.iterations):
             batch = collect(policy, pool, config.ppo.rollout_steps, gen)
             tokens = pad_cat([tokenize(m) for m in batch["missions"]])  # [N*T, L]

@@ -1,0 +1,61 @@
+"""The batched writer (`protege.data.babyai_minari`) writes what Minari's own writer writes."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from protege.data.babyai_demos import _pack, bot_episode
+from protege.data.babyai_minari import write_episodes
+from protege.envs.babyai import make_env, observation_space
+
+
+def _minari_reference(data_path, episodes, action_space):
+    """The dataset minari 0.5.4 writes itself, one `update_episodes` call per episode list."""
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+    storage = MinariStorage.new(data_path, observation_space=observation_space(),
+                                action_space=action_space, data_format="arrow", jpeg_encoding=False)
+    storage.update_episodes([EpisodeBuffer(
+        id=i, seed=e["seed"],
+        observations={"image": e["images"], "direction": e["directions"],
+                      "mission": [e["mission"]] * len(e["images"])},
+        actions=e["actions"], rewards=list(e["rewards"]),
+        terminations=[False] * (len(e["actions"]) - 1) + [not e["truncated"]],
+        truncations=[False] * (len(e["actions"]) - 1) + [e["truncated"]],
+        infos={"subgoal": e["subgoals"] + [""], "subgoal_reason": e["reasons"] + [""]})
+        for i, e in enumerate(episodes)])
+    storage.update_metadata({"dataset_id": "babyai/ref-v0", "minari_version": "0.5.4"})
+    return storage
+
+
+@pytest.mark.parametrize("level", ["BabyAI-GoToRedBall-v0", "BabyAI-PutNextLocal-v0"])
+def test_batched_writer_matches_minari(tmp_path, level, monkeypatch):
+    from minari import MinariDataset
+    from minari.dataset.minari_storage import MinariStorage
+    env = make_env(level)
+    episodes = [e for e in (bot_episode(env, s) for s in range(12)) if e is not None]
+    episodes[3]["truncated"] = True  # exercise the truncation column too
+    ref = _minari_reference(tmp_path / "ref", episodes, env.action_space)
+    ours = MinariStorage.new(tmp_path / "ours", observation_space=observation_space(),
+                             action_space=env.action_space, data_format="arrow", jpeg_encoding=False)
+    chunk = _pack(episodes)
+    monkeypatch.setattr("protege.data.babyai_minari.MAX_EPISODES_PER_WRITE", 5)  # several writes
+    write_episodes(tmp_path / "ours", chunk, 0, ours.observation_space, ours.action_space)
+    ours.update_metadata({"dataset_id": "babyai/ours-v0", "minari_version": "0.5.4", "total_episodes": len(episodes), "total_steps": int(chunk["lengths"].sum())})
+    for i in range(len(episodes)):
+        files = sorted(p.name for p in (tmp_path / "ours" / str(i)).iterdir())
+        assert files == sorted(p.name for p in (tmp_path / "ref" / str(i)).iterdir())
+        read = lambda root: pa.ipc.open_file(root / str(i) / "part-0.arrow").read_all()  # noqa: E731
+        assert read(tmp_path / "ours").equals(read(tmp_path / "ref"))
+        meta = lambda root: json.loads((root / str(i) / "metadata.json").read_text())  # noqa: E731
+        assert meta(tmp_path / "ours") == meta(tmp_path / "ref")
+    a, b = MinariDataset(tmp_path / "ours"), MinariDataset(tmp_path / "ref")
+    assert a.total_episodes == b.total_episodes == len(episodes) and a.total_steps == b.total_steps
+    for ea, eb in zip(a.iterate_episodes(), b.iterate_episodes()):
+        np.testing.assert_array_equal(ea.observations["image"], eb.observations["image"])
+        assert ea.observations["mission"] == eb.observations["mission"]
+        np.testing.assert_array_equal(ea.actions, eb.actions)
+        np.testing.assert_array_equal(ea.truncations, eb.truncations)
+        assert list(ea.infos["subgoal"]) == list(eb.infos["subgoal"])
