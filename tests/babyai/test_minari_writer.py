@@ -59,3 +59,35 @@ def test_batched_writer_matches_minari(tmp_path, level, monkeypatch):
         np.testing.assert_array_equal(ea.actions, eb.actions)
         np.testing.assert_array_equal(ea.truncations, eb.truncations)
         assert list(ea.infos["subgoal"]) == list(eb.infos["subgoal"])
+
+
+def test_chunk_writer_reraises_write_errors(tmp_path):
+    from protege.data.babyai_minari import ChunkWriter
+    env = make_env("BabyAI-GoToRedBall-v0")
+
+    def broken_load(path):
+        raise OSError(f"{path}: disk full")
+    writer = ChunkWriter(tmp_path, observation_space(), env.action_space, broken_load)
+    writer.submit(tmp_path / "chunk-0.npz")
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()
+
+
+def test_interrupted_generation_keeps_chunks_and_no_dataset(tmp_path, monkeypatch):
+    """If playing fails halfway, no half-written Minari folder is left, but finished chunks stay
+    for the rerun to reuse."""
+    from protege.data import babyai_demos as bd
+    real = bd.run_chunk
+
+    def fail_second(args):
+        if args[1] > 0:
+            raise KeyboardInterrupt
+        return real(args)
+    monkeypatch.setattr(bd, "run_chunk", fail_second)
+    cfg = bd.DemoConfig("BabyAI-GoToRedBall-v0", 4, tmp_path / "d", workers=1, chunk_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        bd.generate_demos(cfg, progress=False)
+    assert not (tmp_path / "d" / "data").exists()
+    assert [p.name for p in (tmp_path / "d" / ".chunks").glob("*.npz")] == ["chunk-000000000000-2.npz"]
+    monkeypatch.setattr(bd, "run_chunk", real)
+    assert bd.generate_demos(cfg, progress=False)["resumed"] == "1 chunks reused"

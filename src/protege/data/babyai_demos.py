@@ -138,51 +138,52 @@ def generate_demos(cfg: DemoConfig, progress: bool = True) -> dict:
                         f"(seeds {meta.get('seeds_tried')}); choose another --out")
     chunks_dir = out / ".chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
-    todo = [(cfg.level, s, n, str(chunks_dir / f"chunk-{s:012d}-{n}.npz")) for s, n in chunk_ranges(cfg)]
-    done_before = sum(Path(t[3]).exists() for t in todo)
-    todo = [t for t in todo if not Path(t[3]).exists()]
-    _run_chunks(todo, cfg, progress)
-    stats = write_minari(cfg, sorted(chunks_dir.glob("chunk-*.npz")))
+    chunks = [(cfg.level, s, n, str(chunks_dir / f"chunk-{s:012d}-{n}.npz")) for s, n in chunk_ranges(cfg)]
+    done_before = sum(Path(t[3]).exists() for t in chunks)
+    stats = write_minari(cfg, _run_chunks(chunks, cfg, progress))
     shutil.rmtree(chunks_dir, ignore_errors=True)
     return {**stats, "resumed": f"{done_before} chunks reused"}
 
 
-def _run_chunks(todo: list, cfg: DemoConfig, progress: bool) -> None:
+def _run_chunks(chunks: list, cfg: DemoConfig, progress: bool):
+    """Play the chunks not on disk yet; yield every chunk's path in seed order as soon as it exists."""
     from protege.progress import progress_bar
-    if not todo:
-        return
-    total = sum(t[2] for t in todo)
-    with progress_bar(progress) as bar:
-        task = bar.add_task(f"bot demos {cfg.level}", total=total)
+    reused = {t[3] for t in chunks if Path(t[3]).exists()}
+    todo = [t for t in chunks if t[3] not in reused]
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(progress_bar(progress and bool(todo)))
+        task = bar.add_task(f"bot demos {cfg.level}", total=sum(t[2] for t in todo))
         if cfg.workers == 1:
-            for t in todo:
-                run_chunk(t)
+            played = map(run_chunk, todo)
+        else:  # spawn, not fork: the parent may hold torch/arrow threads that fork would copy half-locked
+            pool = stack.enter_context(mp.get_context("spawn").Pool(cfg.workers))
+            played = pool.imap(run_chunk, todo)  # in order: the writer numbers episodes as they come
+        for t in chunks:
+            if t[3] not in reused:
+                next(played)
                 bar.advance(task, t[2])
-            return
-        # spawn, not fork: the parent may hold torch/arrow threads that fork would copy half-locked
-        with mp.get_context("spawn").Pool(cfg.workers) as pool:
-            sizes = {t[1]: t[2] for t in todo}
-            for start, _, _ in pool.imap_unordered(run_chunk, todo):
-                bar.advance(task, sizes[start])
+            yield Path(t[3])
 
 
-def write_minari(cfg: DemoConfig, chunk_paths: list[Path]) -> dict:
-    """Assemble the chunks (in seed order) into one Minari dataset (arrow) plus a checksum manifest,
-    atomically. Episodes are written a chunk per arrow write (`babyai_minari`), not one by one."""
+def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
+    """Write the chunks (an iterable of paths in seed order, e.g. `_run_chunks` while it plays) into
+    one Minari dataset (arrow) plus a checksum manifest, atomically. A background thread writes each
+    chunk as soon as it is yielded (`babyai_minari.ChunkWriter`), so storing overlaps with the bot."""
     import minari
     from minari.dataset.minari_storage import MinariStorage
-    from protege.data.babyai_minari import write_episodes
+    from protege.data.babyai_minari import ChunkWriter
     out = Path(cfg.out).resolve()  # minari mis-joins relative paths when measuring the folder
     env = make_env(cfg.level)
-    episodes = steps = 0
     with atomic_path(out / "data") as tmp:
         storage = MinariStorage.new(tmp, observation_space=observation_space(),
                                     action_space=env.action_space, env_spec=env.spec,
                                     data_format="arrow", jpeg_encoding=False)
-        for path in chunk_paths:
-            chunk = _read_chunk(path)
-            write_episodes(tmp, chunk, episodes, storage.observation_space, storage.action_space)
-            episodes, steps = episodes + len(chunk["lengths"]), steps + int(chunk["lengths"].sum())
+        writer = ChunkWriter(tmp, storage.observation_space, storage.action_space, _read_chunk)
+        try:
+            for path in chunk_paths:
+                writer.submit(path)
+        finally:
+            episodes, steps = writer.close()
         if not episodes:
             raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
         storage.update_metadata({"dataset_id": f"babyai/{cfg.level.removeprefix('BabyAI-')}/bot-v0",

@@ -11,6 +11,7 @@ writer splits it into the very same layout Minari writes (`<data>/<episode_id>/p
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,34 @@ def _slice(chunk: dict, lo: int, hi: int) -> dict:
     per_episode = ("lengths", "seeds", "truncated", "missions")
     return {**{k: chunk[k][s0:s1] for k in per_step}, **{k: chunk[k][lo:hi] for k in per_episode},
             "images": chunk["images"][f0:f1], "directions": chunk["directions"][f0:f1]}
+
+
+class ChunkWriter:
+    """Writes chunk files into a Minari arrow folder on one background thread, in submission order,
+    numbering episodes 0, 1, ... as they come. Storing costs two files and a folder per episode;
+    file system calls and pyarrow's writer release the GIL, so this overlaps with the bot's
+    stepping instead of following it."""
+
+    def __init__(self, data_path: Path, observation_space, action_space, load):
+        self.data_path, self.spaces, self.load = Path(data_path), (observation_space, action_space), load
+        self.episodes = self.steps = 0
+        self._pool, self._futures = ThreadPoolExecutor(1, thread_name_prefix="minari-writer"), []
+
+    def submit(self, chunk_path: Path) -> None:
+        for future in self._futures:  # stop early if a write already failed (disk full, ...)
+            if future.done() and future.exception() is not None:
+                self.close()
+        self._futures.append(self._pool.submit(self._write, chunk_path))
+
+    def _write(self, chunk_path: Path) -> None:  # runs on the writer thread, one chunk at a time
+        chunk = self.load(chunk_path)
+        write_episodes(self.data_path, chunk, self.episodes, *self.spaces)
+        self.episodes += len(chunk["lengths"])
+        self.steps += int(chunk["lengths"].sum())
+
+    def close(self) -> tuple[int, int]:
+        """Wait for every write (re-raising the first error); returns (episodes, steps) written."""
+        self._pool.shutdown(wait=True)
+        for future in self._futures:
+            future.result()
+        return self.episodes, self.steps
