@@ -91,3 +91,16 @@ def test_interrupted_generation_keeps_chunks_and_no_dataset(tmp_path, monkeypatc
     assert [p.name for p in (tmp_path / "d" / ".chunks").glob("*.npz")] == ["chunk-000000000000-2.npz"]
     monkeypatch.setattr(bd, "run_chunk", real)
     assert bd.generate_demos(cfg, progress=False)["resumed"] == "1 chunks reused"
+
+
+def test_minari_load_dataset_reads_our_folder(redball_demos, tmp_path, monkeypatch):
+    """`minari.load_dataset` (by id, from MINARI_DATASETS_PATH) reads what `protege data demos` wrote."""
+    import shutil
+
+    import minari
+    shutil.copytree(redball_demos / "data", tmp_path / "babyai" / "GoToRedBall" / "bot-v0" / "data")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    dataset = minari.load_dataset("babyai/GoToRedBall/bot-v0")
+    assert dataset.total_episodes == 300
+    episode = dataset[117]
+    assert episode.observations["image"].shape[1:] == (7, 7, 3) and len(episode.infos["subgoal"]) == len(episode.actions) + 1
