@@ -37,3 +37,16 @@ $R babyai_iqlearn name=iq-GoToLocal-10k-s0 level=BabyAI-GoToLocal-v0 demos=data/
 $D --env BabyAI-PickupLoc-v0 --episodes 10000 --out data/babyai/PickupLoc10k
 $R babyai_bc name=bc-PickupLoc-10k-s0 level=BabyAI-PickupLoc-v0 demos=data/babyai/PickupLoc10k n_demos=10000
 $R babyai_iqlearn name=iq-PickupLoc-10k-s0 level=BabyAI-PickupLoc-v0 demos=data/babyai/PickupLoc10k n_demos=10000
+$R babyai_iqlearn name=iq-GoToRedBall-1k-s1-lam0.01 lam=0.01 seed=1
+$R babyai_iqlearn name=iq-GoToRedBall-1k-s1-lam1 lam=1.0 seed=1
+$R babyai_iqlearn name=iq-GoToRedBall-1k-s2-lam0.01 lam=0.01 seed=2
+$R babyai_iqlearn name=iq-GoToRedBall-1k-s2-lam1 lam=1.0 seed=2
+$R babyai_bc name=bc-PickupLoc-10k-s1 seed=1 level=BabyAI-PickupLoc-v0 demos=data/babyai/PickupLoc10k n_demos=10000
+$R babyai_iqlearn name=iq-PickupLoc-10k-s1 seed=1 level=BabyAI-PickupLoc-v0 demos=data/babyai/PickupLoc10k n_demos=10000
+$R babyai_bc name=bc-GoToLocal-10k-s1 seed=1 level=BabyAI-GoToLocal-v0 demos=data/babyai/GoToLocal n_demos=10000
+$R babyai_iqlearn name=iq-GoToLocal-10k-s1 seed=1 level=BabyAI-GoToLocal-v0 demos=data/babyai/GoToLocal n_demos=10000
+for lv in PickupLoc GoToLocal; do  # 10k, seed 2 (PickupLoc's 10k demos live in their own folder)
+  dir=data/babyai/$lv; [ $lv = PickupLoc ] && dir=data/babyai/PickupLoc10k
+  $R babyai_bc name=bc-$lv-10k-s2 seed=2 level=BabyAI-$lv-v0 demos=$dir n_demos=10000
+  $R babyai_iqlearn name=iq-$lv-10k-s2 seed=2 level=BabyAI-$lv-v0 demos=$dir n_demos=10000
+done
