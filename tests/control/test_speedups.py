@@ -74,3 +74,14 @@ def test_bf16_hidden_layers_keep_an_fp32_output_close_to_fp32():
     grad_ok = model.log_prob(obs, obs + 0.1).sum()
     grad_ok.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_actor_sample_is_forwards_action_without_the_log_prob():
+    from protege.learners.sac import Actor
+    actor = Actor(3, 2, 16, bf16=True)
+    obs = torch.randn(5, 3)
+    torch.manual_seed(7)
+    action, _ = actor(obs)
+    torch.manual_seed(7)
+    assert torch.equal(actor.sample(obs), action)
+    assert torch.allclose(actor.sample(obs, deterministic=True, bf16=False), actor(obs, True)[0], atol=0.05)
