@@ -8,7 +8,8 @@ the default settings, and FORM / GAIL as they were before the speed work: `*_bef
 Each learner first takes `--warmup` random steps (filling the replay, no updates), then the timed
 `--steps` steps. All measurements run in one process, one thread, interleaved over `--repeats`
 rounds; the best round of each is reported (the machine is shared, so the best round is the one
-least disturbed by other processes). The last line printed is one JSON object.
+least disturbed by other processes), and the ratios also from the median round (`*_median`).
+The last line printed is one JSON object.
 """
 
 import argparse
@@ -92,17 +93,18 @@ def main():
         "form_before_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos", before=True),
         "gail_before_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos", before=True),
     }
-    best = {key: 0.0 for key in runs}
+    values = {key: [] for key in runs}
     for round_ in range(args.repeats):
         for key, fn in runs.items():
-            value = fn()
-            best[key] = max(best[key], value)
-            print(f"round {round_} {key}: {value:.1f}", flush=True)
+            values[key].append(fn())
+            print(f"round {round_} {key}: {values[key][-1]:.1f}", flush=True)
+    best = {k: max(v) for k, v in values.items()}
+    median = {k: float(np.median(v)) for k, v in values.items()}
     result = {k: round(v, 1) for k, v in best.items()}
-    result["sac_speedup_vs_sb3"] = round(best["sac_steps_per_s"] / best["sb3_sac_steps_per_s"], 2)
-    result["form_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["form_steps_per_s"], 2)
-    result["gail_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["gail_steps_per_s"], 2)
-    result["gaifo_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["gaifo_steps_per_s"], 2)
+    for suffix, stat in (("", best), ("_median", median)):  # best round, and the median round (robust to one lucky round)
+        result[f"sac_speedup_vs_sb3{suffix}"] = round(stat["sac_steps_per_s"] / stat["sb3_sac_steps_per_s"], 2)
+        for method in ("form", "gail", "gaifo"):
+            result[f"{method}_slowdown_vs_sac{suffix}"] = round(stat["sac_steps_per_s"] / stat[f"{method}_steps_per_s"], 2)
     result.update({"task": TASK, "timed_steps": args.steps, "repeats": args.repeats, "torch_threads": 1,
                    "cpu_load_1min": round(__import__("os").getloadavg()[0], 2)})
     print(json.dumps(result))
