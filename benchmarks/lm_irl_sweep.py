@@ -65,6 +65,27 @@ def table(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_tradeoff(results: dict, path: Path, x: str = "eval/self_bleu", y: str = "eval/sampled_score"):
+    """Task score against diversity, one point per setting with 95% intervals on both axes: the
+    picture behind "more diverse at equal task score" (Self-BLEU falls to the left = more diverse)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for name, runs in results.items():
+        (mx, hx), (my, hy) = ci95([r[x] for r in runs]), ci95([r[y] for r in runs])
+        style = "o" if name.startswith("mle") else "s"
+        ax.errorbar(mx, my, xerr=hx, yerr=hy, fmt=style, capsize=3, label=f"{name} ({len(runs)} seeds)")
+    ax.set_xlabel(f"{x.split('/')[1]} (lower = more diverse)")
+    ax.set_ylabel(y.split("/")[1])
+    ax.invert_xaxis()
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=["arithmetic", "foldoc"], default="arithmetic")
@@ -73,6 +94,7 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
     parser.add_argument("--table", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of sampled score vs Self-BLEU")
     parser.add_argument("--extra", nargs="*", default=[], help="overrides applied to every run")
     args = parser.parse_args()
     recipe = f"lm_{args.task}_mle"
@@ -88,6 +110,8 @@ def main():
     if args.table:
         args.table.parent.mkdir(parents=True, exist_ok=True)
         args.table.write_text(table(results, command))
+    if args.plot:
+        plot_tradeoff(results, args.plot)
     print(table(results, command))
     print(json.dumps({name: {m: ci95([r[m] for r in runs])[0] for m in METRICS} | {"seeds": len(runs)}
                       for name, runs in results.items()}))
