@@ -26,6 +26,8 @@ SETTINGS = {  # name -> overrides
     "iq_online_lam0.01": ["objective.method=iqlearn_online", "objective.lam=0.01", "objective.mixin=0.1"],
     "mle_n2000": ["objective.method=mle", "task.train_size=2000"],
     "iq_lam0.01_n2000": ["objective.method=iqlearn", "objective.lam=0.01", "task.train_size=2000"],
+    "mle_n500": ["objective.method=mle", "task.train_size=500"],
+    "iq_lam0.01_n500": ["objective.method=iqlearn", "objective.lam=0.01", "task.train_size=500"],
 }
 METRICS = ["eval/greedy_score", "eval/sampled_score", "eval/self_bleu", "eval/distinct_2",
            "eval/token_entropy", "eval/reward_spearman"]
