@@ -1,6 +1,7 @@
 """The throughput measures of issue 6 item 7 must not change what is computed: the FORM expert cache,
 the gradient penalty on a subset of the batch and the bfloat16 hidden layers."""
 
+import pytest
 import numpy as np
 import torch
 
@@ -85,3 +86,23 @@ def test_actor_sample_is_forwards_action_without_the_log_prob():
     torch.manual_seed(7)
     assert torch.equal(actor.sample(obs), action)
     assert torch.allclose(actor.sample(obs, deterministic=True, bf16=False), actor(obs, True)[0], atol=0.05)
+
+
+def test_gradient_penalty_in_standardised_space_divides_out_the_expert_scale():
+    """With a linear discriminator w.z on standardised inputs z = (x - m) / s, the raw-space gradient
+    is w / s and the standardised-space one is w: the two penalties see exactly those norms."""
+    rng = np.random.default_rng(0)
+    scale = np.array([0.01, 0.02, 0.05, 1.0, 2.0, 0.1], dtype=np.float32)
+    expert = (rng.normal(size=(400, 6)) * scale).astype(np.float32)
+    weight = torch.tensor([[0.3, -0.2, 0.1, 0.5, -0.4, 0.2]])
+    norms = {}
+    for space in ("raw", "standardised"):
+        model = GAILReward(expert[:, :3], expert[:, 3:], "state_only", hidden=8, gp_batch=0, seed=0, gp_space=space)
+        model.disc.net = torch.nn.Linear(6, 1, bias=False)
+        model.disc.net.weight.data.copy_(weight)
+        norms[space] = float(model._interpolate_grad_norms(torch.zeros(5, 6))[0])
+    std = np.maximum(expert.std(0), 1e-3)
+    assert abs(norms["standardised"] - float(weight.norm())) < 1e-5
+    assert abs(norms["raw"] - float(np.linalg.norm(weight.numpy()[0] / std))) < 1e-3 * norms["raw"]
+    with pytest.raises(ValueError, match="gp_space"):
+        GAILReward(expert[:, :3], expert[:, 3:], "state_only", gp_space="whitened")

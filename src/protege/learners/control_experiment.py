@@ -62,6 +62,9 @@ class GAILConfig:
     on fewer samples, see imitation_rewards.GAILReward); 0: one per batch pair (the full batch)"""
     bf16: bool = True
     """the discriminator's hidden layers in bfloat16 (output layer fp32), as SAC's networks"""
+    gp_space: Literal["raw", "standardised"] = "raw"
+    """input space of the gradient penalty: raw observations/actions (DAC) or the standardised inputs
+    the discriminator sees (scale-free; see imitation_rewards.GAILReward._interpolate_grad_norms)"""
 
 
 @dataclass
@@ -136,7 +139,7 @@ def _reward_model(cfg: Config, demos: ControlDemos):
         variant = "state_action" if cfg.method == "gail" else "state_only"
         return GAILReward(demos.obs, second, variant, cfg.gail.hidden, cfg.gail.gp_coef,
                           cfg.gail.reward_kind, cfg.gail.lr, seed=cfg.seed, gp_batch=cfg.gail.gp_batch,
-                          bf16=cfg.gail.bf16)
+                          bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space)
     return None
 
 

@@ -80,7 +80,7 @@ class GAILReward(nn.Module):
 
     def __init__(self, expert_obs: np.ndarray, expert_second: np.ndarray, variant: str, hidden: int = 128,
                  gp_coef: float = 10.0, reward_kind: str = "gail", lr: float = 3e-4, seed: int = 0,
-                 gp_batch: int = 0, bf16: bool = False):
+                 gp_batch: int = 0, bf16: bool = False, gp_space: str = "raw"):
         super().__init__()
         if variant not in ("state_action", "state_only"):
             raise ValueError(f"GAIL variant must be state_action or state_only, got {variant!r}")
@@ -88,7 +88,9 @@ class GAILReward(nn.Module):
         self.disc = Discriminator(x.shape[1], hidden, mean=x.mean(0), std=np.maximum(x.std(0), 1e-3), bf16=bf16)
         self.expert_x = torch.from_numpy(x)
         self.variant, self.gp_coef, self.reward_kind, self.lr = variant, gp_coef, reward_kind, lr
-        self.gp_batch = gp_batch
+        if gp_space not in ("raw", "standardised"):
+            raise ValueError(f"gp_space must be raw or standardised, got {gp_space!r}")
+        self.gp_batch, self.gp_space = gp_batch, gp_space
         self.gen = torch.Generator().manual_seed(seed)
 
     def _agent_x(self, batch: Batch):
@@ -109,10 +111,23 @@ class GAILReward(nn.Module):
             # the objective. It saves most of the double backward, GAIL's main extra cost per step.
             n = min(self.gp_batch, len(agent_x)) if self.gp_batch > 0 else len(agent_x)
             eps = torch.rand(n, 1, generator=self.gen)
-            mix = (eps * expert_x[:n] + (1 - eps) * agent_x[:n]).requires_grad_(True)
-            grad, = torch.autograd.grad(self.disc(mix).sum(), mix, create_graph=True)
-            penalty, gp_metrics = gradient_penalty_loss(grad.norm(dim=1))
+            mix = eps * expert_x[:n] + (1 - eps) * agent_x[:n]
+            penalty, gp_metrics = gradient_penalty_loss(self._interpolate_grad_norms(mix))
             loss = loss + self.gp_coef * penalty
             metrics |= gp_metrics
         reward, reward_metrics = gail_reward(agent_logits, self.reward_kind)
         return loss, reward, metrics | reward_metrics
+
+    def _interpolate_grad_norms(self, mix: torch.Tensor) -> torch.Tensor:
+        """||grad logit|| at the interpolates, w.r.t. the raw input or the standardised one the network
+        sees. Why the choice: a unit gradient norm in raw units bounds how far the logit can move across
+        the data, so on a task whose observations span ~0.3 (point_mass) the discriminator is held
+        near D = 0.5 and its reward is nearly flat; in standardised units the same penalty allows a
+        logit change of a few units across one standard deviation of the expert data, whatever the scale."""
+        if self.gp_space == "raw":
+            mix = mix.requires_grad_(True)
+            grad, = torch.autograd.grad(self.disc(mix).sum(), mix, create_graph=True)
+        else:
+            z = self.disc.standardise(mix).requires_grad_(True)
+            grad, = torch.autograd.grad(self.disc.logits_of_standardised(z).sum(), z, create_graph=True)
+        return grad.norm(dim=1)

@@ -26,8 +26,14 @@ class Discriminator(nn.Module):
         self.register_buffer("mean", _buffer(mean, in_dim, 0.0))
         self.register_buffer("std", _buffer(std, in_dim, 1.0))
 
+    def standardise(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def logits_of_standardised(self, z: Tensor) -> Tensor:
+        return bf16_hidden(self.net, z, self.bf16).squeeze(-1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return bf16_hidden(self.net, (x - self.mean) / self.std, self.bf16).squeeze(-1)
+        return self.logits_of_standardised(self.standardise(x))
 
 
 class GaussianPolicy(nn.Module):
