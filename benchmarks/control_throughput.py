@@ -1,13 +1,15 @@
 """Environment steps per second with learning on (one gradient step per environment step, batch 256,
 two 256-unit hidden layers) on cartpole-swingup: the bare environment, our SAC (bf16 hidden layers,
-the default, and fp32), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models.
+the default, and fp32), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models (with
+the default settings, and FORM / GAIL as they were before the speed work: `*_before_steps_per_s`).
 
     PYTHONPATH=src .venv/bin/python benchmarks/control_throughput.py [--steps 400] [--repeats 2]
 
 Each learner first takes `--warmup` random steps (filling the replay, no updates), then the timed
 `--steps` steps. All measurements run in one process, one thread, interleaved over `--repeats`
 rounds; the best round of each is reported (the machine is shared, so the best round is the one
-least disturbed by other processes). The last line printed is one JSON object.
+least disturbed by other processes), and the ratios also from the median round (`*_median`).
+The last line printed is one JSON object.
 """
 
 import argparse
@@ -35,7 +37,9 @@ def raw_env(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = True) -> float:
+def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = True, before: bool = False) -> float:
+    """`before`: the reward models as they were before the speed work (fp32, p_E evaluated every
+    update, gradient penalty on the full batch), to show what the changes bought in the same run."""
     from protege.config import from_dict
     from protege.data.control_demos import load_demos
     from protege.envs.control import make_control_env
@@ -43,14 +47,15 @@ def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = Tru
     from protege.learners.online_control import LoopConfig, train_online
     from protege.learners.sac import SAC, SACConfig
     torch.manual_seed(0)
-    cfg = from_dict(Config, {"method": method, "form": {"expert_steps": 10}}, "benchmark")
+    old = {"form": {"bf16": False, "cache_expert": False}, "gail": {"bf16": False, "gp_batch": 0}} if before else {}
+    cfg = from_dict(Config, {"method": method, **old, "form": {"expert_steps": 10, **old.get("form", {})}}, "benchmark")
     env, eval_env = make_control_env(TASK, seed=0), make_control_env(TASK, seed=1)
     demos = load_demos(demos_dir, TASK, env.observation_space.shape[0])
     agent = SAC(env.observation_space.shape[0], env.action_space.shape[0],
                 SACConfig(learning_starts=warmup, bf16=bf16), _reward_model(cfg, demos))
     marks = []
     train_online(env, eval_env, agent, LoopConfig(steps=warmup + steps, eval_every=10**9, eval_episodes=0),
-                 seed=0, on_step=lambda step, replay, rng: marks.append(time.perf_counter()))
+                 seed=0, on_step=lambda step, replay, rng: marks.append(time.perf_counter()), show_progress=False)
     return (len(marks) - 1) / (marks[-1] - marks[0])
 
 
@@ -85,17 +90,21 @@ def main():
         "form_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos"),
         "gail_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos"),
         "gaifo_steps_per_s": lambda: ours("gaifo", args.steps, args.warmup, tmp / "demos"),
+        "form_before_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos", before=True),
+        "gail_before_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos", before=True),
     }
-    best = {key: 0.0 for key in runs}
+    values = {key: [] for key in runs}
     for round_ in range(args.repeats):
         for key, fn in runs.items():
-            value = fn()
-            best[key] = max(best[key], value)
-            print(f"round {round_} {key}: {value:.1f}", flush=True)
+            values[key].append(fn())
+            print(f"round {round_} {key}: {values[key][-1]:.1f}", flush=True)
+    best = {k: max(v) for k, v in values.items()}
+    median = {k: float(np.median(v)) for k, v in values.items()}
     result = {k: round(v, 1) for k, v in best.items()}
-    result["sac_speedup_vs_sb3"] = round(best["sac_steps_per_s"] / best["sb3_sac_steps_per_s"], 2)
-    result["form_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["form_steps_per_s"], 2)
-    result["gail_slowdown_vs_sac"] = round(best["sac_steps_per_s"] / best["gail_steps_per_s"], 2)
+    for suffix, stat in (("", best), ("_median", median)):  # best round, and the median round (robust to one lucky round)
+        result[f"sac_speedup_vs_sb3{suffix}"] = round(stat["sac_steps_per_s"] / stat["sb3_sac_steps_per_s"], 2)
+        for method in ("form", "gail", "gaifo"):
+            result[f"{method}_slowdown_vs_sac{suffix}"] = round(stat["sac_steps_per_s"] / stat[f"{method}_steps_per_s"], 2)
     result.update({"task": TASK, "timed_steps": args.steps, "repeats": args.repeats, "torch_threads": 1,
                    "cpu_load_1min": round(__import__("os").getloadavg()[0], 2)})
     print(json.dumps(result))

@@ -17,3 +17,13 @@ def test_table_groups_by_method_and_distractors(tmp_path):
     markdown, rows = table(collect(tmp_path))
     assert [(r["method"].split()[0], r["distractor_dims"], r["seeds"]) for r in rows] == [("FORM", 0, 2), ("GAIL", 8, 1)]
     assert abs(rows[0]["normalised_return"] - 0.3) < 1e-9 and "FORM" in markdown
+
+
+def test_table_keeps_tasks_apart(tmp_path):
+    for i, task in enumerate(["reacher-easy", "cartpole-swingup", "cartpole-swingup"]):
+        (tmp_path / f"r{i}").mkdir()
+        (tmp_path / f"r{i}" / "summary.json").write_text(json.dumps(
+            {"task": task, "method": "form", "distractors": 0, "seed": i, "normalised_return": 0.1 * i, "return": 1.0}))
+    markdown, rows = table(collect(tmp_path))
+    assert [(r["task"], r["seeds"]) for r in rows] == [("cartpole-swingup", 2), ("reacher-easy", 1)]
+    assert markdown.count("| reacher-easy |") == 1

@@ -16,11 +16,10 @@ def control_demos(
     action_repeat: int = typer.Option(1, help="simulator steps per action"),
 ):
     """Record expert demonstrations of a scripted controller as a Minari dataset."""
-    from rich.progress import Progress
-
     from protege.data.control_demos import record_demos
+    from protege.progress import progress_bar
 
-    with Progress() as bar:
+    with progress_bar() as bar:
         job = bar.add_task(f"{task} demos", total=episodes)
         summary = record_demos(task, episodes, out, seed=seed, action_repeat=action_repeat,
                                progress=lambda i, n: bar.update(job, completed=i))

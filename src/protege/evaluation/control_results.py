@@ -33,22 +33,22 @@ def collect(root: Path) -> list[dict]:
 
 
 def table(summaries: list[dict]) -> tuple[str, list[dict]]:
-    """Markdown table and its rows: one row per (method, distractors)."""
+    """Markdown table and its rows: one row per (task, method, distractors), tasks in name order."""
     groups: dict[tuple, list[dict]] = {}
     for s in summaries:
-        groups.setdefault((s["method"], s["distractors"]), []).append(s)
+        groups.setdefault((s.get("task", ""), s["method"], s["distractors"]), []).append(s)
     order = list(METHOD_NAMES)
     rows = []
-    for (method, dims), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))):
+    for (task, method, dims), runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], order.index(kv[0][1]))):
         mean, half = mean_ci95([r["normalised_return"] for r in runs])
-        rows.append({"method": METHOD_NAMES.get(method, method), "distractor_dims": dims, "seeds": len(runs),
+        rows.append({"task": task, "method": METHOD_NAMES.get(method, method), "distractor_dims": dims, "seeds": len(runs),
                      "normalised_return": round(mean, 3), "ci95": round(half, 3),
                      "raw_return": round(float(np.mean([r["return"] for r in runs])), 1),
                      "env_steps": runs[0].get("env_steps", 0),
                      "per_seed": [round(r["normalised_return"], 3) for r in sorted(runs, key=lambda r: r["seed"])]})
-    lines = ["| method | distractor dims | seeds | expert-normalised return (mean ± 95% CI) | raw return | env steps | per seed |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| task | method | distractor dims | seeds | expert-normalised return (mean ± 95% CI) | raw return | env steps | per seed |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['distractor_dims']} | {r['seeds']} | {r['normalised_return']:.3f} ± "
+        lines.append(f"| {r['task']} | {r['method']} | {r['distractor_dims']} | {r['seeds']} | {r['normalised_return']:.3f} ± "
                      f"{r['ci95']:.3f} | {r['raw_return']} | {r['env_steps']} | {r['per_seed']} |")
     return "\n".join(lines), rows

@@ -45,6 +45,10 @@ class FORMConfig:
     clip: float = 100.0
     scale: float = 0.1
     """reward = scale * (log p_E - log p_A); log-ratios of many-dimensional densities are large"""
+    bf16: bool = True
+    """both densities' hidden layers in bfloat16 (output layers fp32), as SAC's networks"""
+    cache_expert: bool = True
+    """compute the frozen log p_E(o'|o) once per stored transition instead of once per update"""
 
 
 @dataclass
@@ -53,6 +57,14 @@ class GAILConfig:
     gp_coef: float = 10.0
     reward_kind: Literal["gail", "airl"] = "gail"
     lr: float = 3e-4
+    gp_batch: int = 64
+    """interpolates per step for the gradient penalty (an unbiased estimate of the same expectation
+    on fewer samples, see imitation_rewards.GAILReward); 0: one per batch pair (the full batch)"""
+    bf16: bool = True
+    """the discriminator's hidden layers in bfloat16 (output layer fp32), as SAC's networks"""
+    gp_space: Literal["raw", "standardised"] = "raw"
+    """input space of the gradient penalty: raw observations/actions (DAC) or the standardised inputs
+    the discriminator sees (scale-free; see imitation_rewards.GAILReward._interpolate_grad_norms)"""
 
 
 @dataclass
@@ -116,15 +128,18 @@ def _reward_model(cfg: Config, demos: ControlDemos):
     if cfg.method == "form":
         stats = ConditionalGaussian.stats(demos.obs, demos.next_obs)
         dim = demos.obs.shape[1]
-        expert = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", **stats)
+        expert = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", bf16=cfg.form.bf16,
+                                     **stats)
         fit_density(expert, demos.obs, demos.next_obs, cfg.form.expert_steps, seed=cfg.seed)
-        agent = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", **stats)
-        return FORMReward(expert, agent, cfg.form.clip, cfg.form.scale, cfg.form.lr)
+        agent = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", bf16=cfg.form.bf16,
+                                    **stats)
+        return FORMReward(expert, agent, cfg.form.clip, cfg.form.scale, cfg.form.lr, cfg.form.cache_expert)
     if cfg.method in ("gail", "gaifo"):
         second = demos.actions if cfg.method == "gail" else demos.next_obs
         variant = "state_action" if cfg.method == "gail" else "state_only"
         return GAILReward(demos.obs, second, variant, cfg.gail.hidden, cfg.gail.gp_coef,
-                          cfg.gail.reward_kind, cfg.gail.lr, seed=cfg.seed)
+                          cfg.gail.reward_kind, cfg.gail.lr, seed=cfg.seed, gp_batch=cfg.gail.gp_batch,
+                          bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space)
     return None
 
 
@@ -146,7 +161,7 @@ def run(cfg: Config, run) -> dict:
         demos = _with_distractors(demos, dcfg, cfg.seed)
     if cfg.method == "bc":
         from protege.learners.bc_control import train_bc
-        policy, bc_metrics = train_bc(demos, cfg.bc, cfg.seed, run)
+        policy, bc_metrics = train_bc(demos, cfg.bc, cfg.seed, run, resume=run.resumed)
         returns = evaluate(eval_env, policy, cfg.eval_episodes, seed=20_000)
         extra = {"env_steps": 0} | bc_metrics
     else:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from protege.learners.sac import SAC, Replay
+from protege.progress import progress_bar
 
 
 @dataclass
@@ -44,8 +45,9 @@ def evaluate(env: gym.Env, agent: SAC, episodes: int, seed: int) -> list[float]:
 
 
 def train_online(env: gym.Env, eval_env: gym.Env, agent: SAC, loop: LoopConfig, seed: int,
-                 run=None, on_step=None, progress=None) -> dict:
-    """Run SAC for `loop.steps` environment steps; returns timings and the final evaluation."""
+                 run=None, on_step=None, show_progress: bool = True) -> dict:
+    """Run SAC for `loop.steps` environment steps; returns timings and the final evaluation.
+    `on_step(step, replay, rng)` is called before each update; the bar is the shared layout."""
     cfg = agent.cfg
     rng = np.random.default_rng(seed)
     replay = Replay(min(cfg.buffer_size, loop.steps), env.observation_space.shape[0], env.action_space.shape[0])
@@ -53,31 +55,34 @@ def train_online(env: gym.Env, eval_env: gym.Env, agent: SAC, loop: LoopConfig, 
     obs, _ = env.reset(seed=seed)
     episode_return, episode_returns, evals, metrics = 0.0, [], [], {}
     start = time.perf_counter()
-    for step in range(1, loop.steps + 1):
-        action = env.action_space.sample() if step <= cfg.learning_starts else agent.act(obs)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        replay.add(obs, action, reward, next_obs, float(terminated))
-        episode_return += reward
-        obs = next_obs
-        if terminated or truncated:
-            episode_returns.append(episode_return)
-            if run is not None:
-                run.log(step, {"charts/episodic_return": episode_return})
-            obs, episode_return = env.reset()[0], 0.0
-        if step > cfg.learning_starts:
-            if on_step is not None:
-                on_step(step, replay, rng)
-            metrics = agent.update(replay.sample(rng, cfg.batch_size))
-        if run is not None and step % loop.log_every == 0 and metrics:
-            run.log(step, {k: float(v) for k, v in metrics.items()}
-                    | {"charts/steps_per_s": step / (time.perf_counter() - start)})
-        if loop.eval_episodes and (step % loop.eval_every == 0 or step == loop.steps):
-            returns = evaluate(eval_env, agent, loop.eval_episodes, seed=10_000 + step)
-            evals.append({"step": step, "return": float(np.mean(returns))})
-            if run is not None:
-                run.log(step, {"eval/return": float(np.mean(returns))})
-        if progress is not None:
-            progress(step)
+    with progress_bar(show_progress) as bar:
+        task = bar.add_task("sac", total=loop.steps)
+        for step in range(1, loop.steps + 1):
+            action = env.action_space.sample() if step <= cfg.learning_starts else agent.act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            replay.add(obs, action, reward, next_obs, float(terminated))
+            episode_return += reward
+            obs = next_obs
+            if terminated or truncated:
+                episode_returns.append(episode_return)
+                if run is not None:
+                    run.log(step, {"charts/episodic_return": episode_return})
+                obs, episode_return = env.reset()[0], 0.0
+            if step > cfg.learning_starts:
+                if on_step is not None:
+                    on_step(step, replay, rng)
+                metrics = agent.update(replay.sample(rng, cfg.batch_size))
+            if run is not None and step % loop.log_every == 0 and metrics:
+                run.log(step, {k: float(v) for k, v in metrics.items()}
+                        | {"charts/steps_per_s": step / (time.perf_counter() - start)})
+            if loop.eval_episodes and (step % loop.eval_every == 0 or step == loop.steps):
+                returns = evaluate(eval_env, agent, loop.eval_episodes, seed=10_000 + step)
+                evals.append({"step": step, "return": float(np.mean(returns))})
+                if run is not None:
+                    run.log(step, {"eval/return": float(np.mean(returns))})
+                bar.update(task, description=f"sac eval return {evals[-1]['return']:.0f}")
+            if step % 25 == 0 or step == loop.steps:  # the bar redraws at 10 Hz anyway
+                bar.update(task, completed=step)
     elapsed = time.perf_counter() - start
     _check_finite(agent)
     return {"steps": loop.steps, "seconds": elapsed, "steps_per_s": loop.steps / elapsed,

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from protege.models.mixed_precision import bf16_hidden
+
 
 def _buffer(value, dim: int, fill: float) -> Tensor:
     return torch.full((dim,), fill) if value is None else torch.tensor(np.asarray(value), dtype=torch.float32)
@@ -16,15 +18,22 @@ def _buffer(value, dim: int, fill: float) -> Tensor:
 class Discriminator(nn.Module):
     """logit(x) = log D(x) - log(1 - D(x)) for x = (s, a) (GAIL) or (s, s') (GAIfO): x [B, in] -> [B]."""
 
-    def __init__(self, in_dim: int, hidden: int = 128, mean=None, std=None):
+    def __init__(self, in_dim: int, hidden: int = 128, mean=None, std=None, bf16: bool = False):
         super().__init__()
+        self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (see models.mixed_precision)
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                  nn.Linear(hidden, 1))
         self.register_buffer("mean", _buffer(mean, in_dim, 0.0))
         self.register_buffer("std", _buffer(std, in_dim, 1.0))
 
+    def standardise(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def logits_of_standardised(self, z: Tensor) -> Tensor:
+        return bf16_hidden(self.net, z, self.bf16).squeeze(-1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.net((x - self.mean) / self.std).squeeze(-1)
+        return self.logits_of_standardised(self.standardise(x))
 
 
 class GaussianPolicy(nn.Module):

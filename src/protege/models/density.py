@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from protege.models.mixed_precision import bf16_hidden
+
 
 class DensityDivergence(FloatingPointError):
     """A density model produced a non-finite log-likelihood."""
@@ -28,8 +30,9 @@ class ConditionalGaussian(nn.Module):
     """p(o'|o) = N(o' - o; mu(o), diag sigma(o)^2), computed on standardised o and o' - o."""
 
     def __init__(self, obs_dim: int, hidden: int = 256, log_std_min: float = -5.0, log_std_max: float = 2.0,
-                 obs_mean=None, obs_std=None, delta_std=None, name: str = "density"):
+                 obs_mean=None, obs_std=None, delta_std=None, name: str = "density", bf16: bool = False):
         super().__init__()
+        self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (see models.mixed_precision)
         self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 2 * obs_dim))
         self.log_std_min, self.log_std_max, self.name = log_std_min, log_std_max, name
@@ -46,7 +49,7 @@ class ConditionalGaussian(nn.Module):
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-std [B, obs_dim] of the standardised change given o."""
-        mean, log_std = self.net((obs - self.obs_mean) / self.obs_std).chunk(2, -1)
+        mean, log_std = bf16_hidden(self.net, (obs - self.obs_mean) / self.obs_std, self.bf16).chunk(2, -1)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
         return mean, log_std
 
