@@ -68,3 +68,19 @@ def test_entropy_bonus_keeps_the_policy_flatter():
             opt.step()
         entropies[coef] = float(metrics["mle/entropy"])
     assert entropies[1.0] > entropies[0.0] + 0.3
+
+
+def test_generation_stops_at_the_position_limit(tokenizer):
+    """A prompt near (or past) the context must not generate beyond the position table: that raised
+    IndexError in a FOLDOC evaluation whose long terms left fewer than max_new_tokens positions."""
+    from protege.evaluation.lm import EvalConfig, generate as generate_text
+    from protege.models.lm import ModelConfig, build_model, fit_prompt
+    model = build_model(ModelConfig(n_layer=1, n_embd=32, n_head=2, context=24), len(tokenizer),
+                        tokenizer.pad_token_id, tokenizer.eos_token_id)
+    long_prompt = " ".join(["seven plus eight"] * 20)
+    outputs = generate_text(model, tokenizer, ["one plus two", long_prompt], EvalConfig(max_new_tokens=64), n=2,
+                            sample=True)
+    assert [len(o) for o in outputs] == [2, 2]
+    assert fit_prompt(list(range(10)), 64, 24) == (list(range(10)), 14)
+    assert fit_prompt(list(range(30)), 64, 24) == (list(range(7, 30)), 1)
+    assert fit_prompt(list(range(30)), 64, None) == (list(range(30)), 64)

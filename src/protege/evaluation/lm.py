@@ -18,6 +18,7 @@ from protege.evaluation.text_metrics import distinct_n, rouge, self_bleu
 from protege.data.tokens import collate, encode, step_logits
 from protege.errors import UserError
 from protege.losses.iqlearn import extracted_reward
+from protege.models.lm import fit_prompt, position_limit
 
 
 @dataclass
@@ -49,7 +50,9 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
              sample: bool = False, use_cache: bool = True) -> list[list[str]]:
     """`n` completions per prompt. Prompts are batched by token length, so no padding is needed."""
     model.eval()
-    encoded = [tokenizer(p + "\n", add_special_tokens=False)["input_ids"] for p in prompts]
+    limit = position_limit(model)
+    encoded = [fit_prompt(tokenizer(p + "\n", add_special_tokens=False)["input_ids"], cfg.max_new_tokens,
+                          limit)[0] for p in prompts]
     by_length = defaultdict(list)
     for i, ids in enumerate(encoded):
         by_length[len(ids)].append(i)
@@ -61,8 +64,9 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
             ids = torch.tensor([encoded[i] for i in chunk])
             kwargs = dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p) if sample \
                 else dict(do_sample=False, num_beams=cfg.num_beams)
+            _, max_new = fit_prompt(encoded[chunk[0]], cfg.max_new_tokens, limit)
             tokens = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                    max_new_tokens=cfg.max_new_tokens, num_return_sequences=n,
+                                    max_new_tokens=max_new, num_return_sequences=n,
                                     eos_token_id=tokenizer.eos_token_id,
                                     pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **kwargs)
             texts = tokenizer.batch_decode(tokens[:, ids.shape[1]:], skip_special_tokens=True)

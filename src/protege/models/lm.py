@@ -56,5 +56,25 @@ def load_hf_model(cfg: ModelConfig):
     return model
 
 
+def position_limit(model) -> int | None:
+    """Most tokens (prompt + generated) the model can attend over: GPT-2's `n_positions`, most other
+    HF models' `max_position_embeddings`; None when the config names no limit (e.g. rotary-only)."""
+    config = getattr(model, "config", None)
+    for key in ("n_positions", "max_position_embeddings"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    return None
+
+
+def fit_prompt(ids: list[int], max_new_tokens: int, limit: int | None) -> tuple[list[int], int]:
+    """(prompt ids, new-token budget) within the position limit: generating past it indexes beyond the
+    position table. A prompt that leaves no room keeps its last `limit - 1` tokens (the end of a prompt
+    is what the completion continues from)."""
+    if limit is None:
+        return ids, max_new_tokens
+    ids = ids[-(limit - 1):]
+    return ids, max(1, min(max_new_tokens, limit - len(ids)))
+
+
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

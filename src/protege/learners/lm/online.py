@@ -3,6 +3,7 @@
 import torch
 
 from protege.data.tokens import EncodedExample, collate
+from protege.models.lm import fit_prompt, position_limit
 
 
 class OnlineMixer:
@@ -16,20 +17,21 @@ class OnlineMixer:
 
     @torch.no_grad()
     def sample(self, row: EncodedExample) -> EncodedExample:
-        prompt = torch.tensor([row.ids[:row.prompt_len]])
+        ids, max_new = fit_prompt(row.ids[:row.prompt_len], self.max_new_tokens, position_limit(self.model))
+        prompt = torch.tensor([ids])
         was_training = self.model.training
         self.model.eval()
         out = self.model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
-                                  do_sample=True, max_new_tokens=self.max_new_tokens,
+                                  do_sample=True, max_new_tokens=max_new,
                                   eos_token_id=self.tokenizer.eos_token_id,
                                   pad_token_id=self.tokenizer.pad_token_id)
         self.model.train(was_training)
         ids = out[0].tolist()[:self.context]
         if ids[-1] != self.tokenizer.eos_token_id and len(ids) < self.context:
             ids.append(self.tokenizer.eos_token_id)
-        if len(ids) == row.prompt_len:  # an empty sample still takes one action
+        if len(ids) == len(prompt[0]):  # an empty sample still takes one action
             ids.append(self.tokenizer.eos_token_id)
-        return EncodedExample(ids, row.prompt_len)
+        return EncodedExample(ids, len(prompt[0]))
 
     def mix(self, rows: list[EncodedExample]):
         n_policy = int(round(len(rows) * self.mixin))
