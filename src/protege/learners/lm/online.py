@@ -14,10 +14,11 @@ class OnlineMixer:
         self.mixin, self.model, self.tokenizer = cfg.objective.mixin, model, tokenizer
         self.max_new_tokens = min(cfg.eval.max_new_tokens, cfg.model.context)
         self.context = cfg.model.context
+        self.limit = position_limit(model)
 
     @torch.no_grad()
     def sample(self, row: EncodedExample) -> EncodedExample:
-        ids, max_new = fit_prompt(row.ids[:row.prompt_len], self.max_new_tokens, position_limit(self.model))
+        ids, max_new = fit_prompt(row.ids[:row.prompt_len], self.max_new_tokens, self.limit)
         prompt = torch.tensor([ids])
         was_training = self.model.training
         self.model.eval()
