@@ -7,6 +7,10 @@ gradient step per environment step). Where the time goes and what we do about it
     actor's loss reads the critic through detached weights, so no gradient crosses between them
     (the actor therefore sees the pre-update critic, as in fused JAX implementations);
   * the twin critics are one batched network (weights [2, in, out], `baddbmm`), halving the kernels;
+  * bfloat16 hidden layers without autocast: each network's weights are cast once per update and shared
+    by both of its evaluations (actor on s' and s; critic on (s, a) and, through the detached cast, on
+    (s, pi)), where autocast cast them again at every call; the Q heads use gemv (a bmm with one output
+    column is several times slower on this CPU); ReLU in place;
   * a preallocated numpy replay sampled by index, converted with `torch.from_numpy` (no copies of
     the whole buffer, no Python objects per transition); target update with `_foreach_lerp_`.
 
@@ -100,8 +104,9 @@ class Replay:
 
 
 class MLP(nn.Module):
-    """Linear-ReLU stack; with `bf16` the hidden layers run under bfloat16 autocast while the output
-    layer stays fp32 (Q-values and log-std need the precision, the hidden features do not)."""
+    """Linear-ReLU stack; with `bf16` the hidden layers' matmuls run in bfloat16 (weights cast once per
+    call, fp32 accumulation) while the output layer stays fp32 (Q-values and log-std need the precision,
+    the hidden features do not). Computes what the same layers under bfloat16 autocast compute."""
 
     def __init__(self, sizes: list[int], bf16: bool = False):
         super().__init__()
@@ -111,69 +116,11 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, bf16: bool | None = None) -> Tensor:
         """`bf16` overrides the network's setting for this call."""
-        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16 if bf16 is None else bf16):
-            for layer in self.hidden:
-                x = torch.relu(layer(x))
-        return self.out(x.float())
+        return mlp(x, cast_hidden(self.params(), self.bf16 if bf16 is None else bf16))
 
-
-class _RowsLinear(torch.autograd.Function):
-    """y = x @ w + b whose backward takes the weight/bias gradient from rows `w_rows` only and the input
-    gradient from rows `x_rows` only (zero elsewhere). Batched (x [n, R, in], w [n, in, out], b [n, 1, out])
-    or plain (x [R, in], w [out, in], b [out], nn.Linear's layout). x may be bfloat16 with fp32 w (an fp32
-    output layer reading bfloat16 features): computed in fp32, x's gradient returned in x's dtype.
-
-    Why: SAC's update evaluates a network on rows that need different gradients: the actor on s' (for the
-    TD target: no gradient) and on s, stacked into one matmul per layer; the critic on (s, pi(s)) for the
-    actor's loss, which must reach pi but not train the critic (what detached weights did, without casting
-    every weight to bfloat16 a second time). The backward computes exactly those gradients and no others."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, w_rows: slice, x_rows: slice):
-        xc = x.to(w.dtype)
-        ctx.save_for_backward(xc, w)  # the fp32 copy, if any, is reused by the weight gradient
-        ctx.rows, ctx.x_dtype = (w_rows, x_rows), x.dtype
-        if x.dim() == 2:
-            return torch.addmm(b, xc, w.t())
-        if w.shape[-1] == 1:  # a Q-value head: bmm with one output column is ~6x slower here than gemv
-            return torch.stack([torch.addmv(b[i, 0], xc[i], w[i, :, 0]) for i in range(len(w))]).unsqueeze(-1)
-        return torch.baddbmm(b, xc, w)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        w_rows, x_rows = ctx.rows
-        batched = x.dim() == 3
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = _input_grad(x, w, g, x_rows, batched, ctx.x_dtype)
-        n_rows = len(range(*w_rows.indices(x.shape[-2])))
-        if n_rows and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
-            gs, xs = (g[:, w_rows], x[:, w_rows]) if batched else (g[w_rows], x[w_rows])
-            if ctx.needs_input_grad[1]:
-                if batched and w.shape[-1] == 1:
-                    gw = torch.stack([torch.mv(xs[i].t(), gs[i, :, 0]) for i in range(len(w))]).unsqueeze(-1)
-                else:
-                    gw = torch.bmm(xs.transpose(1, 2), gs) if batched else gs.t() @ xs
-            if ctx.needs_input_grad[2]:
-                gb = gs.sum(-2, keepdim=True) if batched else gs.sum(0)
-        return gx, gw, gb, None, None
-
-
-def _input_grad(x: Tensor, w: Tensor, g: Tensor, x_rows: slice, batched: bool, dtype: torch.dtype) -> Tensor:
-    """g @ w^T in `dtype` (x's) on rows `x_rows` (zero elsewhere: no loss reads those rows through x)."""
-    rows = (slice(None), x_rows) if batched else (x_rows,)
-    gx = torch.empty_like(x, dtype=dtype) if x_rows == slice(None) else torch.zeros_like(x, dtype=dtype)
-    wt = w.transpose(1, 2) if batched else w
-    if batched and w.shape[-1] == 1:  # outer product: a broadcast multiply rounded straight into x's dtype
-        torch.mul(g[rows], wt, out=gx[rows])
-    elif dtype != w.dtype:
-        gx[rows] = g[rows] @ wt
-    elif batched:
-        torch.bmm(g[rows], wt, out=gx[rows])
-    else:
-        torch.mm(g[rows], wt, out=gx[rows])
-    return gx
+    def params(self) -> list[tuple[Tensor, Tensor]]:
+        """[(weight [out, in], bias [out])] of every layer, the output layer last."""
+        return [(layer.weight, layer.bias) for layer in self.hidden] + [(self.out.weight, self.out.bias)]
 
 
 def cast_hidden(params: list[tuple[Tensor, Tensor]], bf16: bool) -> list[tuple[Tensor, Tensor]]:
@@ -184,15 +131,20 @@ def cast_hidden(params: list[tuple[Tensor, Tensor]], bf16: bool) -> list[tuple[T
     return [(w.to(torch.bfloat16), b.to(torch.bfloat16)) for w, b in params[:-1]] + params[-1:]
 
 
-def mlp_rows(x: Tensor, params: list[tuple[Tensor, Tensor]], w_rows: slice = slice(None),
-             x_rows: slice = slice(None)) -> Tensor:
-    """Linear-ReLU stack on `cast_hidden` params (hidden layers in their dtype, the output layer fp32, as
-    `MLP` under autocast) whose backward is restricted to rows as in `_RowsLinear`."""
+def mlp(x: Tensor, params: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """Linear-ReLU stack on `cast_hidden` params: hidden layers in their dtype, the output layer fp32 (as
+    `MLP` under autocast). Batched (x [n, R, in], weights [n, in, out], biases [n, 1, out]; returns
+    [n, R, out], or [n, R] for one output) or plain (x [R, in], nn.Linear's [out, in] weights)."""
     *hidden, (w_out, b_out) = params
     x = x.to(hidden[0][0].dtype)
-    for w, b in hidden:
-        x = torch.relu_(_RowsLinear.apply(x, w, b, w_rows, x_rows))  # in place: the matmul's backward reads only its inputs
-    return _RowsLinear.apply(x, w_out, b_out, w_rows, x_rows)
+    for w, b in hidden:  # relu in place: the matmul's backward reads only its inputs
+        x = torch.relu_(torch.baddbmm(b, x, w) if x.dim() == 3 else torch.addmm(b, x, w.t()))
+    x = x.float()
+    if x.dim() == 2:
+        return torch.addmm(b_out, x, w_out.t())
+    if w_out.shape[-1] == 1:  # Q-value heads: a bmm with one output column is ~6x slower here than gemv
+        return torch.stack([torch.addmv(b_out[i, 0], x[i], w_out[i, :, 0]) for i in range(len(w_out))])
+    return torch.baddbmm(b_out, x, w_out)
 
 
 class Actor(nn.Module):
@@ -211,12 +163,15 @@ class Actor(nn.Module):
             return torch.tanh(mean), torch.zeros(mean.shape[0])
         return self._squashed_sample(mean, log_std)
 
-    def forward_rows(self, obs: Tensor, grad_rows: slice) -> tuple[Tensor, Tensor]:
-        """`forward` on stacked rows whose backward reaches the weights from `grad_rows` only (the other
-        rows are read as under no_grad; see `_RowsLinear`): the update's s' and s in one pass."""
-        params = [(layer.weight, layer.bias) for layer in self.net.hidden] + [(self.net.out.weight, self.net.out.bias)]
-        mean, log_std = mlp_rows(obs, cast_hidden(params, self.net.bf16), grad_rows, grad_rows).chunk(2, -1)
-        return self._squashed_sample(mean, self._squash_log_std(log_std))
+    def forward_pair(self, next_obs: Tensor, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(next action, its log-prob) without gradient and (action, log-prob) of `obs` with gradient, the
+        weights cast to bfloat16 once for both; the same random draws as `forward(next_obs)`, `forward(obs)`."""
+        params = cast_hidden(self.net.params(), self.net.bf16)
+        with torch.no_grad():
+            mean, log_std = mlp(next_obs, [(w.detach(), b.detach()) for w, b in params]).chunk(2, -1)
+            next_act, next_logp = self._squashed_sample(mean, self._squash_log_std(log_std))
+        mean, log_std = mlp(obs, params).chunk(2, -1)
+        return next_act, next_logp, *self._squashed_sample(mean, self._squash_log_std(log_std))
 
     def _squashed_sample(self, mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
         eps = torch.randn_like(mean)
@@ -260,17 +215,17 @@ class TwinQ(nn.Module):
 
     def forward(self, obs: Tensor, act: Tensor, detach: bool = False) -> Tensor:
         """Q [n, B]; hidden layers in bfloat16 if `bf16`, fp32 output layer."""
-        x = torch.cat([obs, act], -1).unsqueeze(0).expand(self.n, -1, -1)  # (n, B, in)
         params = [(w.detach(), b.detach()) if detach else (w, b) for w, b in zip(self.weights, self.biases)]
-        return mlp_rows(x, cast_hidden(params, self.bf16)).squeeze(-1)
+        return mlp(torch.cat([obs, act], -1).expand(self.n, -1, -1), cast_hidden(params, self.bf16))
 
     def forward_pair(self, obs: Tensor, act: Tensor, pi: Tensor) -> tuple[Tensor, Tensor]:
-        """(Q(s, a), Q(s, pi)) [n, B] each, the weights cast once: Q(s, a) trains the critic; Q(s, pi) passes
-        gradient to pi only, as `forward(..., detach=True)` would (the actor's loss must not train the critic)."""
+        """(Q(s, a), Q(s, pi)) [n, B] each, the weights cast once for both: Q(s, a) trains the critic; Q(s, pi)
+        reads it through detached weights, so it passes gradient to pi only (the actor's loss must not train
+        the critic)."""
         params = cast_hidden(list(zip(self.weights, self.biases)), self.bf16)
-        q = mlp_rows(torch.cat([obs, act], -1).unsqueeze(0).expand(self.n, -1, -1), params)
-        q_pi = mlp_rows(torch.cat([obs, pi], -1).unsqueeze(0).expand(self.n, -1, -1), params, w_rows=slice(0, 0))
-        return q.squeeze(-1), q_pi.squeeze(-1)
+        q = mlp(torch.cat([obs, act], -1).expand(self.n, -1, -1), params)
+        q_pi = mlp(torch.cat([obs, pi], -1).expand(self.n, -1, -1), [(w.detach(), b.detach()) for w, b in params])
+        return q, q_pi
 
 
 class SAC(nn.Module):
@@ -312,14 +267,10 @@ class SAC(nn.Module):
                                          f"(metrics: { {k: float(v) for k, v in metrics.items()} })")
         else:
             aux_loss, reward, metrics = 0.0, batch.reward, {}
-        # the actor on s' (for the TD target, no gradient) and on s (for its loss) in one pass; the same
-        # random draws as two calls in that order
-        n = len(batch.obs)
-        both_act, both_logp = self.actor.forward_rows(torch.cat([batch.next_obs, batch.obs]), slice(n, None))
-        pi, logp = both_act[n:], both_logp[n:]
+        # the actor on s' (for the TD target, no gradient) and on s (for its loss), its weights cast once
+        next_act, next_logp, pi, logp = self.actor.forward_pair(batch.next_obs, batch.obs)
         # critic: soft TD target from the target critics and a fresh next action
         with torch.no_grad():
-            next_act, next_logp = both_act[:n], both_logp[:n]
             next_q = self.critic_target(batch.next_obs, next_act).min(0).values - alpha * next_logp
             target = reward + cfg.gamma * (1.0 - batch.done) * next_q
         # the critic on (s, a) for the TD loss and on (s, pi(s)) for the actor's loss, which reads the critic
