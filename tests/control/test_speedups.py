@@ -106,3 +106,27 @@ def test_gradient_penalty_in_standardised_space_divides_out_the_expert_scale():
     assert abs(norms["raw"] - float(np.linalg.norm(weight.numpy()[0] / std))) < 1e-3 * norms["raw"]
     with pytest.raises(ValueError, match="gp_space"):
         GAILReward(expert[:, :3], expert[:, 3:], "state_only", gp_space="whitened")
+
+
+def test_disc_every_trains_the_discriminator_on_every_kth_call_and_reads_the_reward_on_all():
+    from protege.learners.sac import SAC, SACConfig
+    rng = np.random.default_rng(0)
+    expert_obs, expert_next = rng.normal(size=(200, 3)).astype(np.float32), rng.normal(size=(200, 3)).astype(np.float32)
+    torch.manual_seed(0)
+    model = GAILReward(expert_obs, expert_next, "state_only", hidden=16, disc_every=3, seed=0)
+    agent = SAC(3, 1, SACConfig(hidden=16, batch_size=32, bf16=False), model)
+    replay = filled_replay(100, 100)
+    trained = []
+    for call in range(7):
+        batch = replay.sample(rng, 32)
+        before = [p.detach().clone() for p in model.disc.parameters()]
+        with torch.no_grad():
+            fresh = torch.nn.functional.softplus(model.disc(model._agent_x(batch)))  # the reward before this call
+        _, reward, metrics = model.loss_and_reward(batch)
+        if call % 3:
+            assert torch.allclose(reward, fresh, atol=1e-6)  # read from the current discriminator
+            assert "gail/disc_loss" in metrics  # the last training step's metrics are carried along
+        model._calls -= 1  # replay this call through SAC's fused update
+        agent.update(batch)
+        trained.append(any(not torch.equal(a, b) for a, b in zip(before, model.disc.parameters())))
+    assert trained == [True, False, False, True, False, False, True]

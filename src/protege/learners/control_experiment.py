@@ -62,9 +62,12 @@ class GAILConfig:
     on fewer samples, see imitation_rewards.GAILReward); 0: one per batch pair (the full batch)"""
     bf16: bool = True
     """the discriminator's hidden layers in bfloat16 (output layer fp32), as SAC's networks"""
-    gp_space: Literal["raw", "standardised"] = "raw"
+    gp_space: Literal["raw", "standardised"] = "standardised"
     """input space of the gradient penalty: raw observations/actions (DAC) or the standardised inputs
     the discriminator sees (scale-free; see imitation_rewards.GAILReward._interpolate_grad_norms)"""
+    disc_every: int = 2
+    """train the discriminator on every this-many-th SAC update (its reward is read on every one); 2 halves
+    its cost per step (DAC-style implementations also update the discriminator less often than SAC)"""
 
 
 @dataclass
@@ -139,7 +142,7 @@ def _reward_model(cfg: Config, demos: ControlDemos):
         variant = "state_action" if cfg.method == "gail" else "state_only"
         return GAILReward(demos.obs, second, variant, cfg.gail.hidden, cfg.gail.gp_coef,
                           cfg.gail.reward_kind, cfg.gail.lr, seed=cfg.seed, gp_batch=cfg.gail.gp_batch,
-                          bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space)
+                          bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space, disc_every=cfg.gail.disc_every)
     return None
 
 

@@ -80,7 +80,7 @@ class GAILReward(nn.Module):
 
     def __init__(self, expert_obs: np.ndarray, expert_second: np.ndarray, variant: str, hidden: int = 128,
                  gp_coef: float = 10.0, reward_kind: str = "gail", lr: float = 3e-4, seed: int = 0,
-                 gp_batch: int = 0, bf16: bool = False, gp_space: str = "raw"):
+                 gp_batch: int = 0, bf16: bool = False, gp_space: str = "raw", disc_every: int = 1):
         super().__init__()
         if variant not in ("state_action", "state_only"):
             raise ValueError(f"GAIL variant must be state_action or state_only, got {variant!r}")
@@ -91,6 +91,9 @@ class GAILReward(nn.Module):
         if gp_space not in ("raw", "standardised"):
             raise ValueError(f"gp_space must be raw or standardised, got {gp_space!r}")
         self.gp_batch, self.gp_space = gp_batch, gp_space
+        if disc_every < 1:
+            raise ValueError(f"disc_every must be >= 1, got {disc_every}")
+        self.disc_every, self._calls, self._disc_metrics = disc_every, 0, {}
         self.gen = torch.Generator().manual_seed(seed)
 
     def _agent_x(self, batch: Batch):
@@ -98,6 +101,19 @@ class GAILReward(nn.Module):
         return torch.cat([batch.obs, second], 1)
 
     def loss_and_reward(self, batch: Batch):
+        """Every `disc_every`-th call (the first included) trains the discriminator; in between, the reward is
+        read from the current discriminator without a loss (its parameters get no gradient, so the fused
+        Adam step skips them), as DAC-style implementations update the discriminator less often than SAC."""
+        self._calls += 1
+        if (self._calls - 1) % self.disc_every:
+            with torch.no_grad():
+                reward, reward_metrics = gail_reward(self.disc(self._agent_x(batch)), self.reward_kind)
+            return 0.0, reward, self._disc_metrics | reward_metrics
+        loss, reward, metrics = self._train_step(batch)
+        self._disc_metrics = {k: v for k, v in metrics.items() if k != "gail/reward"}
+        return loss, reward, metrics
+
+    def _train_step(self, batch: Batch):
         agent_x = self._agent_x(batch)
         expert_x = self.expert_x[torch.randint(0, len(self.expert_x), (len(agent_x),), generator=self.gen)]
         logits = self.disc(torch.cat([expert_x, agent_x]))
