@@ -36,6 +36,17 @@ def test_smoke_each_method(tmp_path, method):
     json.dumps(summary)
 
 
+def test_form_with_a_mixture_density_runs(tmp_path):
+    from protege.learners.imitation_rewards import FORMReward
+    from protege.models.density import ConditionalMixture
+    cfg = from_dict(ce.Config, {**TINY, "form": {**TINY["form"], "components": 3}}, "test")
+    demos = ce._demos(cfg, tmp_path, 5)
+    model = ce._reward_model(cfg, demos)
+    assert isinstance(model, FORMReward) and isinstance(model.agent, ConditionalMixture)
+    summary, metrics = run_method(tmp_path, "mix", method="form", **{**TINY, "form": {**TINY["form"], "components": 3}})
+    assert any("form/nll" in row for row in metrics)
+
+
 def test_demos_from_another_task_are_refused(tmp_path):
     from protege.data.control_demos import record_demos
     from protege.errors import UserError
@@ -45,10 +56,13 @@ def test_demos_from_another_task_are_refused(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["form_cartpole", "gail_so_cartpole", "gail_sa_cartpole", "bc_control_cartpole"])
+@pytest.mark.parametrize("recipe", ["form_cartpole", "gail_so_cartpole", "gail_sa_cartpole", "bc_control_cartpole",
+                                    "form_point_mass", "gail_so_point_mass", "gail_sa_point_mass", "bc_control_point_mass",
+                                    "form_reacher", "gail_sa_reacher", "bc_control_reacher"])
 def test_short_training_beats_random(tmp_path, recipe):
-    """Seeded, bounded (the recipe's 8k agent steps, ~3 min each on a free core): the trained policy's
-    return beats the uniform random policy's by at least 5% of the expert-random gap."""
+    """Seeded, bounded (the recipe's 8k agent steps, 1-3 min each on a free core): the trained policy's
+    return beats the uniform random policy's by at least 5% of the expert-random gap. Not gail_so_reacher:
+    its seed 0 stays at the random policy's level at this budget (docs/results/form.md)."""
     from protege.config import read_recipe
     data, _ = read_recipe(recipe)
     data.pop("experiment")

@@ -71,3 +71,15 @@ def test_gaussian_nll_matches_torch_distributions():
     loss, _ = gaussian_nll_loss(mean, log_std, act)
     ref = -torch.distributions.Normal(mean, log_std.exp()).log_prob(act).sum(-1).mean()
     assert torch.isclose(loss, ref, atol=1e-5)
+
+
+def test_gaussian_mixture_log_prob_matches_torch_distributions():
+    from protege.losses.form import gaussian_mixture_log_prob, mixture_nll_loss
+    torch.manual_seed(0)
+    logits, mean, log_std, x = torch.randn(7, 3), torch.randn(7, 3, 2), 0.3 * torch.randn(7, 3, 2), torch.randn(7, 2)
+    dist = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(logits=logits),
+        torch.distributions.Independent(torch.distributions.Normal(mean, log_std.exp()), 1))
+    assert torch.allclose(gaussian_mixture_log_prob(logits, mean, log_std, x), dist.log_prob(x), atol=1e-5)
+    loss, metrics = mixture_nll_loss(logits, mean, log_std, x)
+    assert torch.allclose(loss, -dist.log_prob(x).mean(), atol=1e-5) and "form/nll" in metrics

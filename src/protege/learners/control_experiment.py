@@ -49,6 +49,8 @@ class FORMConfig:
     """both densities' hidden layers in bfloat16 (output layers fp32), as SAC's networks"""
     cache_expert: bool = True
     """compute the frozen log p_E(o'|o) once per stored transition instead of once per update"""
+    components: int = 1
+    """Gaussian components of both densities: 1 a conditional Gaussian, K > 1 a mixture of K"""
 
 
 @dataclass
@@ -127,15 +129,17 @@ def _with_distractors(demos: ControlDemos, dcfg: DistractorConfig, seed: int) ->
 
 def _reward_model(cfg: Config, demos: ControlDemos):
     from protege.learners.imitation_rewards import FORMReward, GAILReward, fit_density
-    from protege.models.density import ConditionalGaussian
+    from protege.models.density import ConditionalGaussian, ConditionalMixture
     if cfg.method == "form":
         stats = ConditionalGaussian.stats(demos.obs, demos.next_obs)
         dim = demos.obs.shape[1]
-        expert = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", bf16=cfg.form.bf16,
-                                     **stats)
+        if cfg.form.components < 1:
+            raise UserError(f"form.components must be >= 1, got {cfg.form.components}")
+        extra = {"components": cfg.form.components} if cfg.form.components > 1 else {}
+        model = ConditionalMixture if cfg.form.components > 1 else ConditionalGaussian
+        expert = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", bf16=cfg.form.bf16, **stats, **extra)
         fit_density(expert, demos.obs, demos.next_obs, cfg.form.expert_steps, seed=cfg.seed)
-        agent = ConditionalGaussian(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", bf16=cfg.form.bf16,
-                                    **stats)
+        agent = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", bf16=cfg.form.bf16, **stats, **extra)
         return FORMReward(expert, agent, cfg.form.clip, cfg.form.scale, cfg.form.lr, cfg.form.cache_expert)
     if cfg.method in ("gail", "gaifo"):
         second = demos.actions if cfg.method == "gail" else demos.next_obs

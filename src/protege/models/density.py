@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from protege.losses.form import gaussian_mixture_log_prob
 from protege.models.mixed_precision import bf16_hidden
 
 
@@ -66,6 +67,43 @@ class ConditionalGaussian(nn.Module):
     def sample(self, obs: Tensor) -> Tensor:
         mean, log_std = self(obs)
         return obs + (mean + log_std.exp() * torch.randn_like(mean)) * self.delta_std
+
+
+class ConditionalMixture(ConditionalGaussian):
+    """p(o'|o) = sum_k pi_k(o) N(o' - o; mu_k(o), diag sigma_k(o)^2) on standardised coordinates: K Gaussian
+    components (a mixture density network), for transitions with several distinct outcomes (a contact or
+    not, a pole falling either way) that one Gaussian would cover with a broad, low-density blur."""
+
+    def __init__(self, obs_dim: int, hidden: int = 256, log_std_min: float = -5.0, log_std_max: float = 2.0,
+                 obs_mean=None, obs_std=None, delta_std=None, name: str = "density", bf16: bool = False,
+                 components: int = 3):
+        super().__init__(obs_dim, hidden, log_std_min, log_std_max, obs_mean, obs_std, delta_std, name, bf16)
+        self.components = components
+        self.net[-1] = nn.Linear(hidden, components * (1 + 2 * obs_dim))
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mixture logits [B, K], means and log-stds [B, K, obs_dim] of the standardised change given o."""
+        out = bf16_hidden(self.net, (obs - self.obs_mean) / self.obs_std, self.bf16)
+        k, d = self.components, obs.shape[-1]
+        logits, mean, log_std = out[:, :k], out[:, k:k + k * d].unflatten(1, (k, d)), out[:, k + k * d:].unflatten(1, (k, d))
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+        return logits, mean, log_std
+
+    def log_prob(self, obs: Tensor, next_obs: Tensor) -> Tensor:
+        """log p(o'|o) [B] in original coordinates (standardisation's Jacobian included)."""
+        logits, mean, log_std = self(obs)
+        log_p = gaussian_mixture_log_prob(logits, mean, log_std, (next_obs - obs) / self.delta_std)
+        log_p = log_p - self.delta_std.log().sum()
+        if not torch.isfinite(log_p).all():
+            raise DensityDivergence(f"{self.name}: non-finite log-likelihood in "
+                                    f"{(~torch.isfinite(log_p)).sum().item()} of {len(log_p)} transitions")
+        return log_p
+
+    def sample(self, obs: Tensor) -> Tensor:
+        logits, mean, log_std = self(obs)
+        k = torch.distributions.Categorical(logits=logits).sample()
+        pick = torch.arange(len(obs))
+        return obs + (mean[pick, k] + log_std[pick, k].exp() * torch.randn_like(mean[:, 0])) * self.delta_std
 
 
 def _tensor(value, default: Tensor) -> Tensor:
