@@ -1,7 +1,10 @@
 """Environment steps per second with learning on (one gradient step per environment step, batch 256,
 two 256-unit hidden layers) on cartpole-swingup: the bare environment, our SAC (bf16 hidden layers,
-the default, and fp32), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models (with
-the default settings, and FORM / GAIL as they were before the speed work: `*_before_steps_per_s`).
+the default, and fp32), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models with the
+defaults (`form_`, `gail_`, `gaifo_steps_per_s`: bf16 reward models, FORM's cached log p_E, the gradient
+penalty on 64 interpolates in standardised units, a discriminator step on every 2nd SAC step), GAIL and
+GAIfO with a discriminator step on every SAC step (`*_every_step_*`), and FORM / GAIL with the reward-model
+settings the results table's recipes pin (`*_before_steps_per_s`, see RECIPE_SETTINGS).
 
     PYTHONPATH=src .venv/bin/python benchmarks/control_throughput.py [--steps 400] [--repeats 2]
 
@@ -37,9 +40,16 @@ def raw_env(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = True, before: bool = False) -> float:
-    """`before`: the reward models as they were before the speed work (fp32, p_E evaluated every
-    update, gradient penalty on the full batch), to show what the changes bought in the same run."""
+# the reward-model settings the results table's recipes pin (fp32, p_E evaluated every update, the gradient
+# penalty on the full batch, a discriminator step on every SAC step): the `*_before_steps_per_s` rows
+RECIPE_SETTINGS = {"form": {"bf16": False, "cache_expert": False},
+                   "gail": {"bf16": False, "gp_batch": 0, "disc_every": 1}}
+
+
+def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = True, before: bool = False,
+         overrides: dict | None = None) -> float:
+    """With the defaults (what `protege run` uses unless a recipe pins otherwise); `before`: the reward
+    models with the table recipes' settings (`RECIPE_SETTINGS`); `overrides`: other config fields."""
     from protege.config import from_dict
     from protege.data.control_demos import load_demos
     from protege.envs.control import make_control_env
@@ -47,8 +57,10 @@ def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = Tru
     from protege.learners.online_control import LoopConfig, train_online
     from protege.learners.sac import SAC, SACConfig
     torch.manual_seed(0)
-    old = {"form": {"bf16": False, "cache_expert": False}, "gail": {"bf16": False, "gp_batch": 0}} if before else {}
-    cfg = from_dict(Config, {"method": method, **old, "form": {"expert_steps": 10, **old.get("form", {})}}, "benchmark")
+    old = RECIPE_SETTINGS if before else {}
+    data = {"method": method, **old, **(overrides or {})}
+    data["form"] = {"expert_steps": 10, **data.get("form", {})}
+    cfg = from_dict(Config, data, "benchmark")
     env, eval_env = make_control_env(TASK, seed=0), make_control_env(TASK, seed=1)
     demos = load_demos(demos_dir, TASK, env.observation_space.shape[0])
     agent = SAC(env.observation_space.shape[0], env.action_space.shape[0],
@@ -95,6 +107,10 @@ def main():
         "form_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos"),
         "gail_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos"),
         "gaifo_steps_per_s": lambda: ours("gaifo", args.steps, args.warmup, tmp / "demos"),
+        "gail_every_step_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos",
+                                                    overrides={"gail": {"disc_every": 1}}),
+        "gaifo_every_step_steps_per_s": lambda: ours("gaifo", args.steps, args.warmup, tmp / "demos",
+                                                     overrides={"gail": {"disc_every": 1}}),
         "form_before_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos", before=True),
         "gail_before_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos", before=True),
     }
@@ -111,7 +127,7 @@ def main():
     for suffix, stat in (("", best), ("_median", median)):  # best round, and the median round (robust to one lucky round)
         if "sb3_sac_steps_per_s" in stat and "sac_steps_per_s" in stat:
             result[f"sac_speedup_vs_sb3{suffix}"] = round(stat["sac_steps_per_s"] / stat["sb3_sac_steps_per_s"], 2)
-        for method in ("form", "gail", "gaifo"):
+        for method in ("form", "gail", "gaifo", "gail_every_step", "gaifo_every_step"):
             if f"{method}_steps_per_s" in stat and "sac_steps_per_s" in stat:
                 result[f"{method}_slowdown_vs_sac{suffix}"] = round(stat["sac_steps_per_s"] / stat[f"{method}_steps_per_s"], 2)
     result.update({"task": TASK, "timed_steps": args.steps, "repeats": args.repeats, "torch_threads": 1,
