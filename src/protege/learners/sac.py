@@ -12,7 +12,8 @@ gradient step per environment step). Where the time goes and what we do about it
     (s, pi)), where autocast cast them again at every call; the Q heads use gemv (a bmm with one output
     column is several times slower on this CPU); ReLU in place;
   * a preallocated numpy replay sampled by index, converted with `torch.from_numpy` (no copies of
-    the whole buffer, no Python objects per transition); target update with `_foreach_lerp_`.
+    the whole buffer, no Python objects per transition); SAC's parameters and gradients in two flat
+    buffers, so Adam, zeroing and the target update (`lerp_`) are one kernel each;
 
 The reward used in the TD target is the environment's unless a `RewardModel` is given; its
 `loss_and_reward(batch)` is evaluated on each sampled batch, so a reward that changes during training
@@ -175,10 +176,11 @@ class Actor(nn.Module):
 
     def _squashed_sample(self, mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
         eps = torch.randn_like(mean)
-        u = mean + log_std.exp() * eps
-        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably as 2(log2 - u - softplus(-2u))
-        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        u = torch.addcmul(mean, log_std.exp(), eps)
+        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably as 2(log2 - u - softplus(-2u));
+        # the constants summed once: sum_d [2(u + softplus(-2u)) - log_std - eps^2 / 2] - D (log(2 pi) / 2 + 2 log 2)
+        per_dim = torch.addcmul(2 * (u + F.softplus(-2 * u)) - log_std, eps, eps, value=-0.5)
+        log_prob = per_dim.sum(-1) - mean.shape[-1] * (0.5 * math.log(2 * math.pi) + 2 * math.log(2))
         return torch.tanh(u), log_prob
 
     def sample(self, obs: Tensor, deterministic: bool = False, bf16: bool | None = None) -> Tensor:
@@ -187,7 +189,7 @@ class Actor(nn.Module):
         mean, log_std = self._mean_log_std(obs, bf16)
         if deterministic:
             return torch.tanh(mean)
-        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
+        return torch.tanh(torch.addcmul(mean, log_std.exp(), torch.randn_like(mean)))
 
     def _mean_log_std(self, obs: Tensor, bf16: bool | None) -> tuple[Tensor, Tensor]:
         mean, log_std = self.net(obs, bf16).chunk(2, -1)
@@ -195,7 +197,8 @@ class Actor(nn.Module):
 
     def _squash_log_std(self, log_std: Tensor) -> Tensor:
         # squash log-std smoothly into [MIN, MAX] (CleanRL/DrQ) rather than clipping: keeps gradients
-        return self.LOG_STD_MIN + 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        half_range = 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN)  # MIN + half_range (tanh + 1)
+        return torch.add(self.LOG_STD_MIN + half_range, torch.tanh(log_std), alpha=half_range)
 
 
 class TwinQ(nn.Module):
@@ -228,6 +231,23 @@ class TwinQ(nn.Module):
         return q, q_pi
 
 
+def _flatten(params: list[nn.Parameter], grads: bool = True) -> tuple[Tensor, Tensor | None]:
+    """Move `params` into one flat fp32 buffer (each becomes a view of it, still a leaf of its module) and,
+    with `grads`, give them gradients that are views of one flat gradient buffer. Returns (buffer as a
+    Parameter for the optimiser, not registered in any module; gradient buffer)."""
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]), requires_grad=grads)
+    flat_grad = torch.zeros_like(flat) if grads else None
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset:offset + n].view_as(p)
+        if grads:
+            p.grad = flat_grad[offset:offset + n].view_as(p)
+        offset += n
+    flat.grad = flat_grad
+    return flat, flat_grad
+
+
 class SAC(nn.Module):
     """Actor, twin critics + targets, temperature, and (optionally) a reward model; one optimiser."""
 
@@ -242,13 +262,28 @@ class SAC(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
         self.target_entropy = -float(act_dim)
         self.reward_model = reward_model
-        groups = [{"params": list(self.actor.parameters()) + list(self.critic.parameters()) + [self.log_alpha]}]
-        if reward_model is not None:
+        # SAC's own parameters live in one flat buffer (critic first, in the target's order), their gradients
+        # in another: Adam, zeroing and the target update are then one kernel each instead of one per tensor
+        online = list(self.critic.parameters())
+        flat, flat_grad = _flatten(online + list(self.actor.parameters()) + [self.log_alpha])
+        flat_target, _ = _flatten(list(self.critic_target.parameters()), grads=False)
+        # plain attributes, not registered: the module's parameters stay the per-layer views (state_dict unchanged)
+        object.__setattr__(self, "_flat", flat)
+        object.__setattr__(self, "_flat_grad", flat_grad)
+        object.__setattr__(self, "_flat_target", flat_target)
+        self._n_critic = sum(p.numel() for p in online)
+        groups = [{"params": [self._flat]}]
+        if reward_model is not None:  # per tensor: a reward model may leave its gradients unset (no step)
             groups.append({"params": [p for p in reward_model.parameters() if p.requires_grad],
                            "lr": getattr(reward_model, "lr", cfg.lr)})
         self.opt = torch.optim.Adam(groups, lr=cfg.lr, fused=True)
-        self._target_params = list(self.critic_target.parameters())
-        self._online_params = list(self.critic.parameters())
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero SAC's flat gradient buffer in place (its parameters' .grad are views of it, into which
+        autograd accumulates; setting them to None would cut those views) and unset the reward model's."""
+        self._flat_grad.zero_()
+        if self.reward_model is not None:
+            self.reward_model.zero_grad(set_to_none)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -281,11 +316,11 @@ class SAC(nn.Module):
         actor_loss = (alpha * logp - q_pi.min(0).values).mean()
         # temperature: keep the policy's entropy near the target
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.opt.zero_grad(set_to_none=True)
+        self.zero_grad()
         (critic_loss + actor_loss + alpha_loss + aux_loss).backward()
         self.opt.step()
         with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._online_params, cfg.tau)
+            self._flat_target.lerp_(self._flat[:self._n_critic], cfg.tau)
         metrics.update({"sac/critic_loss": critic_loss.detach(), "sac/actor_loss": actor_loss.detach(),
                         "sac/alpha": alpha, "sac/entropy": -logp.detach().mean(),
                         "sac/reward_mean": reward.mean()})
