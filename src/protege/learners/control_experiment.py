@@ -177,8 +177,7 @@ def run(cfg: Config, run) -> dict:
         out = train_online(env, eval_env, agent, cfg.loop, cfg.seed, run=run)
         returns = evaluate(eval_env, agent, cfg.eval_episodes, seed=20_000)
         extra = {"env_steps": cfg.loop.steps, "steps_per_s": round(out["steps_per_s"], 1)}
-        # clone: SAC's parameters are views of one flat buffer, and safetensors refuses shared storage
-        run.save_checkpoint(cfg.loop.steps, {f"agent.{k}": v.clone() for k, v in agent.state_dict().items()}, {})
+        run.save_checkpoint(cfg.loop.steps, {f"agent.{k}": v for k, v in agent.state_dict().items()}, {})
     ret = float(np.mean(returns))
     summary = {"method": cfg.method, "task": cfg.task, "distractors": dcfg.dims, "seed": cfg.seed,
                "return": round(ret, 1), "normalised_return": round(normalised(ret, demos), 4),

@@ -12,8 +12,7 @@ gradient step per environment step). Where the time goes and what we do about it
     (s, pi)), where autocast cast them again at every call; the Q heads use gemv (a bmm with one output
     column is several times slower on this CPU); ReLU in place;
   * a preallocated numpy replay sampled by index, converted with `torch.from_numpy` (no copies of
-    the whole buffer, no Python objects per transition); SAC's parameters and gradients in two flat
-    buffers, so Adam, zeroing and the target update (`lerp_`) are one kernel each;
+    the whole buffer, no Python objects per transition); target update with `_foreach_lerp_`.
 
 The reward used in the TD target is the environment's unless a `RewardModel` is given; its
 `loss_and_reward(batch)` is evaluated on each sampled batch, so a reward that changes during training
@@ -136,8 +135,14 @@ def mlp(x: Tensor, params: list[tuple[Tensor, Tensor]]) -> Tensor:
     """Linear-ReLU stack on `cast_hidden` params: hidden layers in their dtype, the output layer fp32 (as
     `MLP` under autocast). Batched (x [n, R, in], weights [n, in, out], biases [n, 1, out]; returns
     [n, R, out], or [n, R] for one output) or plain (x [R, in], nn.Linear's [out, in] weights)."""
-    *hidden, (w_out, b_out) = params
-    x = x.to(hidden[0][0].dtype)
+    (w, b), *hidden, (w_out, b_out) = params
+    # first layer (a few input features): the bias as one more input row fed by a constant 1, so the matmul
+    # writes its output once instead of initialising it with the broadcast bias first
+    x = torch.cat([x, x.new_ones(x.shape[:-1] + (1,))], -1).to(w.dtype)
+    if x.dim() == 3:
+        x = torch.relu_(torch.bmm(x, torch.cat([w, b], -2)))
+    else:
+        x = torch.relu_(torch.mm(x, torch.cat([w, b.unsqueeze(1)], 1).t()))
     for w, b in hidden:  # relu in place: the matmul's backward reads only its inputs
         x = torch.relu_(torch.baddbmm(b, x, w) if x.dim() == 3 else torch.addmm(b, x, w.t()))
     x = x.float()
@@ -231,23 +236,6 @@ class TwinQ(nn.Module):
         return q, q_pi
 
 
-def _flatten(params: list[nn.Parameter], grads: bool = True) -> tuple[Tensor, Tensor | None]:
-    """Move `params` into one flat fp32 buffer (each becomes a view of it, still a leaf of its module) and,
-    with `grads`, give them gradients that are views of one flat gradient buffer. Returns (buffer as a
-    Parameter for the optimiser, not registered in any module; gradient buffer)."""
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]), requires_grad=grads)
-    flat_grad = torch.zeros_like(flat) if grads else None
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat.data[offset:offset + n].view_as(p)
-        if grads:
-            p.grad = flat_grad[offset:offset + n].view_as(p)
-        offset += n
-    flat.grad = flat_grad
-    return flat, flat_grad
-
-
 class SAC(nn.Module):
     """Actor, twin critics + targets, temperature, and (optionally) a reward model; one optimiser."""
 
@@ -262,28 +250,13 @@ class SAC(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
         self.target_entropy = -float(act_dim)
         self.reward_model = reward_model
-        # SAC's own parameters live in one flat buffer (critic first, in the target's order), their gradients
-        # in another: Adam, zeroing and the target update are then one kernel each instead of one per tensor
-        online = list(self.critic.parameters())
-        flat, flat_grad = _flatten(online + list(self.actor.parameters()) + [self.log_alpha])
-        flat_target, _ = _flatten(list(self.critic_target.parameters()), grads=False)
-        # plain attributes, not registered: the module's parameters stay the per-layer views (state_dict unchanged)
-        object.__setattr__(self, "_flat", flat)
-        object.__setattr__(self, "_flat_grad", flat_grad)
-        object.__setattr__(self, "_flat_target", flat_target)
-        self._n_critic = sum(p.numel() for p in online)
-        groups = [{"params": [self._flat]}]
-        if reward_model is not None:  # per tensor: a reward model may leave its gradients unset (no step)
+        groups = [{"params": list(self.actor.parameters()) + list(self.critic.parameters()) + [self.log_alpha]}]
+        if reward_model is not None:
             groups.append({"params": [p for p in reward_model.parameters() if p.requires_grad],
                            "lr": getattr(reward_model, "lr", cfg.lr)})
         self.opt = torch.optim.Adam(groups, lr=cfg.lr, fused=True)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Zero SAC's flat gradient buffer in place (its parameters' .grad are views of it, into which
-        autograd accumulates; setting them to None would cut those views) and unset the reward model's."""
-        self._flat_grad.zero_()
-        if self.reward_model is not None:
-            self.reward_model.zero_grad(set_to_none)
+        self._target_params = list(self.critic_target.parameters())
+        self._online_params = list(self.critic.parameters())
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
@@ -316,11 +289,11 @@ class SAC(nn.Module):
         actor_loss = (alpha * logp - q_pi.min(0).values).mean()
         # temperature: keep the policy's entropy near the target
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        self.zero_grad()
+        self.opt.zero_grad(set_to_none=True)
         (critic_loss + actor_loss + alpha_loss + aux_loss).backward()
         self.opt.step()
         with torch.no_grad():
-            self._flat_target.lerp_(self._flat[:self._n_critic], cfg.tau)
+            torch._foreach_lerp_(self._target_params, self._online_params, cfg.tau)
         metrics.update({"sac/critic_loss": critic_loss.detach(), "sac/actor_loss": actor_loss.detach(),
                         "sac/alpha": alpha, "sac/entropy": -logp.detach().mean(),
                         "sac/reward_mean": reward.mean()})
