@@ -106,7 +106,8 @@ class Replay:
 class MLP(nn.Module):
     """Linear-ReLU stack; with `bf16` the hidden layers' matmuls run in bfloat16 (weights cast once per
     call, fp32 accumulation) while the output layer stays fp32 (Q-values and log-std need the precision,
-    the hidden features do not). Computes what the same layers under bfloat16 autocast compute."""
+    the hidden features do not). Computes what the same layers under bfloat16 autocast compute, up to
+    rounding (the first layer adds its bias inside the matmul, see `mlp`)."""
 
     def __init__(self, sizes: list[int], bf16: bool = False):
         super().__init__()
