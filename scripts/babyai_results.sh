@@ -84,3 +84,9 @@ long iqL-PutNextLocal-10k-s0 babyai_iqlearn $PUT
 L50="level=BabyAI-GoToLocal-v0 demos=data/babyai/GoToLocal50k n_demos=50000"
 long bcL-GoToLocal-50k-s0 babyai_bc $L50
 long iqL-GoToLocal-50k-s0 babyai_iqlearn $L50
+for s in 1 2; do  # more seeds at 50k (as time allowed: see the results file for which finished)
+  long bcL-GoToLocal-50k-s$s babyai_bc seed=$s $L50
+  long iqL-GoToLocal-50k-s$s babyai_iqlearn seed=$s $L50
+done
+long bcL-PickupLoc-10k-s1 babyai_bc seed=1 $PICK
+long iqL-PickupLoc-10k-s1 babyai_iqlearn seed=1 $PICK
