@@ -90,3 +90,9 @@ for s in 1 2; do  # more seeds at 50k (as time allowed: see the results file for
 done
 long bcL-PickupLoc-10k-s1 babyai_bc seed=1 $PICK
 long iqL-PickupLoc-10k-s1 babyai_iqlearn seed=1 $PICK
+for s in 1 2; do  # second and third seeds on GoToRedBall 1k (as time allowed)
+  long bcL-GoToRedBall-1k-s$s babyai_bc seed=$s
+  long iqL-GoToRedBall-1k-s$s babyai_iqlearn seed=$s
+done
+long bcL-PutNextLocal-10k-s1 babyai_bc seed=1 $PUT
+long iqL-PutNextLocal-10k-s1 babyai_iqlearn seed=1 $PUT
