@@ -34,6 +34,11 @@ def rows(paths: list[Path]) -> None:
               f"| {s['eval/length']:.1f} [{s['eval/length_lo']:.1f}, {s['eval/length_hi']:.1f}] |")
 
 
+# Imitation from 1M bot demonstrations (BabyAI 1.0, arXiv:1810.08272; 1.1, arXiv:2007.12770).
+ANCHORS = {"GoToLocal": "99.8% (1M demos)", "PutNextLocal": "99.2% (1M demos)",
+           "BossLevel": "77% (1.0) / 90.4% (1.1), 1M demos"}
+
+
 def cells(paths: list[Path]) -> None:
     """One row per (level, method, demos, budget): success per training seed and their mean."""
     groups = defaultdict(list)
@@ -42,16 +47,17 @@ def cells(paths: list[Path]) -> None:
             s, c, method, steps = describe(path)
             key = (c["level"].removeprefix("BabyAI-").removesuffix("-v0"), method, c.get("n_demos"), steps)
             groups[key].append((c["seed"], s["eval/success"]))
-    print("| level | method | demos | steps | seeds | success per seed | mean | min - max |")
-    print("|---|---|---|---|---|---|---|---|")
-    order = ["GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal"]
+    print("| level | method | demos | steps | seeds | success per seed | mean | min - max "
+          "| paper anchor (IL) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = ["GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal", "BossLevel"]
     for (level, method, demos, steps), got in sorted(groups.items(), key=lambda kv: (
             order.index(kv[0][0]) if kv[0][0] in order else 9, kv[0][2] or 0, kv[0][1], kv[0][3])):
         got.sort()
         vals = [v for _, v in got]
         print(f"| {level} | {method} | {demos} | {steps} | {len(got)} | "
               f"{', '.join(f's{k}: {v:.3f}' for k, v in got)} | **{sum(vals) / len(vals):.3f}** | "
-              f"{min(vals):.3f} - {max(vals):.3f} |")
+              f"{min(vals):.3f} - {max(vals):.3f} | {ANCHORS.get(level, '-')} |")
 
 
 if __name__ == "__main__":

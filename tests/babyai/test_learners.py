@@ -40,6 +40,27 @@ def test_padding_does_not_change_the_loss(redball_demos):
     assert torch.allclose(alone, row0, atol=1e-5)
 
 
+def test_packed_frames_match_padded_batch(redball_demos):
+    """Encoding only the real frames (mask=) gives the same logits on real steps, and the same loss
+    and gradients, as encoding the whole padded batch."""
+    demos = load_demos(redball_demos)
+    torch.manual_seed(0)
+    model = BabyAIPolicy(SMALL)
+    batch = make_batch(demos, np.argsort(demos.lengths)[[0, 1, -1, -2, 5]])
+    assert not batch.mask.all()
+    full, _, _ = model(batch.images, batch.directions, batch.tokens)
+    packed, _, _ = model(batch.images, batch.directions, batch.tokens, mask=batch.mask)
+    assert torch.allclose(full[batch.mask], packed[batch.mask], atol=1e-5)
+    grads = []
+    for mask in (None, batch.mask):
+        model.zero_grad()
+        logits, _, _ = model(batch.images, batch.directions, batch.tokens, mask=mask)
+        loss, _ = iqlearn_loss(logits, batch.actions, batch.mask, batch.terminal, 0.3, 0.99)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
 def test_bc_beats_random_policy(redball_demos):
     """BC from 300 GoToRedBall bot episodes, 300 steps: clearly above a uniform random policy."""
     torch.manual_seed(0)

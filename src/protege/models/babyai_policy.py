@@ -80,18 +80,32 @@ class ViewEncoder(nn.Module):
         _, h = self.instr_gru(packed)
         return h[0]
 
-    def forward(self, images: Tensor, directions: Tensor, h_instr: Tensor) -> Tensor:
-        """images [B, T, 7, 7, 3] uint8, directions [B, T], h_instr [B, D] or [B, T, D] -> [B, T, D]."""
-        B, T = images.shape[:2]
+    def frames(self, images: Tensor, directions: Tensor, h_instr: Tensor) -> Tensor:
+        """N single frames: images [N, 7, 7, 3] uint8, directions [N], h_instr [N, D] -> [N, D]."""
         cells = images.long().clamp_max(GRID_VALUES - 1) + torch.arange(3) * GRID_VALUES
-        x = self.cell_emb(cells.view(B * T, 7, 7, 3)).sum(3).permute(0, 3, 1, 2)  # (B*T, D, 7, 7)
+        # (N, 7, 7, D) viewed as (N, D, 7, 7) is the channels-last layout; oneDNN's CPU convolutions
+        # keep it (no copy), ~5% faster than a contiguous NCHW copy at dim 64.
+        x = self.cell_emb(cells).sum(3).permute(0, 3, 1, 2)
+        for film in self.films:
+            x = film(x, h_instr)
+        return x.amax(dim=(2, 3)) + self.direction_emb(directions.long())
+
+    def forward(self, images: Tensor, directions: Tensor, h_instr: Tensor,
+                mask: Tensor | None = None) -> Tensor:
+        """images [B, T, 7, 7, 3] uint8, directions [B, T], h_instr [B, D] or [B, T, D] -> [B, T, D].
+        With mask [B, T] bool, only the frames where it is true are encoded (the convolutions are
+        ~all of the training cost and padding of short episodes is ~60% of a batch); the features
+        of the other steps are zero."""
+        B, T = directions.shape
         if h_instr.dim() == 2:
             h_instr = h_instr.unsqueeze(1).expand(B, T, -1)
-        h = h_instr.reshape(B * T, -1)
-        for film in self.films:
-            x = film(x, h)
-        x = x.amax(dim=(2, 3)).view(B, T, -1)
-        return x + self.direction_emb(directions.long())
+        if mask is None:
+            return self.frames(images.reshape(B * T, 7, 7, 3), directions.reshape(B * T),
+                               h_instr.reshape(B * T, -1)).view(B, T, -1)
+        flat = mask.reshape(-1).nonzero().squeeze(1)
+        enc = self.frames(images.reshape(B * T, 7, 7, 3)[flat], directions.reshape(-1)[flat],
+                          h_instr.reshape(B * T, -1)[flat])
+        return enc.new_zeros(B * T, enc.shape[1]).index_copy(0, flat, enc).view(B, T, -1)
 
 
 class BabyAIPolicy(nn.Module):
@@ -104,11 +118,14 @@ class BabyAIPolicy(nn.Module):
         self.actor = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, N_ACTIONS))
         self.critic = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, 1))
 
-    def forward(self, images: Tensor, directions: Tensor, tokens: Tensor, state=None):
+    def forward(self, images: Tensor, directions: Tensor, tokens: Tensor, state=None,
+                mask: Tensor | None = None):
         """A sequence step: images [B, T, 7, 7, 3], directions [B, T], tokens [B, L];
-        state = (h, c) each [1, B, D] or None (a fresh episode).
+        state = (h, c) each [1, B, D] or None (a fresh episode); mask [B, T] bool: the real steps
+        of padded episodes (optional: the outputs at other steps are then meaningless; the LSTM
+        is causal, so real steps are exactly as without the mask).
         Returns logits [B, T, A], values [B, T], new state."""
-        feats = self.encoder(images, directions, self.encoder.instruction(tokens))
+        feats = self.encoder(images, directions, self.encoder.instruction(tokens), mask)
         out, state = self.memory(feats, state)
         return self.actor(out), self.critic(out).squeeze(-1), state
 

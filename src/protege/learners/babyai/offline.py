@@ -52,7 +52,7 @@ def make_batch(demos: Demos, indices: np.ndarray) -> SequenceBatch:
 
 def sequence_loss(model: BabyAIPolicy, batch: SequenceBatch, lam: float, gamma: float):
     """IQ-Learn (BC when lam = 0) on a sequence batch; returns (loss, metrics)."""
-    logits, _, _ = model(batch.images, batch.directions, batch.tokens)
+    logits, _, _ = model(batch.images, batch.directions, batch.tokens, mask=batch.mask)
     loss, metrics = iqlearn_loss(logits, batch.actions, batch.mask, batch.terminal, lam=lam, gamma=gamma)
     correct = (logits.argmax(-1) == batch.actions) & batch.mask
     metrics["train/accuracy"] = correct.sum().float() / batch.mask.sum().clamp_min(1)
