@@ -96,3 +96,6 @@ for s in 1 2; do  # second and third seeds on GoToRedBall 1k (as time allowed)
 done
 long bcL-PutNextLocal-10k-s1 babyai_bc seed=1 $PUT
 long iqL-PutNextLocal-10k-s1 babyai_iqlearn seed=1 $PUT
+
+long bcL-PickupLoc-10k-s2 babyai_bc seed=2 $PICK
+long iqL-PickupLoc-10k-s2 babyai_iqlearn seed=2 $PICK
