@@ -51,14 +51,21 @@ class ConditionalGaussian(nn.Module):
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-std [B, obs_dim] of the standardised change given o."""
         mean, log_std = bf16_hidden(self.net, (obs - self.obs_mean) / self.obs_std, self.bf16).chunk(2, -1)
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
-        return mean, log_std
+        return mean, self._squash(log_std)
+
+    def _squash(self, log_std: Tensor) -> Tensor:
+        """log-std mapped smoothly into [log_std_min, log_std_max] (keeps gradients, unlike a clip)."""
+        return self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+
+    def _standardised_log_prob(self, obs: Tensor, delta: Tensor) -> Tensor:
+        """log-density [B] of the standardised change `delta` given o."""
+        mean, log_std = self(obs)
+        z = (delta - mean) * (-log_std).exp()
+        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     def log_prob(self, obs: Tensor, next_obs: Tensor) -> Tensor:
         """log p(o'|o) [B] in original coordinates (standardisation's Jacobian included)."""
-        mean, log_std = self(obs)
-        z = ((next_obs - obs) / self.delta_std - mean) * (-log_std).exp()
-        log_p = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1) - self.delta_std.log().sum()
+        log_p = self._standardised_log_prob(obs, (next_obs - obs) / self.delta_std) - self.delta_std.log().sum()
         if not torch.isfinite(log_p).all():
             raise DensityDivergence(f"{self.name}: non-finite log-likelihood in "
                                     f"{(~torch.isfinite(log_p)).sum().item()} of {len(log_p)} transitions")
@@ -86,18 +93,10 @@ class ConditionalMixture(ConditionalGaussian):
         out = bf16_hidden(self.net, (obs - self.obs_mean) / self.obs_std, self.bf16)
         k, d = self.components, obs.shape[-1]
         logits, mean, log_std = out[:, :k], out[:, k:k + k * d].unflatten(1, (k, d)), out[:, k + k * d:].unflatten(1, (k, d))
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
-        return logits, mean, log_std
+        return logits, mean, self._squash(log_std)
 
-    def log_prob(self, obs: Tensor, next_obs: Tensor) -> Tensor:
-        """log p(o'|o) [B] in original coordinates (standardisation's Jacobian included)."""
-        logits, mean, log_std = self(obs)
-        log_p = gaussian_mixture_log_prob(logits, mean, log_std, (next_obs - obs) / self.delta_std)
-        log_p = log_p - self.delta_std.log().sum()
-        if not torch.isfinite(log_p).all():
-            raise DensityDivergence(f"{self.name}: non-finite log-likelihood in "
-                                    f"{(~torch.isfinite(log_p)).sum().item()} of {len(log_p)} transitions")
-        return log_p
+    def _standardised_log_prob(self, obs: Tensor, delta: Tensor) -> Tensor:
+        return gaussian_mixture_log_prob(*self(obs), delta)
 
     def sample(self, obs: Tensor) -> Tensor:
         logits, mean, log_std = self(obs)
