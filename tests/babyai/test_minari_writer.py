@@ -8,6 +8,7 @@ import pytest
 
 from protege.data.babyai_demos import _pack, bot_episode
 from protege.data.babyai_minari import write_episodes
+from protege.data.manifest import file_sha256
 from protege.envs.babyai import make_env, observation_space
 
 
@@ -41,8 +42,13 @@ def test_batched_writer_matches_minari(tmp_path, level, monkeypatch):
     ours = MinariStorage.new(tmp_path / "ours", observation_space=observation_space(),
                              action_space=env.action_space, data_format="arrow", jpeg_encoding=False)
     chunk = _pack(episodes)
-    monkeypatch.setattr("protege.data.babyai_minari.MAX_EPISODES_PER_WRITE", 5)  # several writes
-    write_episodes(tmp_path / "ours", chunk, 0, ours.observation_space, ours.action_space)
+    first, rest = _pack(episodes[:5]), _pack(episodes[5:])  # two chunks: ids continue across writes
+    files = write_episodes(tmp_path / "ours", first, 0, ours.observation_space, ours.action_space)
+    files |= write_episodes(tmp_path / "ours", rest, 5, ours.observation_space, ours.action_space)
+    assert files == {name: {"bytes": (tmp_path / "ours" / name).stat().st_size,
+                            "sha256": file_sha256(tmp_path / "ours" / name)}
+                     for name in (f"{i}/{f}" for i in range(len(episodes))
+                                  for f in ("part-0.arrow", "metadata.json"))}
     ours.update_metadata({"dataset_id": "babyai/ours-v0", "minari_version": "0.5.4", "total_episodes": len(episodes), "total_steps": int(chunk["lengths"].sum())})
     for i in range(len(episodes)):
         files = sorted(p.name for p in (tmp_path / "ours" / str(i)).iterdir())
@@ -62,14 +68,14 @@ def test_batched_writer_matches_minari(tmp_path, level, monkeypatch):
 
 
 def test_chunk_writer_reraises_write_errors(tmp_path):
+    """An error in the writer process (here: episode 0's folder is already taken) reaches the caller."""
     from protege.data.babyai_minari import ChunkWriter
     env = make_env("BabyAI-GoToRedBall-v0")
-
-    def broken_load(path):
-        raise OSError(f"{path}: disk full")
-    writer = ChunkWriter(tmp_path, observation_space(), env.action_space, broken_load)
+    np.savez(tmp_path / "chunk-0.npz", **_pack([bot_episode(env, 0)]))
+    (tmp_path / "data" / "0").mkdir(parents=True)
+    writer = ChunkWriter(tmp_path / "data", observation_space(), env.action_space)
     writer.submit(tmp_path / "chunk-0.npz")
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(FileExistsError):
         writer.close()
 
 
