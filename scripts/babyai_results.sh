@@ -99,3 +99,51 @@ long iqL-PutNextLocal-10k-s1 babyai_iqlearn seed=1 $PUT
 
 long bcL-PickupLoc-10k-s2 babyai_bc seed=2 $PICK
 long iqL-PickupLoc-10k-s2 babyai_iqlearn seed=2 $PICK
+
+# fourth session: the rest of the grid at the long budget (1k on the other levels, 50k on the other
+# levels, 10k on GoToRedBall), GAIL from the long-budget BC policies, and the lambda sweep. Demo sets
+# are the first n episodes of one 50k set where a level has one (n_demos=).
+D1="nice -n 10 .venv/bin/python -m protege data demos --workers 1"
+demos50k() {  # demos50k LEVEL: 50k bot demonstrations of BabyAI-LEVEL-v0 in data/babyai/LEVEL50k
+  [ -f data/babyai/${1}50k/protege-manifest.json ] || $D1 --env BabyAI-$1-v0 --episodes 50000 --out data/babyai/${1}50k
+}
+gail() {  # gail NAME OVERRIDES...: 60 GAIL iterations from a BC policy, skipped when finished
+  n=$1; shift
+  [ -f runs/$n/summary.json ] || $R babyai_gail name=$n iterations=60 disc_steps=10 critic_warmup=10 "$@"
+}
+gail gailL-GoToRedBall-1k-s0 init_from=runs/bcL-GoToRedBall-1k-s0
+gail gailL-PickupLoc-10k-s0 $PICK init_from=runs/bcL-PickupLoc-10k-s0
+long bcL-PutNextLocal-10k-s2 babyai_bc seed=2 $PUT
+long iqL-PutNextLocal-10k-s2 babyai_iqlearn seed=2 $PUT
+for s in 0 1 2; do
+  for lv in GoToLocal PickupLoc; do
+    long bcL-$lv-1k-s$s babyai_bc seed=$s level=BabyAI-$lv-v0 demos=data/babyai/$lv
+    long iqL-$lv-1k-s$s babyai_iqlearn seed=$s level=BabyAI-$lv-v0 demos=data/babyai/$lv
+  done
+done
+demos50k PickupLoc
+for s in 0 1 2; do
+  long bcL-PickupLoc-50k-s$s babyai_bc seed=$s level=BabyAI-PickupLoc-v0 demos=data/babyai/PickupLoc50k n_demos=50000
+  long iqL-PickupLoc-50k-s$s babyai_iqlearn seed=$s level=BabyAI-PickupLoc-v0 demos=data/babyai/PickupLoc50k n_demos=50000
+done
+demos50k GoToRedBall
+for s in 0 1 2; do
+  for k in 10 50; do
+    long bcL-GoToRedBall-${k}k-s$s babyai_bc seed=$s demos=data/babyai/GoToRedBall50k n_demos=${k}000
+    long iqL-GoToRedBall-${k}k-s$s babyai_iqlearn seed=$s demos=data/babyai/GoToRedBall50k n_demos=${k}000
+  done
+done
+for s in 0 1 2; do
+  long bcL-PutNextLocal-1k-s$s babyai_bc seed=$s level=BabyAI-PutNextLocal-v0 demos=data/babyai/PutNextLocal
+  long iqL-PutNextLocal-1k-s$s babyai_iqlearn seed=$s level=BabyAI-PutNextLocal-v0 demos=data/babyai/PutNextLocal
+done
+demos50k PutNextLocal
+for s in 0 1 2; do
+  long bcL-PutNextLocal-50k-s$s babyai_bc seed=$s level=BabyAI-PutNextLocal-v0 demos=data/babyai/PutNextLocal50k n_demos=50000
+  long iqL-PutNextLocal-50k-s$s babyai_iqlearn seed=$s level=BabyAI-PutNextLocal-v0 demos=data/babyai/PutNextLocal50k n_demos=50000
+done
+gail gailL-GoToRedBall-1k-s1 seed=1 init_from=runs/bcL-GoToRedBall-1k-s1
+gail gailL-PickupLoc-10k-s1 seed=1 $PICK init_from=runs/bcL-PickupLoc-10k-s1
+for s in 0 1 2; do
+  for lam in 0.01 1.0; do long iqL-GoToRedBall-1k-s$s-lam$lam babyai_iqlearn seed=$s lam=$lam; done
+done
