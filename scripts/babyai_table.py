@@ -2,6 +2,7 @@
 
     PYTHONPATH=src .venv/bin/python scripts/babyai_table.py runs/bc-GoToRedBall-1k-s0 ...
     PYTHONPATH=src .venv/bin/python scripts/babyai_table.py --cells runs/*-1k-s*   # seeds pooled per cell
+    PYTHONPATH=src .venv/bin/python scripts/babyai_table.py --pairs runs/bcL-* runs/iqL-*  # IQ-Learn - BC
 """
 import json
 import sys
@@ -39,6 +40,11 @@ ANCHORS = {"GoToLocal": "99.8% (1M demos)", "PutNextLocal": "99.2% (1M demos)",
            "BossLevel": "77% (1.0) / 90.4% (1.1), 1M demos"}
 
 
+def level_rank(level: str) -> int:
+    order = ["GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal", "BossLevel"]
+    return order.index(level) if level in order else len(order)
+
+
 def cells(paths: list[Path]) -> None:
     """One row per (level, method, demos, budget): success per training seed and their mean."""
     groups = defaultdict(list)
@@ -50,9 +56,8 @@ def cells(paths: list[Path]) -> None:
     print("| level | method | demos | steps | seeds | success per seed | mean | min - max "
           "| paper anchor (IL) |")
     print("|---|---|---|---|---|---|---|---|---|")
-    order = ["GoToRedBall", "GoToLocal", "PickupLoc", "PutNextLocal", "BossLevel"]
     for (level, method, demos, steps), got in sorted(groups.items(), key=lambda kv: (
-            order.index(kv[0][0]) if kv[0][0] in order else 9, kv[0][2] or 0, kv[0][1], kv[0][3])):
+            level_rank(kv[0][0]), kv[0][2] or 0, kv[0][1], kv[0][3])):
         got.sort()
         vals = [v for _, v in got]
         print(f"| {level} | {method} | {demos} | {steps} | {len(got)} | "
@@ -60,6 +65,35 @@ def cells(paths: list[Path]) -> None:
               f"{min(vals):.3f} - {max(vals):.3f} | {ANCHORS.get(level, '-')} |")
 
 
+def pairs(paths: list[Path], lam: float = 0.1) -> None:
+    """IQ-Learn (lambda `lam`) against BC on the same level, demos, budget and training seed."""
+    runs = {}
+    for path in paths:
+        if (path / "summary.json").exists():
+            s, c, method, steps = describe(path)
+            if c.get("lam", 0) in (0, lam) and c["experiment"] != "babyai_gail":
+                key = (c["level"].removeprefix("BabyAI-").removesuffix("-v0"), c.get("n_demos"), steps, c["seed"])
+                runs[key, c.get("lam", 0) == 0] = s
+    print("| level | demos | steps | seed | BC | IQ-Learn | IQ - BC (points) | 95% intervals |")
+    print("|---|---|---|---|---|---|---|---|")
+    diffs, wins = [], {"IQ-Learn": 0, "BC": 0}
+    for key in sorted({k for k, _ in runs}, key=lambda k: (level_rank(k[0]), k[1] or 0, k[2], k[3])):
+        if (key, True) not in runs or (key, False) not in runs:
+            continue
+        bc, iq = runs[key, True], runs[key, False]
+        diffs.append(100 * (iq["eval/success"] - bc["eval/success"]))
+        apart = ("IQ-Learn" if iq["eval/success_lo"] > bc["eval/success_hi"] else
+                 "BC" if bc["eval/success_lo"] > iq["eval/success_hi"] else "")
+        wins[apart] = wins.get(apart, 0) + 1
+        print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {bc['eval/success']:.3f} | "
+              f"{iq['eval/success']:.3f} | {diffs[-1]:+.1f} | {'disjoint, ' + apart + ' higher' if apart else 'overlap'} |")
+    if diffs:
+        print(f"\n{len(diffs)} pairs: IQ-Learn higher in {sum(d > 0 for d in diffs)}, BC higher in "
+              f"{sum(d < 0 for d in diffs)}; mean difference {sum(diffs) / len(diffs):+.2f} points; "
+              f"intervals disjoint in IQ-Learn's favour {wins['IQ-Learn']}x, in BC's {wins['BC']}x.")
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    (cells if args[:1] == ["--cells"] else rows)([Path(a) for a in args if a != "--cells"])
+    mode = {"--cells": cells, "--pairs": pairs}.get(args[0] if args else "", rows)
+    mode([Path(a) for a in args if not a.startswith("--")])
