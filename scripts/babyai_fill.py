@@ -1,7 +1,7 @@
-"""Regenerate the long-budget tables of docs/results/babyai.md (between <!-- long-cells --> and
-<!-- long-runs --> markers) from runs/bcL-* and runs/iqL-* (and any other run folders given).
+"""Regenerate the long-budget tables of docs/results/babyai.md (between the <!-- long-cells -->,
+<!-- long-pairs --> and <!-- long-runs --> markers) from the run folders given.
 
-    PYTHONPATH=src .venv/bin/python scripts/babyai_fill.py runs/bcL-* runs/iqL-*
+    PYTHONPATH=src .venv/bin/python scripts/babyai_fill.py runs/bcL-* runs/iqL-* runs/gailL-*
 """
 import contextlib
 import io
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from babyai_table import cells, rows  # noqa: E402
+from babyai_table import cells, pairs, rows  # noqa: E402
 
 DOC = Path("docs/results/babyai.md")
 
@@ -25,7 +25,7 @@ def capture(fn, paths) -> str:
 def main() -> None:
     paths = sorted(Path(a) for a in sys.argv[1:])
     text = DOC.read_text()
-    for tag, fn in (("long-cells", cells), ("long-runs", rows)):
+    for tag, fn in (("long-cells", cells), ("long-pairs", pairs), ("long-runs", rows)):
         text = re.sub(rf"<!-- {tag} -->.*?<!-- /{tag} -->",
                       lambda m: f"<!-- {tag} -->\n{capture(fn, paths)}<!-- /{tag} -->", text, flags=re.S)
     DOC.write_text(text)
