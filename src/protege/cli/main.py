@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     for module in DOMAIN_CLIS:
         importlib.import_module(module)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -52,3 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except EXITS as e:
         sys.exit(e.exit_code)
+    # Not standalone, typer turns Ctrl-C (and any `Exit`) into a returned exit code, 130 for Ctrl-C;
+    # ignoring it made an interrupted command exit 0
+    if isinstance(code, int) and code:
+        if code == 130:
+            print("aborted", file=sys.stderr)
+        sys.exit(code)

@@ -27,6 +27,7 @@ from protege.data.manifest import MANIFEST, verify_manifest, write_manifest
 from protege.envs.babyai import check_level, make_env, observation_space, observation_spec
 from protege.errors import UserError
 from protege.runs import atomic_path
+from protege.workers import ignore_sigint
 
 FORMAT = "protege-babyai-demos-v1"
 
@@ -157,7 +158,7 @@ def _run_chunks(chunks: list, cfg: DemoConfig, progress: bool):
         if cfg.workers == 1:
             played = map(run_chunk, todo)
         else:  # spawn, not fork: the parent may hold torch/arrow threads that fork would copy half-locked
-            pool = stack.enter_context(mp.get_context("spawn").Pool(cfg.workers))
+            pool = stack.enter_context(mp.get_context("spawn").Pool(cfg.workers, initializer=ignore_sigint))
             played = pool.imap(run_chunk, todo)  # in order: the writer numbers episodes as they come
         for t in chunks:
             if t[3] not in reused:
@@ -183,8 +184,10 @@ def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
         try:
             for path in chunk_paths:
                 writer.submit(path)
-        finally:
-            episodes, steps = writer.close()
+        except BaseException:  # interrupted or failed while playing: the folder is discarded
+            writer.abort()
+            raise
+        episodes, steps = writer.close()
         if not episodes:
             raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
         storage.update_metadata({"dataset_id": f"babyai/{cfg.level.removeprefix('BabyAI-')}/bot-v0",

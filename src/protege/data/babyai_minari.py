@@ -115,6 +115,7 @@ class ChunkWriter:
     def __init__(self, data_path: Path, observation_space, action_space):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
+        from protege.workers import ignore_sigint
         self.data_path, self.spaces = Path(data_path), (observation_space, action_space)
         self.episodes = self.steps = 0
         self.files: dict[str, dict] = {}
@@ -122,7 +123,7 @@ class ChunkWriter:
         self.cpu_seconds = 0.0
         """CPU time of the writer process (after `close`)."""
         # one process, so chunks are written one at a time, in order; spawn: see babyai_demos
-        self._pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=ignore_sigint)
         self._futures = []
 
     def submit(self, chunk_path: Path) -> None:
@@ -135,6 +136,11 @@ class ChunkWriter:
                                                self.episodes, *self.spaces))
         self.episodes += len(lengths)
         self.steps += int(lengths.sum())
+
+    def abort(self) -> None:
+        """Drop the writes not started yet and wait for the one in progress (the caller is about to
+        discard the folder)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> tuple[int, int]:
         """Wait for every write (re-raising the first error); returns (episodes, steps) written."""

@@ -17,6 +17,7 @@ import yaml
 
 from protege.envs.babyai import EVAL_SEED_START, check_level, make_env
 from protege.errors import UserError
+from protege.workers import ignore_sigint
 from protege.evaluation.stats import mean_interval, wilson_interval
 from protege.models.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
 from protege.progress import progress_bar
@@ -70,6 +71,7 @@ _progress_queue = None  # set in each worker process by `_init_worker`
 def _init_worker(queue) -> None:
     global _progress_queue
     _progress_queue = queue
+    ignore_sigint()
 
 
 def _report_episode() -> None:
