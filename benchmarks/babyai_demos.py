@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from protege.data.babyai_demos import DemoConfig, generate_demos
-from protege.envs.babyai import make_env
+from protege.worlds.babyai.demos import DemoConfig, generate_demos
+from protege.worlds.babyai.levels import make_env
 
 
 def raw_rate(level: str, episodes: int) -> tuple[float, float, int]:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.data.babyai_demos import DemoConfig, generate_demos, load_demos
-from protege.learners.babyai.offline import make_batch, sequence_loss
-from protege.models.babyai_policy import BabyAIPolicy, PolicyConfig
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
+from protege.systems.agent_imitation.offline import make_batch, sequence_loss
+from protege.worlds.babyai.demos import DemoConfig, generate_demos, load_demos
 
 
 def frames_per_s(demos, lam: float, steps: int, batch: int, dim: int) -> float:

@@ -28,7 +28,7 @@ TASK = "cartpole-swingup"
 
 
 def raw_env(steps: int) -> float:
-    from protege.envs.control import make_control_env
+    from protege.worlds.control.suite import make_control_env
     env = make_control_env(TASK, seed=0)
     env.reset(seed=0)
     env.action_space.seed(0)
@@ -50,12 +50,12 @@ def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = Tru
          overrides: dict | None = None) -> float:
     """With the defaults (what `protege run` uses unless a recipe pins otherwise); `before`: the reward
     models with the table recipes' settings (`RECIPE_SETTINGS`); `overrides`: other config fields."""
-    from protege.config import from_dict
-    from protege.data.control_demos import load_demos
-    from protege.envs.control import make_control_env
-    from protege.learners.control_experiment import Config, _reward_model
-    from protege.learners.online_control import LoopConfig, train_online
-    from protege.learners.sac import SAC, SACConfig
+    from protege.core.config import from_dict
+    from protege.rl.online import LoopConfig, train_online
+    from protege.rl.sac import SAC, SACConfig
+    from protege.systems.form.experiment import Config, _reward_model
+    from protege.worlds.control.demos import load_demos
+    from protege.worlds.control.suite import make_control_env
     torch.manual_seed(0)
     old = RECIPE_SETTINGS if before else {}
     data = {"method": method, **old, **(overrides or {})}
@@ -74,7 +74,7 @@ def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = Tru
 def sb3(steps: int, warmup: int) -> float:
     from stable_baselines3 import SAC as SB3SAC
 
-    from protege.envs.control import make_control_env
+    from protege.worlds.control.suite import make_control_env
     env = make_control_env(TASK, seed=0)
     model = SB3SAC("MlpPolicy", env, batch_size=256, learning_starts=warmup, train_freq=1, gradient_steps=1,
                    policy_kwargs={"net_arch": [256, 256]}, seed=0, device="cpu")
@@ -94,9 +94,9 @@ def main():
     torch.set_num_threads(1)
     # the allocator setting our training loop applies (process-wide), set before anything is measured so
     # that every method, Stable-Baselines3 included, runs under it
-    from protege.learners.online_control import retain_freed_memory
+    from protege.rl.online import retain_freed_memory
     retain_freed_memory()
-    from protege.data.control_demos import record_demos
+    from protege.worlds.control.demos import record_demos
     tmp = Path(tempfile.mkdtemp())
     record_demos(TASK, 2, tmp / "demos", random_episodes=2)
     runs = {

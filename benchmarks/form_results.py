@@ -28,10 +28,11 @@ def recipes(tasks: list[str], distractors: list[int]) -> list[str]:
 
 
 def run_job(recipe: str, seed: int, out: Path, overrides: list[str]) -> dict:
-    from protege.config import apply_overrides, from_dict, read_recipe, to_dict
-    from protege.experiments import experiment_module
-    from protege.runs import Run
-    data, where = read_recipe(recipe)
+    from protege.core.config import apply_overrides, from_dict, read_recipe, to_dict
+    from protege.core.registry import experiment_module
+    from protege.core.runs import Run
+    from protege.systems import builtin_recipes
+    data, where = read_recipe(recipe, builtin_recipes())
     name = f"{recipe}-s{seed}"
     data = apply_overrides(data, [f"seed={seed}", f"name={name}", *overrides])
     module = experiment_module(data.pop("experiment"))
@@ -45,7 +46,7 @@ def run_job(recipe: str, seed: int, out: Path, overrides: list[str]) -> dict:
 def main():
     import torch
     torch.set_num_threads(1)
-    from protege.evaluation.control_results import collect, table
+    from protege.systems.form.results import collect, table
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/form"))

@@ -14,7 +14,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 SETTINGS = {  # name -> overrides
     "mle": ["objective.method=mle"],
     "mle_ent0.01": ["objective.method=mle", "objective.entropy_coef=0.01"],
@@ -50,7 +49,7 @@ def run_one(recipe: str, name: str, seed: int, overrides: list[str], out: Path, 
 
 def ci95(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of a t-based 95% interval over the non-NaN values (0 for one seed)."""
-    from protege.evaluation.stats import mean_interval
+    from protege.eval.stats import mean_interval
     mean, _, high = mean_interval([v for v in values if v == v])
     return mean, high - mean
 

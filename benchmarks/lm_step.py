@@ -1,5 +1,5 @@
 """Milliseconds per optimiser step of the same GPT-2-architecture model on the same arithmetic data:
-a bare PyTorch MLE loop, our MLE and offline IQLearn through `protege.learners.loop.fit`, and TRL's
+a bare PyTorch MLE loop, our MLE and offline IQLearn through `protege.rl.fit.fit`, and TRL's
 `SFTTrainer`; plus greedy generation tokens/s with and without the KV cache.
 
     PYTHONPATH=src .venv/bin/python benchmarks/lm_step.py [--rounds 3 --steps 25 --warmup 5]
@@ -47,9 +47,9 @@ def parse_args(argv=None):
 # ------------------------------------------------------------------ shared set-up (every process)
 def prepare(args, workdir: Path) -> None:
     """Task data and BPE tokenizer, made once so that every child trains on identical token ids."""
-    from protege.data.tasks import TaskConfig, load_task
     from protege.data.tokens import encode
-    from protege.models.tokenizer import train_bpe
+    from protege.nn.tokenizer import train_bpe
+    from protege.worlds.text.tasks import TaskConfig, load_task
     data = load_task(TaskConfig(kind="arithmetic", train_size=args.train_size, eval_size=args.batch), 0)
     tokenizer = train_bpe([e.prompt + "\n" + e.completion for e in data.train], args.vocab)
     tokenizer.save_pretrained(str(workdir / "tokenizer"))
@@ -61,8 +61,8 @@ def prepare(args, workdir: Path) -> None:
 
 def load(workdir: Path):
     from protege.data.tokens import EncodedExample
-    from protege.models.lm import ModelConfig, build_model
-    from protege.models.tokenizer import load_tokenizer
+    from protege.nn.lm import ModelConfig, build_model
+    from protege.nn.tokenizer import load_tokenizer
     tokenizer = load_tokenizer(workdir / "tokenizer")
     data = json.loads((workdir / "data.json").read_text())
     encoded = [EncodedExample(ids, n) for ids, n in data["train"]]
@@ -89,7 +89,7 @@ def kept_ms(starts: list[tuple[float, float]], warmup: int) -> dict:
 def run_bare(args, workdir: Path) -> dict:
     """The reference: a plain loop (collate, forward, masked cross-entropy, backward, fused AdamW)."""
     from protege.data.tokens import collate
-    from protege.learners.loop import EpochSampler
+    from protege.rl.fit import EpochSampler
     tokenizer, encoded, _, model = load(workdir)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=True)  # as `fit` and TRL use
     sampler = EpochSampler(len(encoded), args.batch, 0)
@@ -108,10 +108,10 @@ def run_bare(args, workdir: Path) -> dict:
 
 def run_fit(args, workdir: Path, method: str) -> dict:
     """Our learner: `fit` with the lm objective, exactly as `protege run` calls it (recipe defaults)."""
+    from protege.core.runs import Run
     from protege.data.tokens import collate
-    from protege.learners.lm.objectives import ObjectiveConfig, objective_loss
-    from protege.learners.loop import TrainerConfig, fit
-    from protege.runs import Run
+    from protege.rl.fit import TrainerConfig, fit
+    from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
     tokenizer, encoded, _, model = load(workdir)
     objective = ObjectiveConfig(method=method, lam=0.01 if method == "iqlearn" else 0.0)
     cfg = TrainerConfig(steps=args.warmup + args.steps + 1, batch_size=args.batch, lr=LR,

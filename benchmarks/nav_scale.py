@@ -21,9 +21,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from protege.nav.store import open_graph
-from protege.nav.synthetic import build_powerlaw
-from protege.nav.walks import random_walks
+from protege.worlds.graphs.store import open_graph
+from protege.worlds.graphs.synthetic import build_powerlaw
+from protege.worlds.graphs.walks import random_walks
 
 PAPER_NODES, PAPER_EDGES = 38_000_000, 387_000_000
 

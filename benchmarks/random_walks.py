@@ -33,9 +33,9 @@ for _alias, _type in _REMOVED.items():
 
 from pecanpy.pecanpy import FirstOrderUnweighted  # noqa: E402
 
-from protege.nav.store import open_graph  # noqa: E402
-from protege.nav.synthetic import build_powerlaw  # noqa: E402
-from protege.nav.walks import random_walks  # noqa: E402
+from protege.worlds.graphs.store import open_graph  # noqa: E402
+from protege.worlds.graphs.synthetic import build_powerlaw  # noqa: E402
+from protege.worlds.graphs.walks import random_walks  # noqa: E402
 
 
 def write_edg(graph, path: Path) -> None:

@@ -3,8 +3,8 @@ from typing import Literal
 
 import pytest
 
-from protege.config import apply_overrides, from_dict
-from protege.errors import UserError
+from protege.core.config import apply_overrides, from_dict
+from protege.core.errors import UserError
 
 
 @dataclass

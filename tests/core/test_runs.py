@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from protege.errors import UserError
-from protege.runs import Run, load_state, rng_state, set_rng_state
+from protege.core.errors import UserError
+from protege.core.runs import Run, load_state, rng_state, set_rng_state
 
 
 def test_checkpoints_round_trip_and_keep_the_newest(tmp_path):

@@ -1,5 +1,5 @@
-"""Entry point of the `protege` command: imports each domain's commands and maps user errors to
-one line on stderr with exit status 2 (no traceback)."""
+"""Entry point of the `protege` command: imports the shared commands and every registered system's
+command group, and maps user errors to one line on stderr with exit status 2 (no traceback)."""
 
 import importlib
 import sys
@@ -7,17 +7,17 @@ import sys
 import click
 import typer
 
-from protege.cli.apps import app
-from protege.errors import UserError
+from protege.core.cli import app
+from protege.core.errors import UserError
 
-# Each domain's CLI module registers its commands on import (heavy imports stay inside commands).
-DOMAIN_CLIS = [
-    "protege.cli.core",
-    "protege.cli.lm",
-    "protege.cli.nav",
-    "protege.cli.babyai",
-    "protege.cli.control",
-]
+
+def load_commands() -> None:
+    """Each CLI module adds its commands on import (heavy imports stay inside the commands)."""
+    import protege.cli.commands  # noqa: F401
+    from protege.systems import SYSTEMS
+    for system in SYSTEMS.values():
+        if system.cli:
+            importlib.import_module(system.cli)
 
 
 def _classes(*names: str) -> tuple:
@@ -37,8 +37,7 @@ EXITS = _classes("Exit")
 
 
 def main(argv: list[str] | None = None) -> None:
-    for module in DOMAIN_CLIS:
-        importlib.import_module(module)
+    load_commands()
     try:
         code = app(args=argv, standalone_mode=False)
     except UserError as e:

@@ -9,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from protege.errors import UserError
+from protege.core.errors import UserError
 
 MANIFEST = "protege-manifest.json"
 
@@ -27,7 +27,7 @@ def write_manifest(folder: Path, meta: dict | None = None, known: dict[str, dict
     the manifest atomically. `known` holds entries the writer computed from the bytes it had just
     written (path under `folder` -> {"bytes", "sha256"}); those files are neither read back nor
     stat-ed, which for datasets of many small files is most of the cost."""
-    from protege.runs import write_json_atomic
+    from protege.core.runs import write_json_atomic
     folder, known = Path(folder), known or {}
     files = {}
     for root, dirs, names in os.walk(folder):  # scandir-based: no stat per entry, unlike rglob

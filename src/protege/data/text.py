@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.core.errors import UserError
 from protege.data.episodes import Episode
 from protege.data.manifest import read_manifest, verify_manifest
-from protege.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ def _hf_rows(path: Path):
 
 def save_text_dataset(examples: list[TextExample], path: Path) -> None:
     """Write examples as JSONL atomically, with a checksum manifest when `path` is a folder."""
+    from protege.core.runs import atomic_path
     from protege.data.manifest import write_manifest
-    from protege.runs import atomic_path
     path = Path(path)
     target = path / "data.jsonl" if path.suffix != ".jsonl" else path
     with atomic_path(target) as tmp:

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import torch
 
+from protege.core.errors import UserError
 from protege.data.text import TextExample
-from protege.errors import UserError
 
 
 @dataclass(frozen=True)

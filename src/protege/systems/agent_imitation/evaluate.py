@@ -1,0 +1,194 @@
+"""Held-out evaluation of BabyAI policies: parallel processes, each stepping a batch of environments.
+
+Seeds start at `EVAL_SEED_START` (10^9) while demonstrations start at 0, so no evaluation layout was
+seen in training. Each worker process evaluates a contiguous range of seeds with `envs_per_worker`
+environments stepped in lockstep (one batched forward per step), and returns per-episode results.
+"""
+
+import contextlib
+import io
+import multiprocessing as mp
+from pathlib import Path
+from queue import Empty
+
+import numpy as np
+import torch
+import yaml
+
+from protege.core.errors import UserError
+from protege.core.progress import progress_bar
+from protege.core.workers import ignore_sigint
+from protege.eval.stats import mean_interval, wilson_interval
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
+from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, make_env
+
+
+def rollout(model: BabyAIPolicy, level: str, seeds: list[int], greedy: bool = True,
+            n_envs: int = 16, sample_seed: int = 0, on_episode=None) -> list[dict]:
+    """Play one episode per seed; returns [{seed, success, return, length}] in seed order.
+    `on_episode()` is called after each finished episode (progress reporting)."""
+    envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
+    queue, results, gen = list(seeds), {}, torch.Generator().manual_seed(sample_seed)
+    current, obs, stats = [None] * len(envs), [None] * len(envs), [None] * len(envs)
+    state = None
+    done = torch.ones(len(envs), dtype=torch.bool)
+    while True:
+        for i, env in enumerate(envs):
+            if done[i]:
+                if queue:
+                    current[i] = queue.pop(0)
+                    obs[i], _ = env.reset(seed=current[i])
+                    stats[i] = [0.0, 0]
+                else:
+                    current[i] = None
+        active = [i for i in range(len(envs)) if current[i] is not None]
+        if not active:
+            break
+        state = reset_state(state, done)
+        images = torch.from_numpy(np.stack([obs[i]["image"] for i in range(len(envs))]))
+        directions = torch.tensor([obs[i]["direction"] for i in range(len(envs))])
+        tokens = tokenize([obs[i]["mission"] for i in range(len(envs))])
+        actions, _, _, state = model.act(images, directions, tokens, state, greedy, gen)
+        done = torch.zeros(len(envs), dtype=torch.bool)
+        for i in active:
+            obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
+            stats[i][0] += reward
+            stats[i][1] += 1
+            if terminated or truncated:
+                results[current[i]] = {"seed": current[i], "success": bool(terminated and reward > 0),
+                                       "return": stats[i][0], "length": stats[i][1]}
+                done[i] = True
+                if on_episode is not None:
+                    on_episode()
+        for i in range(len(envs)):  # finished envs without a new seed stay idle
+            done[i] |= current[i] is None
+    return [results[s] for s in seeds]
+
+
+_progress_queue = None  # set in each worker process by `_init_worker`
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _progress_queue = queue
+    ignore_sigint()
+
+
+def _report_episode() -> None:
+    if _progress_queue is not None:
+        _progress_queue.put(1)
+
+
+def _worker(args, on_episode=_report_episode) -> list[dict]:
+    torch.set_num_threads(1)
+    weights, policy_cfg, level, seeds, greedy = args
+    model = BabyAIPolicy(PolicyConfig(**policy_cfg))
+    model.load_state_dict(weights)
+    model.eval()
+    with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout
+        return rollout(model, level, seeds, greedy, sample_seed=seeds[0], on_episode=on_episode)
+
+
+def evaluate_policy(model: BabyAIPolicy, policy_cfg: PolicyConfig, level: str, episodes: int,
+                    workers: int = 2, greedy: bool = True, seed_start: int | None = None,
+                    progress: bool = True) -> dict:
+    """Success rate, mean return and episode length with 95% intervals over held-out seeds
+    (a progress bar counts finished episodes across the worker processes)."""
+    check_level(level)
+    if episodes <= 0 or workers <= 0:
+        raise UserError(f"episodes and workers must be positive (got {episodes}, {workers})")
+    start = EVAL_SEED_START if seed_start is None else seed_start
+    seeds = list(range(start, start + episodes))
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    cfg = {"dim": policy_cfg.dim, "n_film": policy_cfg.n_film}
+    parts = [p.tolist() for p in np.array_split(seeds, workers) if len(p)]
+    jobs = [(weights, cfg, level, part, greedy) for part in parts]
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"eval {level}", total=episodes)
+        if len(jobs) == 1:
+            episodes_out = _worker(jobs[0], on_episode=lambda: bar.advance(task))
+        else:
+            episodes_out = _run_workers(jobs, lambda n: bar.advance(task, n))
+    return summarise(level, episodes_out)
+
+
+def _run_workers(jobs: list, advance) -> list[dict]:
+    """The jobs in spawned processes; each finished episode arrives on a queue for the bar."""
+    ctx = mp.get_context("spawn")
+    queue, total, counted = ctx.Queue(), sum(len(job[3]) for job in jobs), 0
+    with ctx.Pool(len(jobs), initializer=_init_worker, initargs=(queue,)) as pool:
+        result = pool.map_async(_worker, jobs)
+        while not result.ready():
+            result.wait(0.5)
+            counted += _drain(queue, advance)
+        episodes = [e for part in result.get() for e in part]
+        # a worker's queue feeder may flush after its result arrived: collect the rest (one per
+        # episode) while the workers are still alive
+        while counted < total:
+            try:
+                counted += queue.get(timeout=10)
+            except Empty:
+                break
+            advance(1)
+    return episodes
+
+
+def _drain(queue, advance) -> int:
+    n = 0
+    try:
+        while True:
+            n += queue.get_nowait()
+    except Empty:
+        advance(n)
+        return n
+
+
+def summarise(level: str, results: list[dict]) -> dict:
+    n = len(results)
+    wins = sum(r["success"] for r in results)
+    lo, hi = wilson_interval(wins, n)
+    ret, ret_lo, ret_hi = mean_interval([r["return"] for r in results])
+    length, len_lo, len_hi = mean_interval([r["length"] for r in results])
+    return {"level": level, "episodes": n, "success": wins / n, "success_lo": lo, "success_hi": hi,
+            "return": ret, "return_lo": ret_lo, "return_hi": ret_hi,
+            "length": length, "length_lo": len_lo, "length_hi": len_hi,
+            "seeds": f"{results[0]['seed']}..{results[-1]['seed']}"}
+
+
+def load_policy(path: Path) -> tuple[BabyAIPolicy, PolicyConfig, dict]:
+    """A policy from a run directory (its latest checkpoint) or a checkpoint folder."""
+    from safetensors.torch import load_file
+    path = Path(path)
+    if (path / "checkpoints" / "latest").exists():
+        path = path / "checkpoints" / (path / "checkpoints" / "latest").read_text().strip()
+    run_dir = path.parent.parent
+    if not (path / "model.safetensors").exists() or not (run_dir / "config.yaml").exists():
+        raise UserError(f"{path}: not a BabyAI run directory or checkpoint (no model.safetensors "
+                        f"with a config.yaml two levels up)")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    policy_cfg = PolicyConfig(**config.get("policy", {}))
+    model = BabyAIPolicy(policy_cfg)
+    try:
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+    except RuntimeError as e:
+        raise UserError(f"{path}/model.safetensors: does not fit a BabyAI policy ({str(e)[:200]})") from None
+    return model, policy_cfg, config
+
+
+def evaluate_checkpoint(path: Path, level: str | None, episodes: int, workers: int,
+                        greedy: bool = True, seed_start: int | None = None) -> list[dict]:
+    model, policy_cfg, config = load_policy(path)
+    level = level or config.get("level")
+    if not level:
+        raise UserError(f"{path}: the run's config names no level; pass --level")
+    row = evaluate_policy(model, policy_cfg, level, episodes, workers, greedy, seed_start)
+    return [{"run": Path(path).name, **format_row(row)}]
+
+
+def format_row(r: dict) -> dict:
+    """One table row: each metric with its 95% interval."""
+    return {"level": r["level"], "episodes": r["episodes"],
+            "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
+            "return (95% t)": f"{r['return']:.3f} [{r['return_lo']:.3f}, {r['return_hi']:.3f}]",
+            "length (95% t)": f"{r['length']:.1f} [{r['length_lo']:.1f}, {r['length_hi']:.1f}]",
+            "seeds": r["seeds"]}

@@ -1,0 +1,143 @@
+"""Evaluate a language model on held-out prompts: task score, diversity, extracted reward.
+
+Greedy (or beam) decoding gives the task score; N samples per prompt give the sampled score and the
+diversity metrics; a scoring pass gives each sample's mean token entropy and its IQLearn-extracted
+reward (sum over the completion of r_t = Q(s_t, a_t) - gamma V(s_{t+1})), whose Spearman correlation
+with the task score says whether the model's implicit reward knows what a good completion is.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protege.core.errors import UserError
+from protege.data.text import TextExample
+from protege.data.tokens import collate, encode, step_logits
+from protege.eval.text_metrics import distinct_n, rouge, self_bleu
+from protege.losses.iqlearn import extracted_reward
+from protege.nn.lm import fit_prompt, position_limit
+
+
+@dataclass
+class EvalConfig:
+    prompts: int = 200
+    """held-out prompts to evaluate (at most the task's eval_size)"""
+    samples: int = 8
+    """samples per prompt for diversity and reward correlation"""
+    sample_prompts: int = 50
+    """prompts that get `samples` samples each"""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    num_beams: int = 1
+    """> 1 uses beam search for the deterministic decode"""
+    max_new_tokens: int = 64
+    batch_size: int = 64
+
+
+def task_score(kind: str, example: TextExample, completion: str) -> float:
+    """1/0 exact answer for arithmetic; ROUGE-L F1 against the reference for text tasks."""
+    if kind == "arithmetic":
+        from protege.worlds.text.arithmetic import is_correct
+        return float(is_correct(example.prompt, completion))
+    return rouge(completion, example.completion)["rougeL"]
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
+             sample: bool = False, use_cache: bool = True) -> list[list[str]]:
+    """`n` completions per prompt. Prompts are batched by token length, so no padding is needed."""
+    model.eval()
+    limit = position_limit(model)
+    encoded = [fit_prompt(tokenizer(p + "\n", add_special_tokens=False)["input_ids"], cfg.max_new_tokens,
+                          limit)[0] for p in prompts]
+    by_length = defaultdict(list)
+    for i, ids in enumerate(encoded):
+        by_length[len(ids)].append(i)
+    out: list[list[str]] = [[] for _ in prompts]
+    per_batch = max(1, cfg.batch_size // n)
+    for indices in by_length.values():
+        for start in range(0, len(indices), per_batch):
+            chunk = indices[start:start + per_batch]
+            ids = torch.tensor([encoded[i] for i in chunk])
+            kwargs = dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p) if sample \
+                else dict(do_sample=False, num_beams=cfg.num_beams)
+            _, max_new = fit_prompt(encoded[chunk[0]], cfg.max_new_tokens, limit)
+            tokens = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                    max_new_tokens=max_new, num_return_sequences=n,
+                                    eos_token_id=tokenizer.eos_token_id,
+                                    pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **kwargs)
+            texts = tokenizer.batch_decode(tokens[:, ids.shape[1]:], skip_special_tokens=True)
+            for j, i in enumerate(chunk):
+                out[i] = [t.strip() for t in texts[j * n:(j + 1) * n]]
+    return out
+
+
+@torch.no_grad()
+def score_completions(model, tokenizer, pairs: list[TextExample], context: int, gamma: float = 1.0,
+                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per completion: extracted sequence reward and mean per-token policy entropy."""
+    model.eval()
+    rewards, entropies = [], []
+    encoded, _ = encode(pairs, tokenizer, context)
+    for start in range(0, len(encoded), batch_size):
+        batch = collate(encoded[start:start + batch_size], tokenizer.pad_token_id)
+        logits = step_logits(model, batch).float()
+        r = extracted_reward(logits, batch.input_ids[:, 1:], batch.terminal, gamma)
+        mask = batch.loss_mask.float()
+        log_probs = torch.log_softmax(logits, -1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        rewards.extend(((r * mask).sum(-1)).tolist())
+        entropies.extend(((entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)).tolist())
+    return np.asarray(rewards), np.asarray(entropies)
+
+
+def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: EvalConfig,
+                context: int, gamma: float = 1.0) -> dict:
+    """The metrics table row of one model: task score (greedy and sampled), diversity, reward corr."""
+    from scipy.stats import spearmanr
+    examples = examples[:cfg.prompts]
+    greedy = generate(model, tokenizer, [e.prompt for e in examples], cfg)
+    greedy_scores = [task_score(kind, e, c[0]) for e, c in zip(examples, greedy)]
+    sampled_examples = examples[:cfg.sample_prompts]
+    samples = generate(model, tokenizer, [e.prompt for e in sampled_examples], cfg, n=cfg.samples,
+                       sample=True)
+    pairs = [TextExample(e.prompt, s or " ") for e, group in zip(sampled_examples, samples) for s in group]
+    sample_scores = np.asarray([task_score(kind, e, s) for e, group in zip(sampled_examples, samples)
+                                for s in group])
+    rewards, entropies = score_completions(model, tokenizer, pairs, context, gamma)
+    corr = spearmanr(rewards, sample_scores).statistic if np.ptp(sample_scores) > 0 else float("nan")
+    return {"eval/greedy_score": float(np.mean(greedy_scores)),
+            "eval/sampled_score": float(np.mean(sample_scores)),
+            "eval/self_bleu": float(np.nanmean([self_bleu(g) for g in samples])),
+            "eval/distinct_2": float(np.mean([distinct_n(g, 2) for g in samples])),
+            "eval/token_entropy": float(np.mean(entropies)),
+            "eval/reward_spearman": float(corr)}
+
+
+def load_trained(run_dir: Path):
+    """(model, tokenizer, resolved config) of a finished `lm` run."""
+    import yaml
+    from transformers import AutoModelForCausalLM
+
+    from protege.nn.tokenizer import load_tokenizer
+    run_dir = Path(run_dir)
+    if not (run_dir / "model" / "config.json").exists():
+        raise UserError(f"{run_dir}: no trained model (expected {run_dir / 'model'}; has the run finished?)")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    model = AutoModelForCausalLM.from_pretrained(str(run_dir / "model"), local_files_only=True,
+                                                 use_safetensors=True)
+    return model, load_tokenizer(run_dir / "tokenizer"), config
+
+
+def reward_table(run_dir: Path, examples: list[TextExample]) -> list[dict]:
+    """Extracted sequence reward (and mean token entropy) of each completion under a trained model."""
+    model, tokenizer, config = load_trained(run_dir)
+    gamma = config.get("objective", {}).get("gamma", 1.0)
+    rewards, entropies = score_completions(model, tokenizer, examples, config["model"]["context"], gamma)
+    kind = config.get("task", {}).get("kind", "file")
+    return [{"prompt": e.prompt, "completion": e.completion, "reward": float(r), "entropy": float(h),
+             **({"correct": task_score(kind, e, e.completion)} if kind == "arithmetic" else {})}
+            for e, r, h in zip(examples, rewards, entropies)]

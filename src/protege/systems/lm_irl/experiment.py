@@ -1,0 +1,77 @@
+"""`protege run` experiment "lm": fine-tune a language model by MLE or IQLearn, then evaluate it."""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from protege.core.runs import Run
+from protege.data.tokens import collate, encode
+from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count
+from protege.nn.tokenizer import check_matches, load_tokenizer, train_bpe
+from protege.rl.fit import TrainerConfig, distributed, fit
+from protege.systems.lm_irl.evaluate import EvalConfig, evaluate_lm
+from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
+from protege.systems.lm_irl.online import OnlineMixer
+from protege.worlds.text.tasks import TaskConfig, load_task
+
+
+@dataclass
+class Config:
+    name: str = "lm"
+    seed: int = 0
+    runs_dir: str = "runs"
+    threads: int = 0
+    """torch CPU threads (0 keeps torch's default)"""
+    vocab_size: int = 512
+    """BPE vocabulary trained on the task data (built-in model only)"""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
+    """The run's saved tokenizer on resume; else the HF model's own, or a BPE trained on the task."""
+    saved = run.dir / "tokenizer"
+    if (saved / "tokenizer.json").exists():
+        return load_tokenizer(saved)
+    tokenizer = train_bpe(texts, cfg.vocab_size) if cfg.model.source == "builtin" \
+        else load_tokenizer(cfg.model.source)
+    if run.is_main:
+        tokenizer.save_pretrained(str(saved))
+    return tokenizer
+
+
+def run(cfg: Config, run: Run) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    check_source(cfg.model)
+    data = load_task(cfg.task, cfg.seed)
+    tokenizer = make_tokenizer(cfg, run, [e.prompt + "\n" + e.completion for e in data.train])
+    encoded, truncated = encode(data.train, tokenizer, cfg.model.context, cfg.task.overflow)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every process
+    model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    check_matches(tokenizer, model)
+    mixer = OnlineMixer(cfg, model, tokenizer) if cfg.objective.method == "iqlearn_online" \
+        else None
+
+    def make_batch(indices):
+        rows = [encoded[i] for i in indices]
+        return mixer.mix(rows) if mixer else collate(rows, tokenizer.pad_token_id)
+
+    if run.latest_checkpoint() is None:
+        run.log(0, {"data/train_examples": len(encoded), "data/truncated": truncated,
+                    "model/parameters": parameter_count(model)})
+    fit(model, lambda m, b: objective_loss(cfg.objective, m, b), len(encoded), make_batch,
+        cfg.trainer, run, cfg.seed, resume=run.resumed)
+    rank, _ = distributed()
+    summary = {"method": cfg.objective.method, "lam": cfg.objective.lam, "train_examples": len(encoded),
+               "truncated": truncated}
+    if rank == 0:
+        model.save_pretrained(str(run.dir / "model"), safe_serialization=True)
+        metrics = evaluate_lm(model, tokenizer, cfg.task.kind, data.eval, cfg.eval, cfg.model.context,
+                              cfg.objective.gamma)
+        run.log(cfg.trainer.steps, metrics)
+        summary.update(metrics)
+    return summary

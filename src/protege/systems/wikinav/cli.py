@@ -1,0 +1,104 @@
+"""`protege nav ...`: build hyperlink graphs, sample random walks, train and evaluate navigators."""
+
+from pathlib import Path
+
+import typer
+
+from protege.core.cli import app, console, print_summary
+
+nav_app = typer.Typer(help="Hyperlink navigation by cloning random walks (arXiv:2211.00177).",
+                      no_args_is_help=True)
+app.add_typer(nav_app, name="nav")
+
+
+def _progress():
+    from protege.core.progress import progress_bar
+    return progress_bar(console=console)
+
+
+@nav_app.command("build")
+def build(source_type: str = typer.Argument(..., help="dictd | html | edgelist"),
+          path: Path = typer.Argument(..., help="dictd .index (or stem), HTML folder, or edge list"),
+          out: Path = typer.Option(..., "--out", help="graph folder to write"),
+          texts: Path = typer.Option(None, help="edgelist only: JSONL of {id, title, text}")):
+    """Build a graph folder (CSR arrays + Parquet pages + manifest) from a source."""
+    from protege.worlds.graphs.builders import build as build_graph
+    options = {"texts": texts} if source_type == "edgelist" else {}
+    with console.status(f"building {source_type} graph from {path}"):
+        summary = build_graph(source_type, path, out, **options)
+    print_summary(f"nav build -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
+
+
+@nav_app.command("walks")
+def walks(graph: Path = typer.Argument(..., help="graph folder"),
+          walks_per_page: int = typer.Option(10, help="walks started from every page"),
+          length: int = typer.Option(20, help="steps per walk"),
+          dead_end: str = typer.Option("stop", help="stop | restart | jump"),
+          horizon: int = typer.Option(20, help="BC goals: at most this many steps ahead"),
+          seed: int = typer.Option(0),
+          out: Path = typer.Option(None, help="folder for nodes.npy, actions.npy and BC examples")):
+    """Sample uniform random walks and turn them into BC examples; report throughput."""
+    from protege.worlds.graphs.walks import walk_stats
+    stats = walk_stats(graph, walks_per_page, length, dead_end, horizon, seed, out)
+    print_summary(f"nav walks on {graph}", [{"field": k, "value": v} for k, v in stats.items()])
+
+
+@nav_app.command("train")
+def train(graph: Path = typer.Argument(..., help="graph folder"),
+          out: Path = typer.Option(..., "--out", help="run folder"),
+          encoder: str = typer.Option("minilm", help="minilm | tfidf"),
+          steps: int = typer.Option(3000), batch_size: int = typer.Option(256),
+          lr: float = typer.Option(2e-3), walks_per_page: int = typer.Option(20),
+          walk_length: int = typer.Option(20), dead_end: str = typer.Option("jump"),
+          page_vectors: bool = typer.Option(True, help="learn a vector per page"),
+          seed: int = typer.Option(0), resume: bool = typer.Option(False)):
+    """Behavioural cloning of random walks: a link scorer given current page and target."""
+    from protege.systems.wikinav.experiment import run_from_cli
+    summary = run_from_cli(graph, out, encoder=encoder, steps=steps, batch_size=batch_size, lr=lr,
+                           walks_per_page=walks_per_page, walk_length=walk_length,
+                           dead_end=dead_end, page_vectors=page_vectors, seed=seed, resume=resume)
+    print_summary(f"nav train -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
+
+
+@nav_app.command("eval")
+def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav train`"),
+             pairs: int = typer.Option(300, help="pairs per k and pair kind"),
+             k_max: int = typer.Option(20, help="evaluate k = 1..k_max"),
+             budget_factor: float = typer.Option(2.0, help="step budget = ceil(factor * k)"),
+             min_pairs: int = typer.Option(30, help="report k only with this many pairs"),
+             seed: int = typer.Option(1234),
+             out: Path = typer.Option(None, help="JSON file for all rows (default POLICY/eval.json)"),
+             markdown: Path = typer.Option(None, help="also write the tables as Markdown here")):
+    """Success within the step budget for k = 1..k_max: policy vs similarity, random, BFS oracle."""
+    from protege.core.runs import write_text_atomic
+    from protege.systems.wikinav.evaluate import (
+        NavEvalConfig,
+        evaluate_policy,
+        headline_rows,
+        markdown_tables,
+    )
+    cfg = NavEvalConfig(ks=tuple(range(1, k_max + 1)), pairs=pairs, min_pairs=min_pairs,
+                        budget_factor=budget_factor, seed=seed)
+    with _progress() as progress:
+        task = progress.add_task("navigate", total=None)
+        rows = evaluate_policy(policy, cfg, out or policy / "eval.json",
+                               progress=lambda: progress.advance(task))
+    if markdown is not None:
+        write_text_atomic(markdown, markdown_tables(rows))
+    print_summary(f"nav eval {policy} (success within budget, Wilson 95% CI)", headline_rows(rows))
+
+
+@nav_app.command("search")
+def search(query: str = typer.Argument(..., help="free-text query"),
+           policy: Path = typer.Option(..., "--policy", help="run folder of `protege nav train`"),
+           steps: int = typer.Option(6, help="links to follow from the start page")):
+    """Start at the best TF-IDF page for QUERY and follow the policy towards it (evidence pages)."""
+    import torch
+
+    from protege.systems.wikinav.evaluate import json_encoder
+    from protege.systems.wikinav.experiment import load_policy
+    from protege.systems.wikinav.search import search as run_search
+    torch.set_num_threads(1)
+    model, graph = load_policy(policy)
+    rows = run_search(model, graph, json_encoder(policy), query, steps)
+    print_summary(f"nav search {query!r}", rows)

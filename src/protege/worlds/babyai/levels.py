@@ -1,0 +1,82 @@
+"""BabyAI levels (Farama minigrid) with the instruction as text and the symbolic egocentric view.
+
+Observation (one step), declared as a gymnasium `Dict` that serialises (Minari stores it):
+    image      uint8 [7, 7, 3]   (object index, colour index, state index) of the 7x7 cells in view
+    direction  int in [0, 4)     the agent's heading
+    mission    str               the instruction, e.g. "go to the red ball"
+minigrid declares `mission` with its `MissionSpace`, which holds a Python function and cannot be
+serialised (Minari, `gym.spaces.to_jsonable`); `TextMission` re-declares it as a gymnasium `Text`.
+Actions: Discrete(7) (left, right, forward, pickup, drop, toggle, done). Reward: 1 - 0.9 t/T on
+success, else 0, as in minigrid.
+"""
+
+import string
+
+import gymnasium as gym
+import numpy as np
+from minigrid.core.actions import Actions
+
+from protege.core.errors import UserError, unknown_name
+
+# Instructions use lowercase words, spaces and commas; the charset leaves room for other levels.
+MISSION_CHARSET = string.ascii_letters + string.digits + " ,.'-"
+MISSION_MAX_LENGTH = 256
+VIEW_SHAPE = (7, 7, 3)
+N_ACTIONS = len(Actions)  # MiniGrid's action set
+
+
+def observation_space() -> gym.spaces.Dict:
+    return gym.spaces.Dict({
+        "image": gym.spaces.Box(0, 255, VIEW_SHAPE, np.uint8),
+        "direction": gym.spaces.Discrete(4),
+        "mission": gym.spaces.Text(MISSION_MAX_LENGTH, min_length=1, charset=MISSION_CHARSET),
+    })
+
+
+def observation_spec() -> dict:
+    """A JSON description of the observation recorded with every dataset (checked on load)."""
+    return {"image": {"shape": list(VIEW_SHAPE), "dtype": "uint8", "channels": "object,colour,state"},
+            "direction": {"n": 4}, "mission": "text", "actions": N_ACTIONS}
+
+
+class TextMission(gym.ObservationWrapper):
+    """Keep the observation unchanged but declare `mission` as a serialisable `Text` space."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = observation_space()
+
+    def observation(self, obs):
+        return {"image": obs["image"], "direction": int(obs["direction"]), "mission": obs["mission"]}
+
+
+def babyai_levels() -> list[str]:
+    import minigrid  # noqa: F401  (registers the BabyAI-* ids with gymnasium)
+    return sorted(k for k in gym.registry if k.startswith("BabyAI-"))
+
+
+def check_level(level: str) -> str:
+    levels = babyai_levels()
+    if level not in levels:
+        raise unknown_name("BabyAI level", level, levels)
+    return level
+
+
+def make_env(level: str, max_steps: int | None = None) -> gym.Env:
+    """A BabyAI level with a text mission; `max_steps` overrides the level's episode limit."""
+    check_level(level)
+    kwargs = {"max_steps": max_steps} if max_steps else {}
+    try:
+        env = gym.make(level, **kwargs)
+    except TypeError as e:
+        raise UserError(f"BabyAI level {level}: cannot be made with {kwargs} ({e})") from None
+    return TextMission(env)
+
+
+def seed_range(start: int, count: int) -> range:
+    """Seeds for episodes. Demonstrations use seeds from 0, evaluation from EVAL_SEED_START,
+    so a policy is never evaluated on a layout it saw in its demonstrations."""
+    return range(start, start + count)
+
+
+EVAL_SEED_START = 10**9

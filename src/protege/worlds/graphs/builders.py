@@ -1,0 +1,174 @@
+"""Graph builders: dictd databases with {cross-references}, folders of HTML pages, edge lists.
+
+Each builder turns its source into page titles, texts and raw links (target id or -1 when the
+target does not exist) and hands them to `assemble`, which drops dangling links, self-loops and
+duplicate edges, counts everything it dropped, and writes the graph with `store.write_graph`.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from protege.core.errors import UserError
+from protege.worlds.graphs import store
+from protege.worlds.text.dictd import read_dictd
+
+SOURCE_TYPES = ("dictd", "html", "edgelist")
+DANGLING = -1
+
+_XREF = re.compile(r"\{([^{}]*)\}")
+_URL_IN_XREF = re.compile(r"\((\S*[./]\S*)\)$")
+
+
+def assemble(titles: list[str], texts: list[str], raw_links: list[list[tuple[int, str]]],
+             counts: dict | None = None) -> tuple[np.ndarray, np.ndarray, object, dict]:
+    """CSR arrays, pages table and build summary from resolved links (target -1 = dangling)."""
+    counts = dict(counts or {})
+    dangling = self_loops = duplicates = 0
+    kept: list[list[tuple[int, str]]] = []
+    for page, links in enumerate(raw_links):
+        seen, row = set(), []
+        for target, anchor in links:
+            if target == DANGLING:
+                dangling += 1
+            elif target == page:
+                self_loops += 1  # a link to the page itself never moves a navigator
+            elif target in seen:
+                duplicates += 1  # the first anchor text is kept
+            else:
+                seen.add(target)
+                row.append((target, anchor))
+        kept.append(row)
+    n = len(titles)
+    degrees = np.array([len(r) for r in kept], dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degrees, out=offsets[1:])
+    targets = np.fromiter((t for r in kept for t, _ in r), dtype=store.index_dtype(max(n - 1, 0)),
+                          count=int(offsets[-1]))
+    summary = {**counts, "pages": n, "links_resolved": int(offsets[-1]),
+               "links_dangling": dangling, "self_loops": self_loops, "duplicate_edges": duplicates,
+               "dead_ends": int((degrees == 0).sum()),
+               "non_ascii_titles": sum(not t.isascii() for t in titles)}
+    return offsets, targets, store.pages_table(titles, texts, kept), summary
+
+
+def build(source_type: str, path: Path, out: Path, **options) -> dict:
+    """Build the graph of `source_type` at `path` into folder `out`; returns the build summary."""
+    from protege.worlds.graphs.html import build_html
+    builders = {"dictd": build_dictd, "html": build_html, "edgelist": build_edgelist}
+    if source_type not in builders:
+        from protege.core.errors import unknown_name
+        raise unknown_name("source type", source_type, SOURCE_TYPES)
+    offsets, targets, pages, summary = builders[source_type](Path(path), **options)
+    summary = {"source_type": source_type, "source": str(path), **summary}
+    store.write_graph(out, offsets, targets, pages, summary)
+    return store.open_graph(out, verify=False).summary()
+
+
+# dictd ---------------------------------------------------------------------------------------------
+def build_dictd(path: Path) -> tuple:
+    """Pages are the distinct entries of the database; every headword naming an entry resolves to it.
+
+    dictd lists an entry once per headword (FOLDOC: 15,247 headwords, 12,014 entries), so aliases
+    such as "AST" and "abstract syntax tree" are one page: two pages with the same text would make a
+    target indistinguishable from its alias. A headword naming several entries resolves to the first.
+    """
+    entries = read_dictd(path)
+    head_to_page: dict[str, int] = {}
+    for page, entry in enumerate(entries):
+        for word in entry.headwords:
+            head_to_page.setdefault(_norm_key(word), page)
+    titles, texts, raw_links, external, singular = [], [], [], 0, 0
+    for entry in entries:
+        titles.append(entry.text.strip().split("\n", 1)[0].strip() or entry.headwords[0])
+        texts.append(entry.text.strip())
+        links = []
+        for match in _XREF.finditer(entry.text):
+            anchor = " ".join(match.group(1).split())
+            if "://" in anchor or _URL_IN_XREF.search(anchor):
+                external += 1  # FOLDOC writes web links as {label (url)}
+                continue
+            target = _lookup(head_to_page, _norm_key(anchor))
+            singular += target != head_to_page.get(_norm_key(anchor), DANGLING)
+            links.append((target, anchor))
+        raw_links.append(links)
+    counts = {"headwords": sum(len(e.headwords) for e in entries), "links_external": external,
+              "links_by_singular": singular}
+    return assemble(titles, texts, raw_links, counts)
+
+
+def _lookup(head_to_page: dict, key: str) -> int:
+    """Exact headword, else its singular: FOLDOC writes {abstract machines} for "abstract machine"
+    (about 4,500 of its cross-references); dictd's exact lookup would leave them dangling."""
+    if key in head_to_page:
+        return head_to_page[key]
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", "")):
+        if key.endswith(suffix) and key[: -len(suffix)] + repl in head_to_page:
+            return head_to_page[key[: -len(suffix)] + repl]
+    return DANGLING
+
+
+def _norm_key(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+# edge list + JSONL -----------------------------------------------------------------------------
+def build_edgelist(path: Path, texts: Path | None = None) -> tuple:
+    """`path`: lines `source target [anchor...]` (whitespace separated, # comments); `texts`: JSONL
+    rows {"id", "title"?, "text"?}. Without `texts`, pages are the ids seen in the edge list."""
+    if not path.exists():
+        raise UserError(f"{path}: edge list not found")
+    ids, titles, bodies = [], [], []
+    if texts is not None:
+        if not Path(texts).exists():
+            raise UserError(f"{texts}: page texts (JSONL) not found")
+        for lineno, row in _jsonl(Path(texts)):
+            if "id" not in row:
+                raise UserError(f"{texts}:{lineno}: missing field 'id'")
+            ids.append(str(row["id"]))
+            titles.append(str(row.get("title", row["id"])))
+            bodies.append(str(row.get("text", "")))
+    edges = list(_edge_lines(path))
+    if texts is None:
+        ids = sorted({e[0] for e in edges} | {e[1] for e in edges})
+        titles, bodies = list(ids), [""] * len(ids)
+    page_of = {}
+    for i, key in enumerate(ids):
+        page_of.setdefault(key, i)
+    raw_links = [[] for _ in ids]
+    unknown_source = 0
+    for src, dst, anchor in edges:
+        if src not in page_of:
+            unknown_source += 1
+            continue
+        raw_links[page_of[src]].append((page_of.get(dst, DANGLING), anchor))
+    counts = {"edge_lines": len(edges), "links_unknown_source": unknown_source,
+              "duplicate_ids": len(ids) - len(page_of)}
+    return assemble(titles, bodies, raw_links, counts)
+
+
+def _jsonl(path: Path):
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise UserError(f"{path}:{lineno}: expected a JSON object")
+                yield lineno, row
+
+
+def _edge_lines(path: Path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(None, 2)
+            if len(parts) < 2:
+                raise UserError(f"{path}:{lineno}: expected 'source target [anchor]', got {line[:60]!r}")
+            yield parts[0], parts[1], parts[2] if len(parts) > 2 else ""

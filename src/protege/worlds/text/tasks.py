@@ -1,0 +1,54 @@
+"""Prompt/completion tasks for language models: built-in ones and the user's own files."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from protege.core.errors import UserError
+from protege.data.text import TextExample, load_text_dataset
+
+
+@dataclass
+class TaskConfig:
+    kind: Literal["arithmetic", "foldoc", "file"] = "arithmetic"
+    train_size: int = 20000
+    """examples to train on (built-in tasks generate them; file tasks take the first N, 0 = all)"""
+    eval_size: int = 200
+    """held-out prompts to evaluate on"""
+    path: str = ""
+    """file task: training data (.jsonl, .parquet or a saved HF datasets folder)"""
+    eval_path: str = ""
+    """file task: held-out data; empty takes the last eval_size rows of `path`"""
+    prompt_field: str = "prompt"
+    completion_field: str = "completion"
+    overflow: Literal["truncate", "refuse"] = "truncate"
+    """what to do with examples longer than the model's context"""
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: list[TextExample]
+    eval: list[TextExample]
+    """held-out prompts with one reference completion each"""
+
+
+def load_task(cfg: TaskConfig, seed: int) -> TaskData:
+    if cfg.kind == "arithmetic":
+        from protege.worlds.text import arithmetic
+        held_out = arithmetic.generate(cfg.eval_size, seed=10_000 + seed)
+        train = arithmetic.generate(cfg.train_size, seed=seed, exclude={e.prompt for e in held_out})
+        return TaskData(train, held_out)
+    if cfg.kind == "foldoc":
+        from protege.worlds.text import foldoc
+        return foldoc.split(cfg.train_size, cfg.eval_size, seed)
+    if not cfg.path:
+        raise UserError("task.kind=file needs task.path (a .jsonl, .parquet or HF datasets folder)")
+    rows = load_text_dataset(cfg.path, cfg.prompt_field, cfg.completion_field)
+    if cfg.eval_path:
+        held_out = load_text_dataset(cfg.eval_path, cfg.prompt_field, cfg.completion_field)
+    else:
+        if len(rows) <= cfg.eval_size:
+            raise UserError(f"{cfg.path}: {len(rows)} rows, not enough to hold out eval_size="
+                            f"{cfg.eval_size} (set task.eval_path or a smaller task.eval_size)")
+        rows, held_out = rows[:-cfg.eval_size], rows[-cfg.eval_size:]
+    train = rows[:cfg.train_size] if cfg.train_size else rows
+    return TaskData(train, held_out[:cfg.eval_size])
