@@ -1,7 +1,6 @@
 """A run killed with SIGKILL mid-way and resumed ends with the same weights and metrics as an
 uninterrupted run (RNG states and the data position are restored, not only the weights)."""
 
-import json
 import os
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import time
 
 from safetensors.torch import load_file
 
+from protege.core.runs import read_metrics
 from tests.conftest import protege_cmd, protege_env
 
 TINY = ["task.train_size=300", "task.eval_size=10", "model.n_layer=1", "model.n_embd=32",
@@ -29,7 +29,7 @@ def final_weights(run_dir):
 
 
 def metric_rows(run_dir):
-    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return read_metrics(run_dir, wall_clock=False)
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):

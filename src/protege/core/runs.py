@@ -27,6 +27,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from protege.core.errors import UserError
+from protege.core.seeds import seed_everything  # noqa: F401  (re-exported for learners)
 
 
 @contextmanager
@@ -87,12 +88,6 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 class Run:
     """One run directory. Only the main process (rank 0) writes; other ranks get a no-op logger."""
 
@@ -112,6 +107,7 @@ class Run:
                 raise UserError(f"--resume: the config differs from the one saved in "
                                 f"{self.dir / 'config.yaml'}; resume with the same recipe and overrides")
         self._tb = None
+        self._finished = False
         if resume:  # drop what a killed run logged past its last checkpoint
             latest = self.latest_checkpoint()
             self.truncate_metrics(load_state(latest / "state.pt")["step"] if latest else -1)
@@ -180,9 +176,22 @@ class Run:
             raise UserError(f"{self.dir}: no checkpoint to resume from")
         return load_file(str(path / "model.safetensors")), load_state(path / "state.pt")
 
+    def restore(self) -> tuple[dict, dict] | None:
+        """(weights, state) of the newest checkpoint if this run resumes and has one, else None.
+
+        The one place that decides resume: learners call it once, after building everything their
+        state covers, and load what it returns; `state["step"]` is where they continue."""
+        if not self.resumed:
+            return None
+        latest = self.latest_checkpoint()
+        return None if latest is None else self.load_checkpoint(latest)
+
     def finish(self, summary: dict) -> None:
-        if self._tb is not None:
-            self._tb.close()
+        """Write summary.json (once: a second call is a no-op) and close the TensorBoard writer."""
+        if self._finished:
+            return
+        self._finished = True
+        self.close()
         if self.is_main:
             write_json_atomic(self.dir / "summary.json", summary)
 
@@ -204,7 +213,14 @@ def _complete_row_step(line: str):
         return None
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
+WALL_CLOCK_PREFIX = "time/"
+"""Metric keys under this prefix are wall-clock measurements (seconds per step, steps per second):
+kept in metrics.jsonl so a finished run's throughput is not lost, and left out when a resumed run's
+metrics are compared with an uninterrupted one's (`read_metrics(..., wall_clock=False)`)."""
+
+
+def read_metrics(run_dir: Path, wall_clock: bool = True) -> list[dict]:
+    """The complete rows of a run's metrics.jsonl; `wall_clock=False` drops the `time/` keys."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
@@ -212,7 +228,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
     for line in path.read_text().splitlines():
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if not wall_clock:
+                row = {k: v for k, v in row.items() if not k.startswith(WALL_CLOCK_PREFIX)}
+            rows.append(row)
     return rows

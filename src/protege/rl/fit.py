@@ -105,7 +105,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch: Callable,
-        cfg: TrainerConfig, run: Run, seed: int, resume: bool = False,
+        cfg: TrainerConfig, run: Run, seed: int,
         on_checkpoint: Callable[[int], dict] | None = None) -> dict:
     """Train `model` on `loss_fn(model, make_batch(indices)) -> (loss, metrics)`; returns last metrics.
 
@@ -124,8 +124,9 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
                                   fused=fused or None)
     sampler = EpochSampler(dataset_size, cfg.batch_size, seed)
     start = 0
-    if resume and run.latest_checkpoint() is not None:
-        start = _restore(model, optimizer, sampler, run, rank)
+    restored = run.restore()
+    if restored is not None:
+        start = _restore(model, optimizer, sampler, restored, rank)
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
@@ -147,11 +148,11 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             metrics["train/lr"] = optimizer.param_groups[0]["lr"]
-            metrics["train/step_s"] = time.perf_counter() - t0
+            metrics["time/step_s"] = time.perf_counter() - t0
             done = step + 1
             # 4. log and checkpoint
             if done % cfg.log_every == 0 or done == cfg.steps:
-                run.log(done, {k: v for k, v in metrics.items() if k != "train/step_s"})
+                run.log(done, metrics)
             if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == cfg.steps:
                 if on_checkpoint is not None:
                     extra = on_checkpoint(done)
@@ -198,8 +199,8 @@ def _save(model, optimizer, sampler, run: Run, step: int) -> None:
         dist.barrier()
 
 
-def _restore(model, optimizer, sampler, run: Run, rank: int) -> int:
-    weights, state = run.load_checkpoint()
+def _restore(model, optimizer, sampler, restored: tuple[dict, dict], rank: int) -> int:
+    weights, state = restored
     model.load_state_dict(weights)
     optimizer.load_state_dict(state["optimizer"])
     sampler.load_state_dict(state["sampler"])

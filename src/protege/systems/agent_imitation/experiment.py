@@ -44,8 +44,7 @@ def run(config: Config, run: Run) -> dict:
     seed_everything(config.seed)
     model = BabyAIPolicy(config.policy)
     last = fit(model, lambda m, b: sequence_loss(m, b, config.lam, config.gamma), len(demos),
-               lambda idx: make_batch(demos, idx), config.trainer, run, config.seed,
-               resume=(run.latest_checkpoint() is not None))
+               lambda idx: make_batch(demos, idx), config.trainer, run, config.seed)
     summary = {"demos": len(demos), "demo_steps": int(demos.lengths.sum()),
                "train/loss": last.get("train/loss"), "train/accuracy": last.get("train/accuracy")}
     if config.eval_episodes:

@@ -22,7 +22,7 @@ def bc_loss(policy: GaussianPolicy, batch: tuple[torch.Tensor, torch.Tensor]):
     return gaussian_nll_loss(mean, log_std, act)
 
 
-def train_bc(demos: ControlDemos, cfg, seed: int, run, resume: bool = False):
+def train_bc(demos: ControlDemos, cfg, seed: int, run):
     """Fit pi(a|s) by maximum likelihood on (obs, action) pairs; returns (policy, final metrics).
 
     `cfg` holds steps, batch_size, lr, hidden (control_experiment.BCConfig); Adam at a constant rate
@@ -33,6 +33,6 @@ def train_bc(demos: ControlDemos, cfg, seed: int, run, resume: bool = False):
                             std=np.maximum(demos.obs.std(0), 1e-3))
     trainer = TrainerConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="constant",
                             grad_clip=0.0, log_every=500, checkpoint_every=max(cfg.steps // 5, 1))
-    metrics = fit(policy, bc_loss, len(obs), lambda idx: (obs[idx], act[idx]), trainer, run, seed, resume)
+    metrics = fit(policy, bc_loss, len(obs), lambda idx: (obs[idx], act[idx]), trainer, run, seed)
     keep = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("bc/")}
     return policy, keep

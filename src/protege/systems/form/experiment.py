@@ -172,7 +172,7 @@ def run(cfg: Config, run) -> dict:
         demos = _with_distractors(demos, dcfg, cfg.seed)
     if cfg.method == "bc":
         from protege.systems.form.bc import train_bc
-        policy, bc_metrics = train_bc(demos, cfg.bc, cfg.seed, run, resume=run.resumed)
+        policy, bc_metrics = train_bc(demos, cfg.bc, cfg.seed, run)
         returns = evaluate(eval_env, policy, cfg.eval_episodes, seed=20_000)
         extra = {"env_steps": 0} | bc_metrics
     else:

@@ -64,7 +64,7 @@ def run(cfg: Config, run: Run) -> dict:
         run.log(0, {"data/train_examples": len(encoded), "data/truncated": truncated,
                     "model/parameters": parameter_count(model)})
     fit(model, lambda m, b: objective_loss(cfg.objective, m, b), len(encoded), make_batch,
-        cfg.trainer, run, cfg.seed, resume=run.resumed)
+        cfg.trainer, run, cfg.seed)
     rank, _ = distributed()
     summary = {"method": cfg.objective.method, "lam": cfg.objective.lam, "train_examples": len(encoded),
                "truncated": truncated}

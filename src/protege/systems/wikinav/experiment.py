@@ -69,7 +69,7 @@ def run(cfg: Config, run: Run, resume: bool = False, progress=None) -> dict:
                 "starts": torch.from_numpy(starts),
                 "action": torch.from_numpy(ex.action[idx].astype(np.int64))}
 
-    metrics = fit(model, bc_loss, len(ex), make_batch, cfg.trainer, run, cfg.seed, resume=resume)
+    metrics = fit(model, bc_loss, len(ex), make_batch, cfg.trainer, run, cfg.seed)
     save_policy(run.dir, model, cfg)
     summary = {"examples": len(ex), "pages": graph.num_nodes, "links": graph.num_edges,
                "encoder": cfg.encoder, **{k: v for k, v in metrics.items() if k.startswith(("nav/", "train/loss"))}}

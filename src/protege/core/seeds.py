@@ -1,0 +1,33 @@
+"""Every seed a run uses, derived in one place from the run's seed.
+
+A learner needs several independent random streams (network initialisation, the data order, each
+environment's episodes, evaluation episodes, a generator for sampling). Deriving them by adding
+magic offsets to the seed makes streams of nearby seeds overlap (seed 0's "env" stream can be seed
+1's "init" stream). NumPy's `SeedSequence` hashes (seed, spawn key) into independent states; the
+spawn key here is the stream's name (its CRC-32), so adding a stream never shifts another one.
+"""
+
+import random
+import zlib
+
+import numpy as np
+import torch
+
+
+def stream_seed(seed: int, name: str) -> int:
+    """A 31-bit seed for the stream `name` of a run seeded with `seed` (fits every API's int seed)."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(name.encode()),))
+    return int(sequence.generate_state(1, np.uint32)[0] >> 1)
+
+
+def stream_seeds(seed: int, name: str, n: int) -> list[int]:
+    """n independent seeds of the stream `name` (one per environment or worker): `SeedSequence.spawn`."""
+    parent = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(name.encode()),))
+    return [int(child.generate_state(1, np.uint32)[0] >> 1) for child in parent.spawn(n)]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's legacy global generator and torch: the first thing every run does."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
