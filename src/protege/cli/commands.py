@@ -19,10 +19,17 @@ def run(recipe: str = typer.Argument(..., help="built-in recipe name or path to 
 
 
 @app.command()
-def recipes():
-    """List the built-in recipes."""
+def recipes(show: Optional[str] = typer.Option(None, "--show", metavar="NAME",
+                                               help="list every config field of this recipe: key, type, value, help")):
+    """List the built-in recipes, or (--show NAME) every config field of one with what it means."""
     from protege.core.config import read_recipe
     from protege.systems import builtin_recipes
+    if show is not None:
+        from protege.core.config_help import describe
+        from protege.systems import resolve
+        experiment, config, _ = resolve(show, [])
+        print_summary(f"recipe {show} (experiment {experiment})", describe(type(config), config))
+        return
     builtin = builtin_recipes()
     rows = [{"recipe": name, "experiment": read_recipe(str(path), builtin)[0].get("experiment", "?")}
             for name, path in builtin.items()]
