@@ -1,17 +1,22 @@
-"""Help for every config field, read from the docstring line under the field (CleanRL style).
+"""What every config field means and which values it takes.
+
+The help is the docstring line under the field (CleanRL style):
 
     steps: int = 1000
     \"\"\"optimiser steps in total\"\"\"
 
 The help lives in one place, the source of the dataclass, so it cannot drift from the field it
 describes. `describe` lists a config's fields (nested sections as dotted keys) with type, value and
-help; `protege recipes --show NAME` prints that list for a recipe.
+help; `protege recipes --show NAME` prints that list for a recipe. `check_fields` holds a config's
+values to their ranges in its `__post_init__`, so a bad value fails at load, before any work, with
+a message naming the key.
 """
 
 import ast
 import dataclasses
 import functools
 import inspect
+import math
 import textwrap
 import types
 import typing
@@ -99,3 +104,29 @@ def _show(value) -> str:
     if isinstance(value, str):
         return repr(value) if value == "" or value != value.strip() else value
     return repr(value)
+
+
+# rule -> (test, how the rule reads in an error message)
+RULES = {
+    ">0": (lambda v: v > 0, "> 0"),
+    ">=0": (lambda v: v >= 0, ">= 0"),
+    ">=1": (lambda v: v >= 1, ">= 1"),
+    "[0,1]": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "[0,1)": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "(0,1]": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "nonempty": (lambda v: len(v) > 0, "non-empty"),
+}
+
+
+def check_fields(config, **rules: str) -> None:
+    """Raise ValueError naming the first field of `config` that breaks its rule (a key of RULES),
+    or that holds a float that is not finite (NaN or infinity is never a setting)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value}")
+    for name, rule in rules.items():
+        test, text = RULES[rule]
+        value = getattr(config, name)
+        if not test(value):
+            raise ValueError(f"{name} must be {text}, got {value!r}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from protege.core.config_help import check_fields
 from protege.core.progress import progress_bar
 from protege.core.runs import Run, rng_state, seed_everything, set_rng_state
 
@@ -29,9 +30,13 @@ class TrainerConfig:
     batch_size: int = 32
     """global batch size (examples per optimiser step, summed over processes and accumulation)"""
     lr: float = 3e-4
+    """peak learning rate of AdamW (reached after the warm-up)"""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay"""
     warmup_steps: int = 0
+    """steps of linear warm-up from lr / warmup_steps to lr (0: no warm-up)"""
     schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    """learning rate after the warm-up: constant, or cosine/linear decay to lr * min_lr_ratio"""
     min_lr_ratio: float = 0.1
     """the schedule decays to lr * min_lr_ratio"""
     grad_clip: float = 1.0
@@ -39,15 +44,19 @@ class TrainerConfig:
     grad_accum: int = 1
     """micro-batches per optimiser step (batch_size must divide evenly)"""
     precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 runs forward and backward under CPU autocast; weights and optimiser stay fp32"""
     log_every: int = 10
+    """log the training metrics every this many steps (and at the last step)"""
     checkpoint_every: int = 200
-    """0 saves only at the end"""
+    """save a checkpoint every this many steps; 0 saves only at the end"""
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("steps, batch_size and grad_accum must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        check_fields(self, steps=">=1", batch_size=">=1", grad_accum=">=1", lr=">0",
+                     weight_decay=">=0", warmup_steps=">=0", min_lr_ratio="[0,1]", grad_clip=">=0",
+                     log_every=">=1", checkpoint_every=">=0")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size must be divisible by grad_accum, got batch_size="
+                             f"{self.batch_size}, grad_accum={self.grad_accum}")
 
 
 def learning_rate(cfg: TrainerConfig, step: int) -> float:
