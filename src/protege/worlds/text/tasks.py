@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
+from protege.core.config_help import check_fields
 from protege.core.errors import UserError
 from protege.data.text import TextExample, load_text_dataset
 
@@ -10,8 +11,9 @@ from protege.data.text import TextExample, load_text_dataset
 @dataclass
 class TaskConfig:
     kind: Literal["arithmetic", "foldoc", "file"] = "arithmetic"
+    """arithmetic: generated word problems; foldoc: FOLDOC term -> definition; file: `path`"""
     train_size: int = 20000
-    """examples to train on (built-in tasks generate them; file tasks take the first N, 0 = all)"""
+    """examples to train on (arithmetic generates them; foldoc and file take the first N, 0 = all)"""
     eval_size: int = 200
     """held-out prompts to evaluate on"""
     path: str = ""
@@ -19,9 +21,18 @@ class TaskConfig:
     eval_path: str = ""
     """file task: held-out data; empty takes the last eval_size rows of `path`"""
     prompt_field: str = "prompt"
+    """file task: the column (or JSON key) holding the prompt"""
     completion_field: str = "completion"
+    """file task: the column (or JSON key) holding the completion"""
     overflow: Literal["truncate", "refuse"] = "truncate"
     """what to do with examples longer than the model's context"""
+
+    def __post_init__(self):
+        check_fields(self, train_size=">=0", eval_size=">=1", prompt_field="nonempty",
+                     completion_field="nonempty")
+        if self.kind == "arithmetic" and self.train_size == 0:
+            raise ValueError("train_size must be >= 1 for kind=arithmetic (0 = all is for foldoc "
+                             "and file tasks)")
 
 
 @dataclass(frozen=True)
