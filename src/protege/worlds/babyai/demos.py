@@ -25,7 +25,7 @@ import numpy as np
 from protege.core.errors import UserError
 from protege.core.runs import atomic_path
 from protege.core.workers import ignore_sigint
-from protege.data.episodes import Episode
+from protege.data.episodes import Episode, flatten
 from protege.data.manifest import MANIFEST, verify_manifest, write_manifest
 from protege.worlds.babyai.levels import (
     check_level,
@@ -285,15 +285,16 @@ def read_episodes(folder: Path, level: str | None = None) -> list[Episode]:
 
 
 def load_demos(folder: Path, level: str | None = None) -> Demos:
-    """`read_episodes` flattened into `Demos` arrays for training."""
+    """`read_episodes` flattened (`protege.data.episodes.flatten`) into `Demos` arrays for training."""
     episodes = read_episodes(folder, level)
+    steps = flatten(episodes)
     return Demos(
         level=episodes[0].env_id,
-        images=np.concatenate([e.observations["image"][:-1] for e in episodes]),
-        directions=np.concatenate([e.observations["direction"][:-1] for e in episodes]),
-        actions=np.concatenate([e.actions for e in episodes]),
-        rewards=np.concatenate([e.rewards for e in episodes]),
-        subgoals=np.concatenate([np.asarray(e.annotations["subgoal"], str) for e in episodes]),
+        images=steps.obs["image"],
+        directions=steps.obs["direction"],
+        actions=steps.acts,
+        rewards=steps.rewards,
+        subgoals=steps.infos["subgoal"].astype(str),
         missions=np.asarray([e.instruction for e in episodes], str),
         seeds=np.asarray([e.seed for e in episodes], np.int64),
         lengths=np.asarray([len(e) for e in episodes], np.int64),

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from protege.core.errors import UserError
+from protege.data.episodes import Episode, flatten
 from protege.data.manifest import verify_manifest, write_manifest
 
 
@@ -127,10 +128,11 @@ def load_demos(folder: Path, task: str | None = None, obs_dim: int | None = None
         raise UserError(f"{folder}: demonstrations were recorded with action_repeat={recorded_repeat}, "
                         f"the environment uses {action_repeat}")
     ids = range(storage.total_episodes if max_episodes is None else min(max_episodes, storage.total_episodes))
-    obs, nxt, act, epi = [], [], [], []
-    for i, ep in zip(ids, storage.get_episodes(list(ids))):
-        o = np.asarray(ep["observations"], np.float32)
-        obs.append(o[:-1]), nxt.append(o[1:]), act.append(np.asarray(ep["actions"], np.float32))
-        epi.append(np.full(len(o) - 1, i, np.int64))
-    return ControlDemos(np.concatenate(obs), np.concatenate(nxt), np.concatenate(act), np.concatenate(epi),
+    episodes = [Episode(observations=np.asarray(ep["observations"], np.float32),
+                        actions=np.asarray(ep["actions"], np.float32),
+                        rewards=np.asarray(ep["rewards"], np.float32),
+                        terminated=bool(ep["terminations"][-1]), truncated=bool(ep["truncations"][-1]),
+                        env_id=recorded_task) for ep in storage.get_episodes(list(ids))]
+    steps = flatten(episodes)
+    return ControlDemos(steps.obs["observation"], steps.next_obs["observation"], steps.acts, steps.episode,
                         recorded_task, float(meta["ref_max_score"]), float(meta["ref_min_score"]))
