@@ -2,7 +2,7 @@
 
 Each is an `nn.Module` with `loss_and_reward(batch) -> (loss, reward [B], metrics)`; SAC adds the
 loss to its own and takes one optimiser step for everything (see `protege.rl.sac`).
-The maths lives in `protege.losses.form` and `protege.losses.gail_continuous`.
+The maths lives in `protege.losses.form` and `protege.losses.adversarial`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import torch
 import torch.nn as nn
 
 from protege.losses.form import density_nll_loss, form_reward
-from protege.losses.gail_continuous import (
+from protege.losses.adversarial import (
+    adversarial_reward,
     discriminator_loss,
-    gail_reward,
-    gradient_penalty_loss,
+    gradient_penalty,
+    interpolate,
 )
 from protege.nn.density import ConditionalGaussian
 from protege.nn.heads import Discriminator
@@ -111,10 +112,10 @@ class GAILReward(nn.Module):
         self._calls += 1
         if (self._calls - 1) % self.disc_every:
             with torch.no_grad():
-                reward, reward_metrics = gail_reward(self.disc(self._agent_x(batch)), self.reward_kind)
-            return 0.0, reward, self._disc_metrics | reward_metrics
+                reward = adversarial_reward(self.disc(self._agent_x(batch)), self.reward_kind)
+            return 0.0, reward, self._disc_metrics | {"adversarial/reward": reward.mean()}
         loss, reward, metrics = self._train_step(batch)
-        self._disc_metrics = {k: v for k, v in metrics.items() if k != "gail/reward"}
+        self._disc_metrics = {k: v for k, v in metrics.items() if k != "adversarial/reward"}
         return loss, reward, metrics
 
     def _train_step(self, batch: Batch):
@@ -130,24 +131,19 @@ class GAILReward(nn.Module):
             # still unbiased, only noisier; one interpolate per batch pair is a convention, not part of
             # the objective. It saves most of the double backward, GAIL's main extra cost per step.
             n = min(self.gp_batch, len(agent_x)) if self.gp_batch > 0 else len(agent_x)
-            eps = torch.rand(n, 1, generator=self.gen)
-            mix = eps * expert_x[:n] + (1 - eps) * agent_x[:n]
-            penalty, gp_metrics = gradient_penalty_loss(self._interpolate_grad_norms(mix))
+            mix = interpolate(expert_x[:n], agent_x[:n], torch.rand(n, 1, generator=self.gen))
+            penalty, gp_metrics = self._gradient_penalty(mix)
             loss = loss + self.gp_coef * penalty
             metrics |= gp_metrics
-        reward, reward_metrics = gail_reward(agent_logits, self.reward_kind)
-        return loss, reward, metrics | reward_metrics
+        reward = adversarial_reward(agent_logits, self.reward_kind)
+        return loss, reward, metrics | {"adversarial/reward": reward.mean()}
 
-    def _interpolate_grad_norms(self, mix: torch.Tensor) -> torch.Tensor:
-        """||grad logit|| at the interpolates, w.r.t. the raw input or the standardised one the network
-        sees. Why the choice: a unit gradient norm in raw units bounds how far the logit can move across
+    def _gradient_penalty(self, mix: torch.Tensor):
+        """The penalty on ||grad logit|| at the interpolates, w.r.t. the raw input or the standardised one the
+        network sees. Why the choice: a unit gradient norm in raw units bounds how far the logit can move across
         the data, so on a task whose observations span ~0.3 (point_mass) the discriminator is held
         near D = 0.5 and its reward is nearly flat; in standardised units the same penalty allows a
         logit change of a few units across one standard deviation of the expert data, whatever the scale."""
         if self.gp_space == "raw":
-            mix = mix.requires_grad_(True)
-            grad, = torch.autograd.grad(self.disc(mix).sum(), mix, create_graph=True)
-        else:
-            z = self.disc.standardise(mix).requires_grad_(True)
-            grad, = torch.autograd.grad(self.disc.logits_of_standardised(z).sum(), z, create_graph=True)
-        return grad.norm(dim=1)
+            return gradient_penalty(self.disc, mix)
+        return gradient_penalty(self.disc.logits_of_standardised, self.disc.standardise(mix))

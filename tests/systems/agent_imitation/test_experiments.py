@@ -26,5 +26,5 @@ def test_offline_then_gail_from_bc(redball_demos, tmp_path):
         "checkpoint_every": 1, "eval_episodes": 0}, "test")
     summary = gail.run(gcfg, Run(tmp_path / "gail", to_dict(gcfg)))
     rows = [json.loads(line) for line in (tmp_path / "gail" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2] and "gail/disc_loss" in rows[-1] and "ppo/entropy" in rows[-1]
-    assert "gail/disc_loss" in summary
+    assert [r["step"] for r in rows] == [1, 2] and "adversarial/disc_loss" in rows[-1] and "ppo/entropy" in rows[-1]
+    assert "adversarial/disc_loss" in summary

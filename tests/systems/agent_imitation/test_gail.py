@@ -2,7 +2,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from protege.losses.gail import gail_discriminator_loss, gail_reward
+from protege.losses.adversarial import adversarial_reward, discriminator_loss
 from protege.nn.babyai_policy import (
     BabyAIDiscriminator,
     BabyAIPolicy,
@@ -20,14 +20,14 @@ SMALL = PolicyConfig(dim=32, n_film=1)
 def test_discriminator_loss_matches_naive_bce():
     torch.manual_seed(0)
     e, p = torch.randn(10), torch.randn(7)
-    loss, m = gail_discriminator_loss(e, p)
+    loss, m = discriminator_loss(e, p)
     naive = (F.binary_cross_entropy(torch.sigmoid(e), torch.ones(10))
              + F.binary_cross_entropy(torch.sigmoid(p), torch.zeros(7)))
     assert torch.allclose(loss, naive, atol=1e-5)
-    assert m["gail/expert_acc"] == (e > 0).float().mean()
+    assert m["adversarial/expert_acc"] == (e > 0).float().mean()
     d = torch.sigmoid(p)
-    assert torch.allclose(gail_reward(p, "gail"), -torch.log(1 - d), atol=1e-5)
-    assert torch.allclose(gail_reward(p, "logit"), torch.log(d) - torch.log(1 - d), atol=1e-4)
+    assert torch.allclose(adversarial_reward(p, "gail"), -torch.log(1 - d), atol=1e-5)
+    assert torch.allclose(adversarial_reward(p, "airl"), torch.log(d) - torch.log(1 - d), atol=1e-4)
 
 
 def random_transitions(n: int, seed: int = 0):
@@ -55,15 +55,15 @@ def test_discriminator_separates_expert_from_random(redball_demos):
     policy = random_transitions(600)
     for step in range(150):
         pick = torch.from_numpy(rng.integers(0, 500, 64))
-        loss, _ = gail_discriminator_loss(disc(*expert_transitions(demos, 64, rng)),
-                                          disc(*(x[pick] for x in policy)))
+        loss, _ = discriminator_loss(disc(*expert_transitions(demos, 64, rng)),
+                                     disc(*(x[pick] for x in policy)))
         opt.zero_grad(); loss.backward(); opt.step()
     with torch.no_grad():  # held out: random steps 500..600 and fresh expert samples
-        _, m = gail_discriminator_loss(disc(*expert_transitions(demos, 200, rng)),
-                                       disc(*(x[500:] for x in policy)))
+        _, m = discriminator_loss(disc(*expert_transitions(demos, 200, rng)),
+                                  disc(*(x[500:] for x in policy)))
     # random actions often coincide with the bot's, so perfect separation is impossible
-    assert (m["gail/expert_acc"] + m["gail/policy_acc"]) / 2 > 0.75, m
-    assert m["gail/expert_d"] - m["gail/policy_d"] > 0.4, m
+    assert (m["adversarial/expert_acc"] + m["adversarial/agent_acc"]) / 2 > 0.75, m
+    assert m["adversarial/expert_d"] - m["adversarial/agent_d"] > 0.4, m
 
 
 def test_gae_matches_naive_returns():

@@ -31,7 +31,7 @@ def test_smoke_each_method(tmp_path, method):
     assert summary["expert_return"] > summary["random_return"]
     assert any("eval/final_return" in row for row in metrics)
     if method in ("form", "gail", "gaifo"):
-        key = "form/nll" if method == "form" else "gail/disc_loss"
+        key = "form/nll" if method == "form" else "adversarial/disc_loss"
         assert any(key in row for row in metrics)
     json.dumps(summary)
 

@@ -48,14 +48,14 @@ def test_gradient_penalty_on_a_subset_estimates_the_same_expectation():
         model = GAILReward(expert_obs, expert_next, "state_only", hidden=8, gp_batch=gp_batch, seed=0)
         model.disc.net = torch.nn.Linear(6, 1)  # linear: ||grad logit|| is the same at every input
         _, _, metrics = model.loss_and_reward(replay.sample(np.random.default_rng(2), 64))
-        penalties[gp_batch] = float(metrics["gail/grad_penalty"])
+        penalties[gp_batch] = float(metrics["adversarial/grad_penalty"])
     assert abs(penalties[0] - penalties[16]) < 1e-5
     torch.manual_seed(0)
     full = GAILReward(expert_obs, expert_next, "state_only", hidden=32, gp_batch=0, seed=0)
     sub = GAILReward(expert_obs, expert_next, "state_only", hidden=32, gp_batch=16, seed=0)
     sub.load_state_dict(full.state_dict())
     batches = [replay.sample(np.random.default_rng(k), 64) for k in range(40)]
-    estimate = [np.mean([float(m.loss_and_reward(b)[2]["gail/grad_penalty"]) for b in batches]) for m in (full, sub)]
+    estimate = [np.mean([float(m.loss_and_reward(b)[2]["adversarial/grad_penalty"]) for b in batches]) for m in (full, sub)]
     assert abs(estimate[0] - estimate[1]) < 0.1 * estimate[0], estimate
 
 
@@ -90,20 +90,21 @@ def test_actor_sample_is_forwards_action_without_the_log_prob():
 
 def test_gradient_penalty_in_standardised_space_divides_out_the_expert_scale():
     """With a linear discriminator w.z on standardised inputs z = (x - m) / s, the raw-space gradient
-    is w / s and the standardised-space one is w: the two penalties see exactly those norms."""
+    is w / s and the standardised-space one is w: the two penalties are (||.|| - 1)^2 of exactly those."""
     rng = np.random.default_rng(0)
     scale = np.array([0.01, 0.02, 0.05, 1.0, 2.0, 0.1], dtype=np.float32)
     expert = (rng.normal(size=(400, 6)) * scale).astype(np.float32)
     weight = torch.tensor([[0.3, -0.2, 0.1, 0.5, -0.4, 0.2]])
-    norms = {}
+    penalties = {}
     for space in ("raw", "standardised"):
         model = GAILReward(expert[:, :3], expert[:, 3:], "state_only", hidden=8, gp_batch=0, seed=0, gp_space=space)
         model.disc.net = torch.nn.Linear(6, 1, bias=False)
         model.disc.net.weight.data.copy_(weight)
-        norms[space] = float(model._interpolate_grad_norms(torch.zeros(5, 6))[0])
+        penalties[space] = float(model._gradient_penalty(torch.zeros(5, 6))[0])
     std = np.maximum(expert.std(0), 1e-3)
-    assert abs(norms["standardised"] - float(weight.norm())) < 1e-5
-    assert abs(norms["raw"] - float(np.linalg.norm(weight.numpy()[0] / std))) < 1e-3 * norms["raw"]
+    assert abs(penalties["standardised"] - (float(weight.norm()) - 1) ** 2) < 1e-5
+    raw = (float(np.linalg.norm(weight.numpy()[0] / std)) - 1) ** 2
+    assert abs(penalties["raw"] - raw) < 1e-3 * raw
     with pytest.raises(ValueError, match="gp_space"):
         GAILReward(expert[:, :3], expert[:, 3:], "state_only", gp_space="whitened")
 
@@ -125,7 +126,7 @@ def test_disc_every_trains_the_discriminator_on_every_kth_call_and_reads_the_rew
         _, reward, metrics = model.loss_and_reward(batch)
         if call % 3:
             assert torch.allclose(reward, fresh, atol=1e-6)  # read from the current discriminator
-            assert "gail/disc_loss" in metrics  # the last training step's metrics are carried along
+            assert "adversarial/disc_loss" in metrics  # the last training step's metrics are carried along
         model._calls -= 1  # replay this call through SAC's fused update
         agent.update(batch)
         trained.append(any(not torch.equal(a, b) for a, b in zip(before, model.disc.parameters())))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from protege.core.runs import Run, rng_state, seed_everything, set_rng_state
-from protege.losses.gail import gail_discriminator_loss, gail_reward
+from protege.losses.adversarial import adversarial_reward, discriminator_loss
 from protege.nn.babyai_policy import (
     BabyAIDiscriminator,
     BabyAIPolicy,
@@ -41,8 +41,8 @@ class Config:
     disc_steps: int = 4
     disc_batch: int = 256
     disc_lr: float = 3e-4
-    reward: str = "logit"
-    """"logit" (log D - log(1-D)) or "gail" (-log(1-D)); see protege.losses.gail"""
+    reward: str = "airl"
+    """"airl" (log D - log(1-D), the logit) or "gail" (-log(1-D)); see protege.losses.adversarial"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     checkpoint_every: int = 10
@@ -68,8 +68,8 @@ def discriminator_step(disc, optimizer, demos, batch, tokens, cfg: Config, rng) 
     images, directions, toks, actions = policy_transitions(batch, tokens)
     pick = torch.from_numpy(rng.integers(0, len(actions), min(cfg.disc_batch, len(actions))))
     expert = expert_transitions(demos, len(pick), rng)
-    loss, metrics = gail_discriminator_loss(disc(*expert),
-                                            disc(images[pick], directions[pick], toks[pick], actions[pick]))
+    loss, metrics = discriminator_loss(disc(*expert),
+                                       disc(images[pick], directions[pick], toks[pick], actions[pick]))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -107,7 +107,7 @@ def run(config: Config, run: Run) -> dict:
                 metrics = discriminator_step(disc, d_opt, demos, batch, tokens, config, rng)
             with torch.no_grad():
                 d_logits = disc(*policy_transitions(batch, tokens)).view(batch["actions"].shape)
-            rewards = gail_reward(d_logits, config.reward)
+            rewards = adversarial_reward(d_logits, config.reward)
             metrics.update(ppo_update(policy, p_opt, batch, rewards, config.ppo, gen,
                                       value_only=it < config.critic_warmup))
             metrics.update(_episode_metrics(pool, rewards))
@@ -119,8 +119,8 @@ def run(config: Config, run: Run) -> dict:
                          "disc": disc.state_dict(), "rng": rng_state()}
                 run.save_checkpoint(done, policy.state_dict(), state)
             bar.update(task, completed=done)
-    summary = {k: float(metrics[k]) for k in ("gail/disc_loss", "gail/expert_acc", "gail/policy_acc",
-                                              "charts/success_rate") if k in metrics}
+    summary = {k: float(metrics[k]) for k in ("adversarial/disc_loss", "adversarial/expert_acc",
+                                              "adversarial/agent_acc", "charts/success_rate") if k in metrics}
     if config.eval_episodes:
         from protege.systems.agent_imitation.evaluate import evaluate_policy
         result = evaluate_policy(policy, config.policy, config.level, config.eval_episodes,

@@ -70,7 +70,7 @@ class GAILConfig:
     """the discriminator's hidden layers in bfloat16 (output layer fp32), as SAC's networks"""
     gp_space: Literal["raw", "standardised"] = "standardised"
     """input space of the gradient penalty: raw observations/actions (DAC) or the standardised inputs
-    the discriminator sees (scale-free; see imitation_rewards.GAILReward._interpolate_grad_norms)"""
+    the discriminator sees (scale-free; see protege.rl.rewards.GAILReward._gradient_penalty)"""
     disc_every: int = 2
     """train the discriminator on every this-many-th SAC update (its reward is read on every one); 2 halves
     its cost per step (DAC-style implementations also update the discriminator less often than SAC)"""
