@@ -120,13 +120,20 @@ RULES = {
 
 def check_fields(config, **rules: str) -> None:
     """Raise ValueError naming the first field of `config` that breaks its rule (a key of RULES),
-    or that holds a float that is not finite (NaN or infinity is never a setting)."""
+    or that holds a float that is not finite (NaN or infinity is never a setting). The message
+    ends with the field's help, so it says what the field is as well as what is wrong with it."""
+    docs = field_docs(type(config))
+
+    def fail(name: str, what: str):
+        about = f" ({docs[name]})" if docs.get(name) else ""
+        raise ValueError(f"{name} must be {what}{about}")
+
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{f.name} must be a finite number, got {value}")
+            fail(f.name, f"a finite number, got {value}")
     for name, rule in rules.items():
         test, text = RULES[rule]
         value = getattr(config, name)
         if not test(value):
-            raise ValueError(f"{name} must be {text}, got {value!r}")
+            fail(name, f"{text}, got {value!r}")

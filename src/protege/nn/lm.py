@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from protege.core.config_help import check_fields
 from protege.core.errors import UserError
 
 
@@ -17,14 +18,28 @@ class ModelConfig:
     source: str = "builtin"
     """"builtin" (trained from scratch) or the path of a local HF AutoModelForCausalLM directory"""
     n_layer: int = 4
+    """built-in model: transformer blocks"""
     n_embd: int = 128
+    """built-in model: width of the residual stream (a multiple of n_head)"""
     n_head: int = 4
+    """built-in model: attention heads per block"""
     context: int = 160
     """maximum tokens per sequence (prompt + completion)"""
     dropout: float = 0.0
+    """built-in model: dropout on embeddings, attention and residual outputs, in [0, 1)"""
     lora_r: int = 0
     """> 0 wraps a loaded HF model with peft LoRA adapters of this rank"""
     lora_alpha: int = 16
+    """LoRA scaling: the adapters' update is multiplied by lora_alpha / lora_r"""
+
+    def __post_init__(self):
+        check_fields(self, source="nonempty", n_layer=">=1", n_embd=">=1", n_head=">=1",
+                     dropout="[0,1)", lora_r=">=0", lora_alpha=">=1")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, "
+                             f"n_head={self.n_head}")
+        if self.context < 2:  # one prompt token and one action at least
+            raise ValueError(f"context must be >= 2, got {self.context}")
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, pad_id: int, eos_id: int):

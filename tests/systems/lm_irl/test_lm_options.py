@@ -37,7 +37,7 @@ def test_overflow_truncates_and_counts_or_refuses(tokenizer):
 
 
 @pytest.mark.parametrize("override,message", [("objective.gamma=1.5", "gamma must be in"),
-                                              ("objective.lam=-0.1", "lambda must be >= 0"),
+                                              ("objective.lam=-0.1", "lam must be >= 0"),
                                               ("objective.mixin=1.0", "mixin must be in"),
                                               ("objective.method=ppo", "must be one of mle, iqlearn")])
 def test_bad_objective_settings(override, message):

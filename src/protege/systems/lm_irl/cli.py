@@ -43,9 +43,9 @@ def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directo
 def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top_p: float = 1.0,
            beams: int = typer.Option(1, help="> 1: beam search (deterministic)")):
     """Print n completions of a prompt from a trained model."""
-    from protege.systems.lm_irl.evaluate import EvalConfig, generate, load_trained
+    from protege.systems.lm_irl.evaluate import eval_config, generate, load_trained
     model, tokenizer, _ = load_trained(run_dir)
-    cfg = EvalConfig(temperature=temperature, top_p=top_p, num_beams=beams)
+    cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams)
     outs = generate(model, tokenizer, [prompt], cfg, n=1 if beams > 1 else n, sample=beams == 1)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
 
@@ -57,14 +57,14 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     """Re-evaluate a trained language model on its task's held-out prompts (other sampling settings)."""
     import torch
 
-    from protege.systems.lm_irl.evaluate import EvalConfig, evaluate_lm, load_trained
+    from protege.systems.lm_irl.evaluate import eval_config, evaluate_lm, load_trained
     from protege.worlds.text.tasks import TaskConfig, load_task
     model, tokenizer, config = load_trained(run_dir)
     task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
     task = load_task(TaskConfig(**task_fields), config["seed"])
-    cfg = EvalConfig(prompts=prompts, samples=samples, sample_prompts=sample_prompts,
-                     temperature=temperature, top_p=top_p, num_beams=beams,
-                     max_new_tokens=config["eval"]["max_new_tokens"])
+    cfg = eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,
+                      temperature=temperature, top_p=top_p, num_beams=beams,
+                      max_new_tokens=config["eval"]["max_new_tokens"])
     torch.manual_seed(seed)
     metrics = evaluate_lm(model, tokenizer, config["task"]["kind"], task.eval, cfg,
                           config["model"]["context"], config["objective"]["gamma"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from protege.core.config_help import check_fields
 from protege.core.errors import UserError
 from protege.data.text import TextExample
 from protege.data.tokens import collate, encode, step_logits
@@ -30,11 +31,27 @@ class EvalConfig:
     sample_prompts: int = 50
     """prompts that get `samples` samples each"""
     temperature: float = 1.0
+    """sampling temperature (> 0; 1 samples the model's own distribution)"""
     top_p: float = 1.0
+    """nucleus sampling: keep the smallest set of tokens with this much probability (1 keeps all)"""
     num_beams: int = 1
     """> 1 uses beam search for the deterministic decode"""
     max_new_tokens: int = 64
+    """most tokens generated per completion (also online IQLearn's sample length)"""
     batch_size: int = 64
+    """sequences generated or scored per forward pass"""
+
+    def __post_init__(self):
+        check_fields(self, prompts=">=1", samples=">=1", sample_prompts=">=1", temperature=">0",
+                     top_p="(0,1]", num_beams=">=1", max_new_tokens=">=1", batch_size=">=1")
+
+
+def eval_config(**values) -> EvalConfig:
+    """An EvalConfig from command-line options: a bad value is a one-line UserError naming it."""
+    try:
+        return EvalConfig(**values)
+    except ValueError as e:
+        raise UserError(f"evaluation settings: {e}") from None
 
 
 def task_score(kind: str, example: TextExample, completion: str) -> float:

@@ -4,7 +4,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from protege.core.config_help import check_fields
 from protege.core.runs import Run
+from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
 from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count
 from protege.nn.tokenizer import check_matches, load_tokenizer, train_bpe
@@ -18,17 +20,29 @@ from protege.worlds.text.tasks import TaskConfig, load_task
 @dataclass
 class Config:
     name: str = "lm"
+    """run name: the run directory is runs_dir/name"""
     seed: int = 0
+    """seeds the task split, the tokenizer's data, the initial weights, the data order and sampling"""
     runs_dir: str = "runs"
+    """folder that holds the run directories"""
     threads: int = 0
     """torch CPU threads (0 keeps torch's default)"""
     vocab_size: int = 512
     """BPE vocabulary trained on the task data (built-in model only)"""
     task: TaskConfig = field(default_factory=TaskConfig)
+    """the prompt/completion data: a built-in task or the user's files"""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """the language model: the built-in decoder's size, or a local HF model (+ LoRA)"""
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    """the training objective: MLE, offline or online IQLearn"""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """the offline training loop: steps, batch, optimiser, schedule, logging, checkpoints"""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """the evaluation on held-out prompts after training"""
+
+    def __post_init__(self):
+        check_fields(self, name="nonempty", runs_dir="nonempty", seed=">=0", threads=">=0",
+                     vocab_size=">=1")
 
 
 def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
@@ -44,13 +58,16 @@ def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
 
 
 def run(cfg: Config, run: Run) -> dict:
+    seed_everything(cfg.seed)  # before the task, the tokenizer and the model draw anything
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     check_source(cfg.model)
     data = load_task(cfg.task, cfg.seed)
     tokenizer = make_tokenizer(cfg, run, [e.prompt + "\n" + e.completion for e in data.train])
     encoded, truncated = encode(data.train, tokenizer, cfg.model.context, cfg.task.overflow)
-    torch.manual_seed(cfg.seed)  # identical initial weights on every process
+    # the initial weights depend on the seed alone (not on what loading the task drew), so every
+    # process of a data-parallel run, and every run of one seed, starts from the same weights
+    torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     check_matches(tokenizer, model)
     mixer = OnlineMixer(cfg, model, tokenizer) if cfg.objective.method == "iqlearn_online" \
