@@ -78,3 +78,15 @@ def test_cli_bad_hyperparameter_leaves_no_run_dir(cli, tmp_path):
 def test_cli_missing_option_is_a_usage_error_without_traceback(cli):
     code, out = cli("data", "arithmetic")
     assert code == 2 and "Missing argument" in out and "Traceback" not in out
+
+
+def test_cli_width_not_divisible_by_heads_fails_before_any_work(cli, tmp_path):
+    assert_one_line_error(*cli("run", "lm_arithmetic_mle", "model.n_embd=30", "model.n_head=4"),
+                          "model: n_embd must be divisible by n_head", "n_embd=30")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_batch_not_divisible_by_accumulation_fails_before_any_work(cli, tmp_path):
+    assert_one_line_error(*cli("run", "lm_arithmetic_mle", "trainer.batch_size=10", "trainer.grad_accum=3"),
+                          "trainer: batch_size must be divisible by grad_accum")
+    assert not (tmp_path / "runs").exists()
