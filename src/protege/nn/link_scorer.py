@@ -27,6 +27,10 @@ class PolicyConfig:
     page_vectors: bool = True
     """learn u(p) per page (memorises graph structure; N x dim parameters)"""
 
+    def __post_init__(self):
+        if self.dim < 1 or self.hidden < 1:
+            raise ValueError(f"dim and hidden must be >= 1, got dim={self.dim}, hidden={self.hidden}")
+
 
 class LinkScorer(nn.Module):
     def __init__(self, embeddings: np.ndarray, cfg: PolicyConfig):

@@ -51,12 +51,17 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
           lr: float = typer.Option(2e-3), walks_per_page: int = typer.Option(20),
           walk_length: int = typer.Option(20), dead_end: str = typer.Option("jump"),
           page_vectors: bool = typer.Option(True, help="learn a vector per page"),
-          seed: int = typer.Option(0), resume: bool = typer.Option(False)):
-    """Behavioural cloning of random walks: a link scorer given current page and target."""
+          checkpoint_every: int = typer.Option(None, help="steps between checkpoints "
+                                               "(default: min(200, steps // 5), at least 1)"),
+          seed: int = typer.Option(0),
+          resume: bool = typer.Option(False, help="continue a killed run in --out from its last checkpoint")):
+    """Behavioural cloning of random walks: a link scorer given current page and target
+    (the `nav_bc` recipe with these options as overrides)."""
     from protege.systems.wikinav.experiment import run_from_cli
-    summary = run_from_cli(graph, out, encoder=encoder, steps=steps, batch_size=batch_size, lr=lr,
-                           walks_per_page=walks_per_page, walk_length=walk_length,
-                           dead_end=dead_end, page_vectors=page_vectors, seed=seed, resume=resume)
+    summary = run_from_cli(graph, out, resume=resume, encoder=encoder, steps=steps,
+                           batch_size=batch_size, lr=lr, walks_per_page=walks_per_page,
+                           walk_length=walk_length, dead_end=dead_end, page_vectors=page_vectors,
+                           seed=seed, checkpoint_every=checkpoint_every)
     print_summary(f"nav train -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
 
 

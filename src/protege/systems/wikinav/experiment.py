@@ -1,17 +1,21 @@
 """Behavioural cloning of random walks (arXiv:2211.00177): walk, relabel goals in hindsight, and
 fit the link scorer with the shared offline loop (`protege.rl.fit.fit`).
 
-This module is also the `nav_bc` experiment: `Config` + `run(config, run) -> summary`.
+This module is the `nav_bc` experiment: `Config` + `run(config, run) -> summary`. `protege nav
+train` runs it through `protege.core.registry.start` (the `nav_bc` recipe plus overrides), so the
+command and `protege run` share one run directory, one resume decision and one `finish`.
 """
 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
-from protege.core.runs import Run, atomic_path, write_json_atomic
+from protege.core.runs import Run, atomic_path, read_metrics, write_json_atomic
+from protege.core.seeds import seed_everything, stream_seed
 from protege.nn.link_scorer import LinkScorer, PolicyConfig, bc_loss, candidates
 from protege.nn.text_encoders import load_or_encode
 from protege.rl.fit import TrainerConfig, fit
@@ -20,42 +24,57 @@ from protege.worlds.graphs.walks import bc_examples, random_walks
 
 POLICY_FILE = "policy.safetensors"
 POLICY_META = "policy.json"
+RECIPE = Path(__file__).parent / "recipes" / "nav_bc.yaml"
+"""the recipe `protege nav train` runs (the Config defaults)"""
 
 
 @dataclass
 class Config:
     """Walk sampling, policy size and trainer settings for one BC run."""
     name: str = "nav-bc"
+    """run name: the run directory is runs/<name> unless a directory is given"""
     seed: int = 0
+    """seeds weight initialisation, walks, hindsight goals and the data order (one stream each)"""
     graph: str = "data/foldoc"
     """graph folder written by `protege nav build`"""
-    encoder: str = "minilm"
-    """page-text encoder: minilm | tfidf"""
+    encoder: Literal["minilm", "tfidf"] = "minilm"
+    """page-text encoder (protege.nn.text_encoders.ENCODERS)"""
     walks_per_page: int = 20
     """random walks started from every page that has links"""
     walk_length: int = 20
     """steps per walk (the longest goal distance seen in training)"""
     goals_per_step: int = 2
     """hindsight goals drawn per step taken"""
-    dead_end: str = "jump"
-    """what a walk does at a page without links: stop | restart | jump"""
+    dead_end: Literal["stop", "restart", "jump"] = "jump"
+    """what a walk does at a page without links (protege.worlds.graphs.walks.DEAD_END_POLICIES)"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """sizes of the link scorer"""
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=3000, batch_size=256, lr=2e-3, weight_decay=0.0, warmup_steps=100,
-        schedule="cosine", log_every=50, checkpoint_every=1000))
+        schedule="cosine", log_every=50, checkpoint_every=200))
+    """the offline loop: steps, batch, learning-rate schedule, logging and checkpoint intervals"""
+
+    def __post_init__(self):
+        for key in ("walks_per_page", "walk_length", "goals_per_step"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not self.graph:
+            raise ValueError("graph must name a graph folder written by `protege nav build`")
 
 
 def make_examples(graph, cfg: Config):
     deg = graph.out_degree()
     starts = np.repeat(np.flatnonzero(deg > 0), cfg.walks_per_page)
-    walks = random_walks(graph, starts, cfg.walk_length, cfg.dead_end, seed=cfg.seed)
+    walks = random_walks(graph, starts, cfg.walk_length, cfg.dead_end,
+                         seed=stream_seed(cfg.seed, "nav/walks"))
     return bc_examples(walks, horizon=cfg.walk_length, goals_per_step=cfg.goals_per_step,
-                       seed=cfg.seed + 1)
+                       seed=stream_seed(cfg.seed, "nav/goals"))
 
 
-def run(cfg: Config, run: Run, resume: bool = False, progress=None) -> dict:
+def run(cfg: Config, run: Run, progress=None) -> dict:
+    """Train the link scorer; `fit` resumes it when `run.restore()` returns a checkpoint."""
+    seed_everything(cfg.seed)  # before the scorer is built: its initial weights come from torch's RNG
     torch.set_num_threads(1)  # the machine is shared; the model is small
-    resume = resume or run.latest_checkpoint() is not None  # `protege run --resume` reopens the Run
     graph = open_graph(Path(cfg.graph))
     emb = load_or_encode(graph, cfg.encoder, progress=progress)
     ex = make_examples(graph, cfg)
@@ -69,11 +88,13 @@ def run(cfg: Config, run: Run, resume: bool = False, progress=None) -> dict:
                 "starts": torch.from_numpy(starts),
                 "action": torch.from_numpy(ex.action[idx].astype(np.int64))}
 
-    metrics = fit(model, bc_loss, len(ex), make_batch, cfg.trainer, run, cfg.seed)
+    fit(model, bc_loss, len(ex), make_batch, cfg.trainer, run, cfg.seed)
     save_policy(run.dir, model, cfg)
-    summary = {"examples": len(ex), "pages": graph.num_nodes, "links": graph.num_edges,
-               "encoder": cfg.encoder, **{k: v for k, v in metrics.items() if k.startswith(("nav/", "train/loss"))}}
-    return summary
+    # the last logged training row, not fit's return value: a run resumed after its final checkpoint
+    # trains no further step but reports the same numbers
+    last = next((row for row in reversed(read_metrics(run.dir)) if "train/loss" in row), {})
+    return {"examples": len(ex), "pages": graph.num_nodes, "links": graph.num_edges,
+            "encoder": cfg.encoder, **{k: v for k, v in last.items() if k.startswith(("nav/", "train/loss"))}}
 
 
 def save_policy(folder: Path, model: LinkScorer, cfg: Config) -> None:
@@ -99,22 +120,31 @@ def load_policy(folder: Path, graph=None) -> tuple[LinkScorer, object]:
     return model.eval(), graph
 
 
-def run_from_cli(graph: Path, out: Path, encoder: str, steps: int, batch_size: int, lr: float,
-                 walks_per_page: int, walk_length: int, dead_end: str, page_vectors: bool,
-                 seed: int, resume: bool) -> dict:
-    from protege.core.errors import unknown_name
-    from protege.nn.text_encoders import ENCODERS
-    from protege.worlds.graphs.walks import DEAD_END_POLICIES
-    if encoder not in ENCODERS:
-        raise unknown_name("encoder", encoder, ENCODERS)
-    if dead_end not in DEAD_END_POLICIES:
-        raise unknown_name("dead-end policy", dead_end, DEAD_END_POLICIES)
-    cfg = Config(name=Path(out).name, seed=seed, graph=str(graph), encoder=encoder,
-                 walks_per_page=walks_per_page, walk_length=walk_length, dead_end=dead_end,
-                 policy=PolicyConfig(page_vectors=page_vectors))
-    cfg.trainer.steps, cfg.trainer.batch_size, cfg.trainer.lr = steps, batch_size, lr
-    cfg.trainer.checkpoint_every = min(cfg.trainer.checkpoint_every, steps)
-    run_dir = Run(Path(out), asdict(cfg), resume=resume)
-    summary = run(cfg, run_dir, resume=resume)
-    run_dir.finish(summary)
+def default_checkpoint_every(steps: int) -> int:
+    """Checkpoints for `protege nav train`: five per run, at least every 200 steps."""
+    return min(200, max(steps // 5, 1))
+
+
+def cli_overrides(graph: Path, out: Path, encoder: str, steps: int, batch_size: int, lr: float,
+                  walks_per_page: int, walk_length: int, dead_end: str, page_vectors: bool,
+                  seed: int, checkpoint_every: int | None) -> list[str]:
+    """The `nav_bc` recipe overrides equivalent to `protege nav train`'s options."""
+    every = default_checkpoint_every(steps) if checkpoint_every is None else checkpoint_every
+    return [f"name={_quoted(Path(out).name)}", f"graph={_quoted(str(graph))}", f"encoder={encoder}",
+            f"dead_end={dead_end}", f"seed={seed}", f"walks_per_page={walks_per_page}",
+            f"walk_length={walk_length}", f"policy.page_vectors={str(page_vectors).lower()}",
+            f"trainer.steps={steps}", f"trainer.batch_size={batch_size}",
+            f"trainer.lr={lr!r}",
+            f"trainer.checkpoint_every={every}"]
+
+
+def _quoted(text: str) -> str:
+    """A YAML single-quoted scalar: a path such as `1e3` or `true` stays a string."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def run_from_cli(graph: Path, out: Path, resume: bool = False, **options) -> dict:
+    """`protege nav train`: the `nav_bc` recipe with the command's options, in run directory `out`."""
+    from protege.core.registry import start
+    _, summary = start(str(RECIPE), cli_overrides(graph, out, **options), resume=resume, run_dir=Path(out))
     return summary
