@@ -31,22 +31,44 @@ from protege.core.seeds import seed_everything  # noqa: F401  (re-exported for l
 
 
 @contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path`; on success rename it over `path` (file or folder)."""
+def atomic_path(path: Path, replace_folder: bool = False):
+    """Yield a temporary path beside `path`; on success rename it over `path`.
+
+    An existing file at `path` is replaced. An existing folder is replaced only with
+    `replace_folder=True`, which a caller passes once it knows the folder is its own earlier output
+    (a checkpoint; a dataset recognised by its manifest, see `protege.data.manifest.output_folder`);
+    otherwise the write is refused and the folder left as it is: a folder is never deleted on a guess.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not replace_folder:
+        raise UserError(f"{path} is an existing folder; refusing to replace it "
+                        f"(choose another path, or delete it yourself)")
+    _make_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)) / path.name
     try:
         yield tmp
+        if tmp.is_dir() and path.exists() and not path.is_dir():
+            raise UserError(f"{path} is an existing file, not a folder; choose another path")
         if path.is_dir() and tmp.is_dir():
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
+        elif path.is_dir():
+            raise UserError(f"{path} is an existing folder, not a file; choose another path")
         else:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write {path}: a parent of it is a file, not a folder") from None
+    except PermissionError:
+        raise UserError(f"cannot write {path}: permission denied") from None
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -88,32 +110,89 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+LOCK = ".lock"
+"""Lock file of a run directory: an exclusive `flock` held by the one process writing the run (its
+PID inside, for the message a second process gets). The OS drops the lock when that process dies,
+so a killed run can be resumed at once, while a running one cannot be written by a second command."""
+
+
+def lock_run_dir(folder: Path) -> int:
+    """Take the run directory's lock (non-blocking); a `UserError` names the process holding it."""
+    import fcntl
+    fd = os.open(Path(folder) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise UserError(f"run directory {folder} is in use by process {holder} (still running); "
+                        f"wait for it to end or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _visible(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name != LOCK]
+
+
 class Run:
-    """One run directory. Only the main process (rank 0) writes; other ranks get a no-op logger."""
+    """One run directory. Only the main process (rank 0) writes, and holds the directory's lock for
+    the run's life (until `finish` or `close`); other ranks get a no-op logger."""
 
     def __init__(self, root: Path, config: dict, resume: bool = False, is_main: bool = True):
         self.dir = Path(root)
         self.is_main = is_main
         self.resumed = resume
         self.ckpt_dir = self.dir / "checkpoints"
-        if resume and not (self.dir / "config.yaml").exists():
-            raise UserError(f"--resume: {self.dir} holds no run to resume")
-        if not resume and is_main and self.dir.exists() and any(self.dir.iterdir()):
-            raise UserError(f"run directory {self.dir} already exists; pass --resume to continue it "
-                            f"or choose another name (name=...)")
-        if resume and (self.dir / "config.yaml").exists():
-            saved = yaml.safe_load((self.dir / "config.yaml").read_text())
-            if saved != config:
-                raise UserError(f"--resume: the config differs from the one saved in "
-                                f"{self.dir / 'config.yaml'}; resume with the same recipe and overrides")
+        self._lock_fd = None
         self._tb = None
         self._finished = False
-        if resume:  # drop what a killed run logged past its last checkpoint
-            latest = self.latest_checkpoint()
-            self.truncate_metrics(load_state(latest / "state.pt")["step"] if latest else -1)
+        if resume and not (self.dir / "config.yaml").is_file():
+            raise UserError(f"--resume: {self.dir} holds no run to resume (no config.yaml)")
         if is_main:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+            self._claim(resume)  # before reading anything: a running writer must not be raced
+        try:
+            if resume:
+                saved = read_run_config(self.dir)
+                if saved != config:
+                    raise UserError(f"--resume: the config differs from the one saved in "
+                                    f"{self.dir / 'config.yaml'}; resume with the same recipe and "
+                                    f"overrides")
+                latest = self.latest_checkpoint()  # drop what a killed run logged past it
+                self.truncate_metrics(load_state(latest / "state.pt")["step"] if latest else -1)
+            if is_main and not resume:
+                write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _claim(self, resume: bool) -> None:
+        """Create the run directory (or take the one to resume) and lock it, without a window in
+        which two processes could both believe they own it: `mkdir` fails if it exists, and an
+        existing empty directory is checked again once locked."""
+        if not resume:
+            _make_parent(self.dir)
+            try:
+                os.mkdir(self.dir)
+            except FileExistsError:
+                if not self.dir.is_dir():
+                    raise UserError(f"run directory {self.dir} is an existing file; choose another "
+                                    f"name (name=...)") from None
+                if _visible(self.dir):
+                    raise _exists(self.dir) from None
+        self._lock_fd = lock_run_dir(self.dir)
+        if not resume and _visible(self.dir):  # another process made the run before our lock
+            self._unlock()
+            raise _exists(self.dir)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def __del__(self):
+        self._unlock()
 
     # metrics -----------------------------------------------------------------------------------
     def log(self, step: int, metrics: dict) -> None:
@@ -140,7 +219,7 @@ class Run:
         path = self.dir / "metrics.jsonl"
         if not self.is_main or not path.exists():
             return
-        keep = [line for line in path.read_text().splitlines()
+        keep = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
                 if (step := _complete_row_step(line)) is not None and step <= after_step]
         write_text_atomic(path, "".join(line + "\n" for line in keep))
 
@@ -153,7 +232,7 @@ class Run:
         if not self.is_main:
             return
         name = f"step-{step:08d}"
-        with atomic_path(self.ckpt_dir / name) as tmp:
+        with atomic_path(self.ckpt_dir / name, replace_folder=True) as tmp:  # our own checkpoint
             tmp.mkdir()
             # clone: safetensors refuses tensors that share memory (tied embeddings)
             save_file({k: v.detach().cpu().clone().contiguous() for k, v in weights.items()},
@@ -174,7 +253,7 @@ class Run:
         path = path or self.latest_checkpoint()
         if path is None:
             raise UserError(f"{self.dir}: no checkpoint to resume from")
-        return load_file(str(path / "model.safetensors")), load_state(path / "state.pt")
+        return load_weights(path / "model.safetensors"), load_state(path / "state.pt")
 
     def restore(self) -> tuple[dict, dict] | None:
         """(weights, state) of the newest checkpoint if this run resumes and has one, else None.
@@ -187,22 +266,88 @@ class Run:
         return None if latest is None else self.load_checkpoint(latest)
 
     def finish(self, summary: dict) -> None:
-        """Write summary.json (once: a second call is a no-op) and close the TensorBoard writer."""
+        """Write summary.json (once: a second call is a no-op), close the TensorBoard writer and
+        release the run directory."""
         if self._finished:
             return
         self._finished = True
-        self.close()
+        self._close_writer()
         if self.is_main:
             write_json_atomic(self.dir / "summary.json", summary)
+        self.close()
 
     def close(self) -> None:
+        """Close the TensorBoard writer and release the run directory's lock."""
+        self._close_writer()
+        self._unlock()
+
+    def _close_writer(self) -> None:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
 
 
+def _exists(folder: Path) -> UserError:
+    return UserError(f"run directory {folder} already exists; pass --resume to continue it "
+                     f"or choose another name (name=...)")
+
+
 def load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing (the checkpoint is incomplete)") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:  # truncated zip, foreign pickle
+        raise UserError(f"{path}: unreadable training state ({str(e).splitlines()[0][:120]}); "
+                        f"the file is truncated or corrupted") from None
+
+
+def check_safetensors(path: Path) -> Path:
+    """`path` if it is a complete safetensors file, else a `UserError` saying what is wrong with it
+    (safetensors checks that its header covers exactly the bytes present, so a cut file fails)."""
+    from safetensors import safe_open
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: missing (no trained weights here; has the run finished?)")
+    try:
+        with safe_open(str(path), "pt") as f:
+            f.keys()
+    except Exception as e:  # SafetensorError (Rust) for a cut or foreign file
+        raise UserError(f"{path}: not a complete safetensors file ({str(e).splitlines()[0][:120]}); "
+                        f"the file is truncated or corrupted") from None
+    return path
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, after `check_safetensors`."""
+    return load_file(str(check_safetensors(path)))
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """The resolved config a run saved (config.yaml); a `UserError` names what is missing or wrong."""
+    path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {run_dir} is not a run directory (or its run never started)")
+    try:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); the file is corrupted") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: invalid YAML ({getattr(e, 'problem', e)}); the file is corrupted") from None
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"{path}: expected the run's config (a mapping), got "
+                        f"{'an empty file' if not data else type(data).__name__}")
+    return data
+
+
+def save_eval(run_dir: Path, name: str, settings: dict, results) -> Path:
+    """Write an evaluation's results with the settings that produced them to RUN/eval/<name>.json
+    (atomically), so a result printed on screen is also kept beside the run it measured."""
+    path = Path(run_dir) / "eval" / f"{name}.json"
+    write_json_atomic(path, {"settings": settings, "results": results})
+    return path
 
 
 def _complete_row_step(line: str):
@@ -225,7 +370,7 @@ def read_metrics(run_dir: Path, wall_clock: bool = True) -> list[dict]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.strip():
             try:
                 row = json.loads(line)

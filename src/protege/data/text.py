@@ -38,13 +38,17 @@ def load_text_dataset(path: str | Path, prompt_field: str = "prompt",
     if not path.exists():
         raise UserError(f"dataset {path} does not exist")
     if path.is_dir() and read_manifest(path) is not None:
+        kind = read_manifest(path)["meta"].get("kind")
+        if kind not in (None, TEXT_KIND):
+            raise UserError(f"{path}: a {kind} folder, not a prompt/completion dataset")
         verify_manifest(path)
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()
                          or (path / "dataset_dict.json").exists()):
         rows = _hf_rows(path)
         where = "row"
     elif path.is_dir():
-        files = sorted(path.glob("*.jsonl")) + sorted(path.glob("*.parquet"))
+        files = [f for f in sorted(path.glob("*.jsonl")) + sorted(path.glob("*.parquet"))
+                 if not f.name.startswith(".") and f.is_file()]  # hidden: not data (see manifest)
         if not files:
             raise UserError(f"{path}: folder holds no .jsonl or .parquet file and is not a saved "
                             f"HF datasets folder")
@@ -79,15 +83,26 @@ def _example(row, number: int, path: Path, where: str, prompt_field: str, comple
     return TextExample(row[prompt_field], row[completion_field])
 
 
-def _jsonl_rows(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+def utf8_lines(path: Path, what: str):
+    """(line number, text) of each line of a UTF-8 text file; bytes that are not UTF-8 raise a
+    `UserError` naming the file and line (a binary or Latin-1 file is refused, not half-read)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
             try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {number}: invalid JSON ({e.msg})") from None
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path} line {number}: not UTF-8 text (byte {e.start + 1} of the "
+                                f"line); expected {what}") from None
+
+
+def _jsonl_rows(path: Path):
+    for number, line in utf8_lines(path, "JSON lines"):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {number}: invalid JSON ({e.msg})") from None
 
 
 def _parquet_rows(path: Path):
@@ -114,15 +129,28 @@ def _hf_rows(path: Path):
         yield number, row
 
 
+TEXT_KIND = "protege.text.dataset"
+"""The manifest kind of a prompt/completion dataset folder written by `save_text_dataset`."""
+
+
 def save_text_dataset(examples: list[TextExample], path: Path) -> None:
-    """Write examples as JSONL atomically, with a checksum manifest when `path` is a folder."""
+    """Write examples as JSONL atomically: `path` ending in .jsonl is one file; any other `path` is
+    a folder (data.jsonl + checksum manifest) that may only be new, empty or an earlier dataset."""
     from protege.core.runs import atomic_path
-    from protege.data.manifest import write_manifest
+    from protege.data.manifest import output_folder, write_manifest
     path = Path(path)
-    target = path / "data.jsonl" if path.suffix != ".jsonl" else path
-    with atomic_path(target) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for ex in examples:
-                f.write(json.dumps({"prompt": ex.prompt, "completion": ex.completion}) + "\n")
-    if target.parent == path:
-        write_manifest(path)
+    if not examples:
+        raise UserError(f"{path}: no examples to write (an empty dataset is refused)")
+    if path.suffix == ".jsonl":
+        with atomic_path(path) as tmp:
+            _write_jsonl(examples, tmp)
+        return
+    with output_folder(path, TEXT_KIND) as tmp:
+        _write_jsonl(examples, tmp / "data.jsonl")
+        write_manifest(tmp, {"kind": TEXT_KIND, "examples": len(examples)})
+
+
+def _write_jsonl(examples: list[TextExample], path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps({"prompt": ex.prompt, "completion": ex.completion}) + "\n")

@@ -136,9 +136,17 @@ def generate_demos(cfg: DemoConfig, progress: bool = True) -> dict:
         raise UserError(f"--episodes must be positive, got {cfg.episodes}")
     if cfg.workers <= 0:
         raise UserError(f"--workers must be positive, got {cfg.workers}")
+    if cfg.chunk_size <= 0:
+        raise UserError(f"--chunk-size must be positive, got {cfg.chunk_size}")
+    if cfg.seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {cfg.seed_start}")
     out = Path(cfg.out)
+    _check_out(out)
     if (out / MANIFEST).exists():
         meta = verify_manifest(out)["meta"]
+        if meta.get("format") != FORMAT:
+            raise UserError(f"--out {out} holds a {meta.get('kind') or 'foreign'} dataset, not BabyAI "
+                            f"demonstrations; choose another path")
         if meta.get("level") == cfg.level and meta.get("seeds_tried") == [cfg.seed_start, cfg.episodes]:
             return {**meta["stats"], "resumed": "already complete"}
         raise UserError(f"{out}: holds a finished dataset of {meta.get('level')} "
@@ -150,6 +158,21 @@ def generate_demos(cfg: DemoConfig, progress: bool = True) -> dict:
     stats = write_minari(cfg, _run_chunks(chunks, cfg, progress))
     shutil.rmtree(chunks_dir, ignore_errors=True)
     return {**stats, "resumed": f"{done_before} chunks reused"}
+
+
+def _check_out(out: Path) -> None:
+    """`out` may be new, empty, an earlier dataset of this command (with its manifest) or an
+    interrupted one (its `.chunks` work in progress, perhaps its `data` written): anything else is
+    someone's folder, refused before any work and never written into."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a folder; choose another path")
+    if not out.exists() or (out / MANIFEST).exists():
+        return
+    ours = {".chunks", "data"} if (out / ".chunks").is_dir() else set()
+    foreign = [p.name for p in out.iterdir() if p.name not in ours]
+    if foreign:
+        raise UserError(f"--out {out} already exists and is not a demonstrations folder written "
+                        f"before (it holds {foreign[0]}); choose another path")
 
 
 def _run_chunks(chunks: list, cfg: DemoConfig, progress: bool):
@@ -182,7 +205,7 @@ def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
     from protege.data.minari_io import ChunkWriter
     out = Path(cfg.out).resolve()  # minari mis-joins relative paths when measuring the folder
     env = make_env(cfg.level)
-    with atomic_path(out / "data") as tmp:
+    with atomic_path(out / "data", replace_folder=True) as tmp:  # `_check_out`: ours, if any
         storage = MinariStorage.new(tmp, observation_space=observation_space(),
                                     action_space=env.action_space, env_spec=env.spec,
                                     data_format="arrow", jpeg_encoding=False)

@@ -18,7 +18,15 @@ import numpy as np
 
 from protege.core.errors import UserError
 from protege.data.episodes import Episode, flatten
-from protege.data.manifest import verify_manifest, write_manifest
+from protege.data.manifest import (
+    check_output_folder,
+    output_folder,
+    verify_manifest,
+    write_manifest,
+)
+
+KIND = "protege.control.demos"
+"""The manifest kind of a Control Suite demonstrations folder (`protege data control-demos`)."""
 
 
 @dataclass(frozen=True)
@@ -67,14 +75,16 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
     from minari.data_collector.episode_buffer import EpisodeBuffer
     from minari.dataset.minari_storage import MinariStorage
 
-    from protege.core.runs import atomic_path
     from protege.worlds.control.experts import scripted_expert
     from protege.worlds.control.suite import make_control_env
 
     expert = scripted_expert(task)
+    if episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
+    if action_repeat < 1:
+        raise UserError(f"--action-repeat must be >= 1, got {action_repeat}")
     out = Path(out).resolve()  # minari joins relative paths twice
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} already exists and is not empty; choose another --out")
+    check_output_folder(out, KIND)  # before the rollouts
     env = make_control_env(task, seed=seed, action_repeat=action_repeat, time_limit=time_limit)
     buffers, returns = [], []
     for i in range(episodes):
@@ -92,13 +102,12 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
             "protege_action_repeat": action_repeat,
             "protege_time_limit": time_limit or 0.0, "ref_max_score": float(np.mean(returns)),
             "ref_min_score": float(np.mean(random_returns)), "algorithm_name": f"scripted-{task}"}
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
+    with output_folder(out, KIND) as tmp:
         storage = MinariStorage.new(tmp / "data", observation_space=env.observation_space,
                                     action_space=env.action_space, data_format="arrow")
         storage.update_metadata(meta)
         storage.update_episodes(buffers)
-        write_manifest(tmp, {"task": task, "episodes": episodes})
+        write_manifest(tmp, {"kind": KIND, "task": task, "episodes": episodes})
     return {"task": task, "episodes": episodes, "expert_return": float(np.mean(returns)),
             "expert_return_std": float(np.std(returns)), "random_return": meta["ref_min_score"],
             "steps": int(sum(len(b.rewards) for b in buffers)), "out": str(out)}
@@ -115,7 +124,11 @@ def load_demos(folder: Path, task: str | None = None, obs_dim: int | None = None
         raise UserError(f"demonstrations folder {folder} does not exist "
                         f"(record some with `protege data control-demos`)")
     verify_manifest(folder)
-    storage = MinariStorage.read(folder / "data")
+    try:
+        storage = MinariStorage.read(folder / "data")
+    except Exception as e:  # checksums matched, so a foreign or hand-made folder
+        raise UserError(f"{folder / 'data'}: unreadable Minari dataset ({type(e).__name__}: "
+                        f"{str(e)[:120]})") from None
     meta = storage.metadata
     recorded_task, shape = meta.get("protege_task"), storage.observation_space.shape
     if task is not None and recorded_task != task:

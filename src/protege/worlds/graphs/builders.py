@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from protege.core.errors import UserError
+from protege.data.manifest import check_output_folder
+from protege.data.text import utf8_lines
 from protege.worlds.graphs import store
 from protege.worlds.text.dictd import read_dictd
 
@@ -61,9 +63,17 @@ def build(source_type: str, path: Path, out: Path, **options) -> dict:
     if source_type not in builders:
         from protege.core.errors import unknown_name
         raise unknown_name("source type", source_type, SOURCE_TYPES)
+    inputs = [path, *(p for p in options.values() if p is not None)]
+    check_output_folder(out, store.KIND, inputs, store.CACHES)  # before the work
     offsets, targets, pages, summary = builders[source_type](Path(path), **options)
+    if summary["pages"] == 0:
+        raise UserError(f"{path}: no pages found (empty {source_type} source); nothing written")
+    if summary["links_resolved"] == 0:
+        raise UserError(f"{path}: {summary['pages']} pages but no link between two of them "
+                        f"(dangling {summary['links_dangling']}, self-loops {summary['self_loops']}); "
+                        f"a graph without links cannot be navigated, nothing written")
     summary = {"source_type": source_type, "source": str(path), **summary}
-    store.write_graph(out, offsets, targets, pages, summary)
+    store.write_graph(out, offsets, targets, pages, summary, inputs)
     return store.open_graph(out, verify=False).summary()
 
 
@@ -118,12 +128,14 @@ def _norm_key(text: str) -> str:
 def build_edgelist(path: Path, texts: Path | None = None) -> tuple:
     """`path`: lines `source target [anchor...]` (whitespace separated, # comments); `texts`: JSONL
     rows {"id", "title"?, "text"?}. Without `texts`, pages are the ids seen in the edge list."""
-    if not path.exists():
-        raise UserError(f"{path}: edge list not found")
+    if not path.is_file():
+        raise UserError(f"{path}: edge list not found" if not path.exists() else
+                        f"{path}: is a folder, not an edge list file")
     ids, titles, bodies = [], [], []
     if texts is not None:
-        if not Path(texts).exists():
-            raise UserError(f"{texts}: page texts (JSONL) not found")
+        if not Path(texts).is_file():
+            raise UserError(f"{texts}: page texts (JSONL) not found" if not Path(texts).exists() else
+                            f"{texts}: is a folder, not a JSONL file of page texts")
         for lineno, row in _jsonl(Path(texts)):
             if "id" not in row:
                 raise UserError(f"{texts}:{lineno}: missing field 'id'")
@@ -150,25 +162,24 @@ def build_edgelist(path: Path, texts: Path | None = None) -> tuple:
 
 
 def _jsonl(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path}:{lineno}: expected a JSON object")
-                yield lineno, row
+    for lineno, line in utf8_lines(path, "JSONL page texts"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{lineno}: expected a JSON object")
+        yield lineno, row
 
 
 def _edge_lines(path: Path):
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split(None, 2)
-            if len(parts) < 2:
-                raise UserError(f"{path}:{lineno}: expected 'source target [anchor]', got {line[:60]!r}")
-            yield parts[0], parts[1], parts[2] if len(parts) > 2 else ""
+    for lineno, line in utf8_lines(path, "an edge list ('source target [anchor]' lines)"):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 2)
+        if len(parts) < 2:
+            raise UserError(f"{path}:{lineno}: expected 'source target [anchor]', got {line[:60]!r}")
+        yield parts[0], parts[1], parts[2] if len(parts) > 2 else ""

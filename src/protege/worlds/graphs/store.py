@@ -18,10 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from protege.core.errors import UserError
-from protege.core.runs import atomic_path
-from protege.data.manifest import verify_manifest, write_manifest
+from protege.data.manifest import output_folder, verify_manifest, write_manifest
 
 INT32_MAX = 2**31 - 1
+KIND = "protege.nav.graph"
+"""The manifest kind of a graph folder: `nav build` replaces only a folder of this kind."""
+CACHES = ("embeddings-*.safetensors",)
+"""Files a graph folder may hold beyond its manifest: page embeddings that
+`protege.nn.text_encoders.load_or_encode` caches beside the graph (checked against the page count
+when read, deleted with the graph when it is rebuilt)."""
 
 
 def index_dtype(n: int):
@@ -98,15 +103,15 @@ def csr_from_edges(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple[np
 
 
 def write_graph(folder: Path, offsets: np.ndarray, targets: np.ndarray, pages=None,
-                summary: dict | None = None) -> Path:
-    """Write arrays, optional pages (a pyarrow Table) and summary atomically, then the manifest."""
+                summary: dict | None = None, inputs=()) -> Path:
+    """Write arrays, optional pages (a pyarrow Table) and summary atomically, then the manifest.
+    `folder` may be new, empty or an earlier graph; never one of `inputs` (see `output_folder`)."""
     import pyarrow.parquet as pq
 
     from protege.core.runs import write_json_atomic
     folder = Path(folder)
     Graph(offsets, targets)  # validate before writing anything
-    with atomic_path(folder) as tmp:
-        tmp.mkdir(parents=True)
+    with output_folder(folder, KIND, inputs, CACHES) as tmp:
         np.save(tmp / "offsets.npy", np.ascontiguousarray(offsets, dtype=np.int64))
         np.save(tmp / "targets.npy", np.ascontiguousarray(targets))
         if pages is not None:
@@ -114,7 +119,7 @@ def write_graph(folder: Path, offsets: np.ndarray, targets: np.ndarray, pages=No
         info = {"nodes": len(offsets) - 1, "edges": int(len(targets)),
                 "targets_dtype": str(targets.dtype), **(summary or {})}
         write_json_atomic(tmp / "summary.json", info)
-        write_manifest(tmp, {"kind": "protege.nav.graph", "nodes": info["nodes"],
+        write_manifest(tmp, {"kind": KIND, "nodes": info["nodes"],
                              "edges": info["edges"]})
     return folder
 
@@ -122,11 +127,11 @@ def write_graph(folder: Path, offsets: np.ndarray, targets: np.ndarray, pages=No
 def open_graph(folder: Path, verify: bool = True) -> Graph:
     """Open a graph folder by mmap. `verify` checks the manifest checksums (reads every byte once)."""
     folder = Path(folder)
-    if not (folder / "offsets.npy").exists():
+    if not folder.is_dir() or not (folder / "offsets.npy").exists():
         raise UserError(f"{folder}: not a graph folder (no offsets.npy); build one with "
                         f"`protege nav build`")
     if verify:
-        verify_manifest(folder)
+        verify_manifest(folder, unlisted=CACHES)
     offsets = np.load(folder / "offsets.npy", mmap_mode="r")
     targets = np.load(folder / "targets.npy", mmap_mode="r")
     return Graph(offsets, targets, folder)

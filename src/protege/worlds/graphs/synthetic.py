@@ -13,8 +13,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from protege.core.runs import atomic_path, write_json_atomic
-from protege.data.manifest import write_manifest
+from protege.core.runs import write_json_atomic
+from protege.data.manifest import output_folder, write_manifest
 from protege.worlds.graphs import store
 from protege.worlds.graphs.walks import _splitmix, _stream
 
@@ -62,8 +62,7 @@ def build_powerlaw(out: Path, nodes: int, edges: int, gamma: float = 2.1, skew: 
     del deg
     dtype = store.index_dtype(nodes - 1)
     out = Path(out)
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
+    with output_folder(out, store.KIND, (), store.CACHES) as tmp:
         np.save(tmp / "offsets.npy", offsets)
         targets = np.lib.format.open_memmap(tmp / "targets.npy", mode="w+", dtype=dtype,
                                             shape=(int(offsets[-1]),))
@@ -84,6 +83,6 @@ def build_powerlaw(out: Path, nodes: int, edges: int, gamma: float = 2.1, skew: 
                 "source_type": "synthetic-powerlaw", "gamma": gamma, "skew": skew, "seed": seed,
                 "dead_ends": int((np.diff(offsets) == 0).sum())}
         write_json_atomic(tmp / "summary.json", info)
-        write_manifest(tmp, {"kind": "protege.nav.graph", "nodes": nodes, "edges": info["edges"]})
+        write_manifest(tmp, {"kind": store.KIND, "nodes": nodes, "edges": info["edges"]})
     return {**info, "generate_s": gen_s, "build_s": time.perf_counter() - t0,
             "threads": numba.get_num_threads()}

@@ -14,6 +14,8 @@ from protege.core.errors import unknown_name
 
 DEAD_END_POLICIES = {"stop": 0, "restart": 1, "jump": 2}
 NO_ACTION = -1  # a stop (padding) or a restart/jump: no link was taken
+WALKS_KIND = "protege.worlds.graphs.walks"
+"""The manifest kind of a folder of saved walks (`nav walks --out`)."""
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -183,13 +185,25 @@ def walk_stats(graph_folder, walks_per_page: int, length: int, dead_end: str, ho
     import time
     from pathlib import Path
 
-    from protege.core.runs import atomic_path
-    from protege.data.manifest import write_manifest
+    from protege.core.errors import UserError
+    from protege.data.manifest import check_output_folder, output_folder, write_manifest
     from protege.worlds.graphs.store import open_graph
+    for name, value in (("--walks-per-page", walks_per_page), ("--length", length),
+                        ("--horizon", horizon)):
+        if value < 1:
+            raise UserError(f"{name} must be >= 1, got {value}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    if dead_end not in DEAD_END_POLICIES:
+        raise unknown_name("dead-end policy", dead_end, DEAD_END_POLICIES)
+    if out is not None:  # refuse before the work: never the graph itself, never a foreign folder
+        check_output_folder(Path(out), WALKS_KIND, [graph_folder])
     t0 = time.perf_counter()
     graph = open_graph(Path(graph_folder))
     load_s = time.perf_counter() - t0
     starts = np.repeat(np.flatnonzero(graph.out_degree() > 0), walks_per_page)
+    if not len(starts):
+        raise UserError(f"{graph_folder}: no page has a link; no walk can start")
     random_walks(graph, starts[:1], 1, dead_end, seed)  # compile (or load the numba cache) first
     t0 = time.perf_counter()
     walks = random_walks(graph, starts, length, dead_end, seed)
@@ -197,13 +211,12 @@ def walk_stats(graph_folder, walks_per_page: int, length: int, dead_end: str, ho
     examples = bc_examples(walks, horizon, 1, seed + 1)
     steps = int((walks.nodes[:, 1:] >= 0).sum())
     if out is not None:
-        with atomic_path(Path(out)) as tmp:
-            tmp.mkdir(parents=True)
+        with output_folder(Path(out), WALKS_KIND, [graph_folder]) as tmp:
             np.save(tmp / "nodes.npy", walks.nodes)
             np.save(tmp / "actions.npy", walks.actions)
             np.savez(tmp / "bc_examples.npz", current=examples.current, goal=examples.goal,
                      action=examples.action, distance=examples.distance)
-            write_manifest(tmp, {"kind": "protege.worlds.graphs.walks", "graph": str(graph_folder),
+            write_manifest(tmp, {"kind": WALKS_KIND, "graph": str(graph_folder),
                                  "dead_end": dead_end, "seed": seed})
     return {"walks": len(starts), "steps": steps, "links_taken": int((walks.actions >= 0).sum()),
             "bc_examples": len(examples), "graph_load_s": round(load_s, 4),
