@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from protege.core.config_help import check_fields
+
 
 @dataclass
 class PolicyConfig:
@@ -28,8 +30,7 @@ class PolicyConfig:
     """learn u(p) per page (memorises graph structure; N x dim parameters)"""
 
     def __post_init__(self):
-        if self.dim < 1 or self.hidden < 1:
-            raise ValueError(f"dim and hidden must be >= 1, got dim={self.dim}, hidden={self.hidden}")
+        check_fields(self, dim=">=1", hidden=">=1")
 
 
 class LinkScorer(nn.Module):

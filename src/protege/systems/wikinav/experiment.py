@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from protege.core.config_help import check_fields
 from protege.core.runs import Run, atomic_path, read_metrics, write_json_atomic
 from protege.core.seeds import seed_everything, stream_seed
 from protege.nn.link_scorer import LinkScorer, PolicyConfig, bc_loss, candidates
@@ -55,11 +56,8 @@ class Config:
     """the offline loop: steps, batch, learning-rate schedule, logging and checkpoint intervals"""
 
     def __post_init__(self):
-        for key in ("walks_per_page", "walk_length", "goals_per_step"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not self.graph:
-            raise ValueError("graph must name a graph folder written by `protege nav build`")
+        check_fields(self, graph="nonempty", walks_per_page=">=1", walk_length=">=1",
+                     goals_per_step=">=1")
 
 
 def make_examples(graph, cfg: Config):
