@@ -82,16 +82,69 @@ def test_online_loss_with_only_expert_rows_equals_offline():
     assert torch.allclose(offline, online, atol=1e-5)
 
 
+def naive_mean(per_row: list[list], per_sequence: bool):
+    """Mean of the terms of every row, or (per_sequence) of each non-empty row's mean."""
+    if per_sequence:
+        means = [sum(row) / len(row) for row in per_row if row]
+        return sum(means) / len(means)
+    flat = [x for row in per_row for x in row]
+    return sum(flat) / len(flat)
+
+
+def naive_online(logits, actions, mask, terminal, is_expert, lam, gamma, per_sequence):
+    """Per-step Python reference of online IQ-Learn (arXiv:2106.12142):
+    -E_expert[Q(s,a) - gamma V(s')] + E_all[V(s) - gamma V(s')] + lam E_all[(Q(s,a) - gamma V(s'))^2]."""
+    B, T, _ = logits.shape
+    reward, value_gap, td2, nll = ([[] for _ in range(B)] for _ in range(4))
+    for b in range(B):
+        for t in range(T):
+            if not mask[b, t]:
+                continue
+            q = logits[b, t, actions[b, t]]
+            v = torch.logsumexp(logits[b, t], 0)
+            v_next = 0.0 if terminal[b, t] else torch.logsumexp(logits[b, t + 1], 0)
+            value_gap[b].append(v - gamma * v_next)
+            td2[b].append((q - gamma * v_next) ** 2)
+            if is_expert[b]:
+                reward[b].append(q - gamma * v_next)
+                nll[b].append(v - q)
+    terms = {"iqlearn/expert_reward": naive_mean(reward, per_sequence),
+             "iqlearn/value_gap": naive_mean(value_gap, per_sequence),
+             "iqlearn/td_penalty": naive_mean(td2, per_sequence),
+             "iqlearn/nll": naive_mean(nll, per_sequence)}
+    loss = -terms["iqlearn/expert_reward"] + terms["iqlearn/value_gap"] + lam * terms["iqlearn/td_penalty"]
+    return loss, terms
+
+
+@pytest.mark.parametrize("lam,gamma,per_sequence", [(0.0, 1.0, False), (0.3, 0.9, False),
+                                                    (0.3, 0.9, True), (1.0, 1.0, True)])
+def test_online_loss_matches_naive_reference_values_metrics_and_gradients(lam, gamma, per_sequence):
+    logits, actions, mask, terminal = random_batch(4)
+    is_expert = torch.tensor([True, False, True])
+    loss, metrics = iqlearn_online_loss(logits, actions, mask, terminal, is_expert, lam, gamma,
+                                        per_sequence=per_sequence)
+    reference, terms = naive_online(logits, actions, mask, terminal, is_expert, lam, gamma, per_sequence)
+    assert torch.allclose(loss, reference, atol=1e-5), (loss, reference)
+    for key, value in terms.items():
+        assert torch.allclose(metrics[key], value.detach(), atol=1e-5), key
+    (grad,) = torch.autograd.grad(loss, logits)
+    (ref_grad,) = torch.autograd.grad(reference, logits)
+    assert torch.allclose(grad, ref_grad, atol=1e-6)
+
+
 def test_online_policy_rows_enter_only_the_value_terms():
     logits, actions, mask, terminal = random_batch(4)
     is_expert = torch.tensor([True, True, False])
-    loss, metrics = iqlearn_online_loss(logits, actions, mask, terminal, is_expert, lam=0.0)
-    # the policy row's reward does not enter the expert term
-    assert math.isfinite(loss.item())
+    _, metrics = iqlearn_online_loss(logits, actions, mask, terminal, is_expert, lam=0.0)
     poked = logits.detach().clone()
-    poked[2] += 5.0  # shifting all Q of a policy row by a constant changes only its value terms
-    loss2, metrics2 = iqlearn_online_loss(poked, actions, mask, terminal, is_expert, lam=0.0)
-    assert torch.allclose(metrics["iqlearn/expert_reward"], metrics2["iqlearn/expert_reward"])
+    poked[2] += 5.0  # shifting all Q of a policy row by a constant moves V(s) and Q(s,a) alike
+    _, poked_metrics = iqlearn_online_loss(poked, actions, mask, terminal, is_expert, lam=0.0)
+    # the expert reward term does not see the policy row ...
+    assert torch.equal(metrics["iqlearn/expert_reward"], poked_metrics["iqlearn/expert_reward"])
+    # ... the value term does: row 2 has one step (terminal), so its V(s) - 0 rises by 5, and the
+    # flat mean over the 5 + 3 + 1 counted steps rises by 5 / 9
+    gap = poked_metrics["iqlearn/value_gap"] - metrics["iqlearn/value_gap"]
+    assert float(gap) == pytest.approx(5.0 / 9, abs=1e-5)
 
 
 def test_per_sequence_reduction_weighs_rows_equally():
