@@ -22,7 +22,8 @@ Shapes: logits [N] (flat transitions); optional masks [N] bool, true where the s
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

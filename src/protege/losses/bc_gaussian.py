@@ -1,9 +1,9 @@
 """Behavioural cloning for continuous actions: maximum likelihood under a diagonal Gaussian policy
 (the continuous counterpart of `protege.losses.mle`; BC as in Pomerleau 1991 / Bain & Sammut 1995)."""
 
-import math
-
 from torch import Tensor
+
+from protege.nn.distributions import diag_gaussian_log_prob
 
 
 def gaussian_nll_loss(mean: Tensor, log_std: Tensor, actions: Tensor):
@@ -13,7 +13,6 @@ def gaussian_nll_loss(mean: Tensor, log_std: Tensor, actions: Tensor):
 
     mean, log_std, actions [B, A]. Returns (loss, metrics).
     """
-    z = (actions - mean) * (-log_std).exp()
-    nll = (0.5 * z.pow(2) + log_std + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
+    nll = -diag_gaussian_log_prob(actions, mean, log_std).mean()
     mse = (actions - mean).pow(2).sum(-1).mean()
     return nll, {"bc/nll": nll.detach(), "bc/mse": mse.detach(), "bc/std": log_std.exp().mean().detach()}

@@ -12,10 +12,10 @@ distributions. Features that the policy cannot influence (distractors) have the 
 density under both models, so they cancel in r; this is the paper's argument for its robustness.
 """
 
-import math
-
 import torch
 from torch import Tensor
+
+from protege.nn.distributions import gaussian_mixture_log_prob
 
 
 def density_nll_loss(log_prob: Tensor):
@@ -50,20 +50,7 @@ def form_reward(log_p_expert: Tensor, log_p_agent: Tensor, clip: float | None = 
     return reward, metrics
 
 
-def gaussian_mixture_log_prob(logits: Tensor, mean: Tensor, log_std: Tensor, x: Tensor) -> Tensor:
-    """log-density of x under a mixture of K diagonal Gaussians (a mixture density network's output,
-    Bishop 1994; one of the transition models FORM's paper names, arXiv:2107.03851 Sec. 3):
-
-        log p(x) = logsumexp_k [ log softmax(logits)_k + sum_d log N(x_d; mean_kd, exp(log_std_kd)^2) ]
-
-    logits [B, K], mean and log_std [B, K, D], x [B, D] -> [B].
-    """
-    z = (x.unsqueeze(1) - mean) * (-log_std).exp()
-    log_n = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)  # [B, K]
-    return torch.logsumexp(torch.log_softmax(logits, -1) + log_n, -1)
-
-
 def mixture_nll_loss(logits: Tensor, mean: Tensor, log_std: Tensor, x: Tensor):
     """Maximum-likelihood loss of a Gaussian-mixture transition model, L = -E[log p(x)] with p as in
-    `gaussian_mixture_log_prob` (shapes there). Returns (loss, metrics)."""
+    `protege.nn.distributions.gaussian_mixture_log_prob` (shapes there). Returns (loss, metrics)."""
     return density_nll_loss(gaussian_mixture_log_prob(logits, mean, log_std, x))

@@ -12,14 +12,19 @@ returning them.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from protege.losses.form import gaussian_mixture_log_prob
+from protege.nn.distributions import (
+    bounded_log_std,
+    diag_gaussian_log_prob,
+    gaussian_mixture_log_prob,
+    standard_stats,
+    standardise,
+    stats_buffer,
+)
 from protege.nn.precision import bf16_hidden
 
 
@@ -37,31 +42,31 @@ class ConditionalGaussian(nn.Module):
         self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 2 * obs_dim))
         self.log_std_min, self.log_std_max, self.name = log_std_min, log_std_max, name
-        ones = torch.ones(obs_dim)
-        self.register_buffer("obs_mean", _tensor(obs_mean, 0 * ones))
-        self.register_buffer("obs_std", _tensor(obs_std, ones))
-        self.register_buffer("delta_std", _tensor(delta_std, ones))
+        self.register_buffer("obs_mean", stats_buffer(obs_mean, obs_dim, 0.0))
+        self.register_buffer("obs_std", stats_buffer(obs_std, obs_dim, 1.0))
+        self.register_buffer("delta_std", stats_buffer(delta_std, obs_dim, 1.0))
 
     @staticmethod
     def stats(obs: np.ndarray, next_obs: np.ndarray, floor: float = 1e-3) -> dict:
         """Standardisation statistics from data (call with the expert's transitions)."""
-        return {"obs_mean": obs.mean(0), "obs_std": np.maximum(obs.std(0), floor),
-                "delta_std": np.maximum((next_obs - obs).std(0), floor)}
+        obs_mean, obs_std = standard_stats(obs, floor)
+        return {"obs_mean": obs_mean, "obs_std": obs_std, "delta_std": standard_stats(next_obs - obs, floor)[1]}
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-std [B, obs_dim] of the standardised change given o."""
-        mean, log_std = bf16_hidden(self.net, (obs - self.obs_mean) / self.obs_std, self.bf16).chunk(2, -1)
+        mean, log_std = bf16_hidden(self.net, self._standardised_obs(obs), self.bf16).chunk(2, -1)
         return mean, self._squash(log_std)
+
+    def _standardised_obs(self, obs: Tensor) -> Tensor:
+        return standardise(obs, self.obs_mean, self.obs_std)
 
     def _squash(self, log_std: Tensor) -> Tensor:
         """log-std mapped smoothly into [log_std_min, log_std_max] (keeps gradients, unlike a clip)."""
-        return self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+        return bounded_log_std(log_std, self.log_std_min, self.log_std_max)
 
     def _standardised_log_prob(self, obs: Tensor, delta: Tensor) -> Tensor:
         """log-density [B] of the standardised change `delta` given o."""
-        mean, log_std = self(obs)
-        z = (delta - mean) * (-log_std).exp()
-        return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return diag_gaussian_log_prob(delta, *self(obs))
 
     def log_prob(self, obs: Tensor, next_obs: Tensor) -> Tensor:
         """log p(o'|o) [B] in original coordinates (standardisation's Jacobian included)."""
@@ -90,7 +95,7 @@ class ConditionalMixture(ConditionalGaussian):
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Mixture logits [B, K], means and log-stds [B, K, obs_dim] of the standardised change given o."""
-        out = bf16_hidden(self.net, (obs - self.obs_mean) / self.obs_std, self.bf16)
+        out = bf16_hidden(self.net, self._standardised_obs(obs), self.bf16)
         k, d = self.components, obs.shape[-1]
         logits, mean, log_std = out[:, :k], out[:, k:k + k * d].unflatten(1, (k, d)), out[:, k + k * d:].unflatten(1, (k, d))
         return logits, mean, self._squash(log_std)
@@ -103,7 +108,3 @@ class ConditionalMixture(ConditionalGaussian):
         k = torch.distributions.Categorical(logits=logits).sample()
         pick = torch.arange(len(obs))
         return obs + (mean[pick, k] + log_std[pick, k].exp() * torch.randn_like(mean[:, 0])) * self.delta_std
-
-
-def _tensor(value, default: Tensor) -> Tensor:
-    return default.clone() if value is None else torch.tensor(np.asarray(value), dtype=torch.float32)

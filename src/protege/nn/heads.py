@@ -8,11 +8,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from protege.nn.distributions import bounded_log_std, standardise, stats_buffer
 from protege.nn.precision import bf16_hidden
-
-
-def _buffer(value, dim: int, fill: float) -> Tensor:
-    return torch.full((dim,), fill) if value is None else torch.tensor(np.asarray(value), dtype=torch.float32)
 
 
 class Discriminator(nn.Module):
@@ -23,11 +20,11 @@ class Discriminator(nn.Module):
         self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (see models.mixed_precision)
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                  nn.Linear(hidden, 1))
-        self.register_buffer("mean", _buffer(mean, in_dim, 0.0))
-        self.register_buffer("std", _buffer(std, in_dim, 1.0))
+        self.register_buffer("mean", stats_buffer(mean, in_dim, 0.0))
+        self.register_buffer("std", stats_buffer(std, in_dim, 1.0))
 
     def standardise(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
+        return standardise(x, self.mean, self.std)
 
     def logits_of_standardised(self, z: Tensor) -> Tensor:
         return bf16_hidden(self.net, z, self.bf16).squeeze(-1)
@@ -39,16 +36,19 @@ class Discriminator(nn.Module):
 class GaussianPolicy(nn.Module):
     """pi(a|s) = N(mu(s), diag sigma(s)^2); acts with the mean clipped to [-1, 1]."""
 
+    LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, mean=None, std=None):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 2 * act_dim))
-        self.register_buffer("mean", _buffer(mean, obs_dim, 0.0))
-        self.register_buffer("std", _buffer(std, obs_dim, 1.0))
+        self.register_buffer("mean", stats_buffer(mean, obs_dim, 0.0))
+        self.register_buffer("std", stats_buffer(std, obs_dim, 1.0))
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        mean, log_std = self.net((obs - self.mean) / self.std).chunk(2, -1)
-        return mean, log_std.clamp(-5.0, 2.0)
+        """Mean and log-std [B, act_dim]; the log-std is the network's own, clipped at the extremes."""
+        mean, log_std = self.net(standardise(obs, self.mean, self.std)).chunk(2, -1)
+        return mean, bounded_log_std(log_std, self.LOG_STD_MIN, self.LOG_STD_MAX, smooth=False)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:

@@ -28,8 +28,9 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
+
+from protege.nn.distributions import bounded_log_std, tanh_gaussian_sample
 
 
 @dataclass
@@ -168,7 +169,7 @@ class Actor(nn.Module):
         mean, log_std = self._mean_log_std(obs, bf16)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[0])
-        return self._squashed_sample(mean, log_std)
+        return tanh_gaussian_sample(mean, log_std)
 
     def forward_pair(self, next_obs: Tensor, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(next action, its log-prob) without gradient and (action, log-prob) of `obs` with gradient, the
@@ -176,18 +177,9 @@ class Actor(nn.Module):
         params = cast_hidden(self.net.params(), self.net.bf16)
         with torch.no_grad():
             mean, log_std = mlp(next_obs, [(w.detach(), b.detach()) for w, b in params]).chunk(2, -1)
-            next_act, next_logp = self._squashed_sample(mean, self._squash_log_std(log_std))
+            next_act, next_logp = tanh_gaussian_sample(mean, self._squash_log_std(log_std))
         mean, log_std = mlp(obs, params).chunk(2, -1)
-        return next_act, next_logp, *self._squashed_sample(mean, self._squash_log_std(log_std))
-
-    def _squashed_sample(self, mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
-        eps = torch.randn_like(mean)
-        u = torch.addcmul(mean, log_std.exp(), eps)
-        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter written stably as 2(log2 - u - softplus(-2u));
-        # the constants summed once: sum_d [2(u + softplus(-2u)) - log_std - eps^2 / 2] - D (log(2 pi) / 2 + 2 log 2)
-        per_dim = torch.addcmul(2 * (u + F.softplus(-2 * u)) - log_std, eps, eps, value=-0.5)
-        log_prob = per_dim.sum(-1) - mean.shape[-1] * (0.5 * math.log(2 * math.pi) + 2 * math.log(2))
-        return torch.tanh(u), log_prob
+        return next_act, next_logp, *tanh_gaussian_sample(mean, self._squash_log_std(log_std))
 
     def sample(self, obs: Tensor, deterministic: bool = False, bf16: bool | None = None) -> Tensor:
         """The action alone, without its log-probability (what acting in the environment needs);
@@ -203,8 +195,7 @@ class Actor(nn.Module):
 
     def _squash_log_std(self, log_std: Tensor) -> Tensor:
         # squash log-std smoothly into [MIN, MAX] (CleanRL/DrQ) rather than clipping: keeps gradients
-        half_range = 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN)  # MIN + half_range (tanh + 1)
-        return torch.add(self.LOG_STD_MIN + half_range, torch.tanh(log_std), alpha=half_range)
+        return bounded_log_std(log_std, self.LOG_STD_MIN, self.LOG_STD_MAX)
 
 
 class TwinQ(nn.Module):

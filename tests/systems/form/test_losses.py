@@ -48,7 +48,8 @@ def test_gaussian_nll_matches_torch_distributions():
 
 
 def test_gaussian_mixture_log_prob_matches_torch_distributions():
-    from protege.losses.form import gaussian_mixture_log_prob, mixture_nll_loss
+    from protege.losses.form import mixture_nll_loss
+    from protege.nn.distributions import gaussian_mixture_log_prob
     torch.manual_seed(0)
     logits, mean, log_std, x = torch.randn(7, 3), torch.randn(7, 3, 2), 0.3 * torch.randn(7, 3, 2), torch.randn(7, 2)
     dist = torch.distributions.MixtureSameFamily(

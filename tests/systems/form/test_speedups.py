@@ -100,7 +100,7 @@ def test_gradient_penalty_in_standardised_space_divides_out_the_expert_scale():
         model = GAILReward(expert[:, :3], expert[:, 3:], "state_only", hidden=8, gp_batch=0, seed=0, gp_space=space)
         model.disc.net = torch.nn.Linear(6, 1, bias=False)
         model.disc.net.weight.data.copy_(weight)
-        penalties[space] = float(model._gradient_penalty(torch.zeros(5, 6))[0])
+        penalties[space] = float(model._gradient_penalty(torch.zeros(5, 6))[0].detach())
     std = np.maximum(expert.std(0), 1e-3)
     assert abs(penalties["standardised"] - (float(weight.norm()) - 1) ** 2) < 1e-5
     raw = (float(np.linalg.norm(weight.numpy()[0] / std)) - 1) ** 2
