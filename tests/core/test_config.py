@@ -90,3 +90,43 @@ def test_cli_batch_not_divisible_by_accumulation_fails_before_any_work(cli, tmp_
     assert_one_line_error(*cli("run", "lm_arithmetic_mle", "trainer.batch_size=10", "trainer.grad_accum=3"),
                           "trainer: batch_size must be divisible by grad_accum")
     assert not (tmp_path / "runs").exists()
+
+
+# values that pass a range check and fail later -------------------------------------------------
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "nan", "inf", "1e999"])
+def test_non_finite_floats_fail_at_load_for_every_float_field(value):
+    import yaml
+    with pytest.raises(UserError, match="trainer.lr must be a finite number"):
+        from_dict(Outer, {"trainer": {"lr": yaml.safe_load(value)}}, "r.yaml")
+
+
+def test_a_bad_override_is_blamed_not_the_recipe():
+    from protege.core.config import override_sources
+    overrides = ["trainer.lr=nan", "seed=1"]
+    data = apply_overrides({"trainer": {"steps": 3}}, overrides)
+    with pytest.raises(UserError, match=r"^override trainer.lr=nan: trainer.lr must be a finite"):
+        from_dict(Outer, data, "r.yaml", overrides=override_sources(overrides))
+    data = apply_overrides({}, ["trainer.lrr=1"])
+    with pytest.raises(UserError, match=r"^override trainer.lrr=1: unknown key"):
+        from_dict(Outer, data, "r.yaml", overrides=override_sources(["trainer.lrr=1"]))
+    with pytest.raises(UserError, match=r"^r.yaml: trainer.lr must be a finite"):  # from the file
+        from_dict(Outer, {"trainer": {"lr": float("inf")}}, "r.yaml", overrides={"seed": "1"})
+
+
+@pytest.mark.parametrize("name", ["", "  ", "a/b", "../x", ".", "..", "a\\b"])
+def test_run_names_that_are_not_one_folder_are_refused(name):
+    from protege.core.config import check_run_name
+    with pytest.raises(UserError, match="name"):
+        check_run_name(name, "r.yaml")
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "is a folder"), (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8"), (b"a: 1\x00\x00", "binary"),
+    (b"caf\xe9: 1\n", "not UTF-8"), (b"", "is empty"), (b"- a\n- b\n", "expected a mapping"),
+])
+def test_recipe_files_that_are_not_yaml_text(tmp_path, content, message):
+    from protege.core.config import read_recipe
+    path = tmp_path / "r.yaml"
+    path.mkdir() if content is None else path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        read_recipe(str(path), {})

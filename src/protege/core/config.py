@@ -7,6 +7,7 @@ or a wrong type is reported the same way wherever it came from.
 """
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -29,12 +30,24 @@ def read_recipe(name_or_path: str, builtin: dict[str, Path]) -> tuple[dict, str]
         else:
             from protege.core.errors import unknown_name
             raise unknown_name("recipe", name_or_path, builtin)
+    if path.is_dir():
+        raise UserError(f"recipe {path} is a folder, not a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"recipe {path}: not UTF-8 text (byte {e.start}); a recipe is a YAML file") from None
+    except OSError as e:
+        raise UserError(f"recipe {path}: cannot be read ({e.strerror})") from None
+    if "\x00" in text:
+        raise UserError(f"recipe {path}: a binary file, not YAML text")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"recipe {path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        raise UserError(f"recipe {path} is empty (expected a mapping of config keys)")
     if not isinstance(data, dict):
         raise UserError(f"recipe {path}: expected a mapping of config keys, got {type(data).__name__}")
     return data, str(path)
@@ -61,33 +74,72 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def from_dict(cls, data: dict, where: str, prefix: str = ""):
-    """Build dataclass `cls` from `data`, checking every key and type; errors name `where` and the key."""
+def override_sources(overrides: list[str]) -> dict[str, str]:
+    """{dotted key: raw text} of command-line overrides, so errors can blame the override."""
+    return dict(item.split("=", 1) for item in overrides if "=" in item)
+
+
+def _blame(where: str, key: str, overrides: dict[str, str] | None) -> str:
+    """Where a bad value at `key` came from: the override that set it, else the recipe."""
+    for name, raw in (overrides or {}).items():
+        if name == key or key.startswith(name + "."):
+            return f"override {name}={raw}"
+    return where
+
+
+def _blame_section(where: str, section: str, overrides: dict[str, str] | None) -> str:
+    """Where a value rejected by a section's `__post_init__` may have come from: the one override
+    inside the section, else the recipe (with the overrides inside the section, if several)."""
+    inside = [f"{k}={v}" for k, v in (overrides or {}).items()
+              if not section or k.startswith(section + ".") or k == section]
+    if len(inside) == 1:
+        return f"override {inside[0]}"
+    return f"{where} with overrides {', '.join(inside)}" if inside else where
+
+
+def from_dict(cls, data: dict, where: str, prefix: str = "", overrides: dict[str, str] | None = None):
+    """Build dataclass `cls` from `data`, checking every key and type; errors name `where` and the
+    key, or the override that set it (`overrides`: see `override_sources`)."""
+    section = prefix.rstrip(".")
     if not isinstance(data, dict):
-        raise UserError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, "
-                        f"got {type(data).__name__}")
+        raise UserError(f"{_blame(where, section, overrides)}: {section or 'config'} must be a "
+                        f"mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
-            raise UserError(f"{where}: unknown key {prefix}{key!r} "
-                            f"(valid keys{' in ' + prefix.rstrip('.') if prefix else ''}: "
+            raise UserError(f"{_blame(where, prefix + str(key), overrides)}: unknown key "
+                            f"{prefix}{key!r} (valid keys{' in ' + section if prefix else ''}: "
                             f"{', '.join(fields)})")
-    kwargs = {key: _coerce(hints[key], value, where, prefix + key) for key, value in data.items()}
+    kwargs = {key: _coerce(hints[key], value, where, prefix + key, overrides)
+              for key, value in data.items()}
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
-        raise UserError(f"{where}: {prefix.rstrip('.') or 'config'}: {e}") from None
+        raise UserError(f"{_blame_section(where, section, overrides)}: {section or 'config'}: {e}") from None
+
+
+def check_run_name(name: str, where: str, overrides: dict[str, str] | None = None) -> str:
+    """A run's `name` becomes one folder under runs/: an empty name made runs/ itself the run
+    directory, and a separator or `..` would put it somewhere else."""
+    blame = _blame(where, "name", overrides)
+    if not name.strip():
+        raise UserError(f"{blame}: name must not be empty (it names the run's folder under runs/)")
+    if "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
+        raise UserError(f"{blame}: name {name!r} must be a plain folder name (no path separators, "
+                        f"not . or ..)")
+    return name
 
 
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def _coerce(tp, value, where: str, key: str):
+def _coerce(tp, value, where: str, key: str, overrides: dict[str, str] | None = None):
     origin, args = get_origin(tp), get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, where, key + ".")
+        return from_dict(tp, value, where, key + ".", overrides)
+    where = _blame(where, key, overrides)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -123,14 +175,19 @@ def _coerce(tp, value, where: str, key: str):
             return value
         raise _type_error(where, key, tp, value)
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise _type_error(where, key, tp, value)
+        if number is None:
+            raise _type_error(where, key, tp, value)
+        if not math.isfinite(number):  # passes every `x > 0` check, then poisons training
+            raise UserError(f"{where}: {key} must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -8,6 +8,7 @@ fast, and one system's heavy imports do not slow another's). Each experiment mod
     run(config, run) -> dict   trains/evaluates inside the `protege.core.runs.Run`, returns a summary
 """
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -64,14 +65,26 @@ def experiment_module(name: str):
 
 def resolve(recipe: str, overrides: list[str]) -> tuple[str, object, dict]:
     """(experiment name, typed config, resolved mapping) of a recipe plus overrides."""
-    from protege.core.config import apply_overrides, from_dict, read_recipe, to_dict
+    from protege.core.config import (
+        apply_overrides,
+        check_run_name,
+        from_dict,
+        override_sources,
+        read_recipe,
+        to_dict,
+    )
     data, where = read_recipe(recipe, builtin_recipes())
     data = apply_overrides(data, overrides)
+    sources = override_sources(overrides)
     name = data.pop("experiment", None)
     if name is None:
         raise UserError(f"{where}: missing key 'experiment' (valid: {', '.join(experiments())})")
+    if not isinstance(name, str):
+        raise UserError(f"{where}: experiment must be a name (valid: {', '.join(experiments())}), "
+                        f"got {name!r}")
     module = experiment_module(name)
-    config = from_dict(module.Config, data, where)
+    config = from_dict(module.Config, data, where, overrides=sources)
+    check_run_name(config.name, where, sources)
     return name, config, {"experiment": name, **to_dict(config)}
 
 
@@ -87,14 +100,17 @@ def start(recipe: str, overrides: list[str], resume: bool = False, run_dir: Path
     run_dir = Path(run_dir or Path(getattr(config, "runs_dir", "runs")) / config.name)
     if not resume and rank == 0 and (run_dir / "summary.json").exists():
         raise UserError(f"run {run_dir} already finished; choose another name=... or delete it")
+    made_parent = not run_dir.parent.exists()
     run = Run(run_dir, resolved, resume=resume, is_main=rank == 0)
     try:
         summary = experiment_module(name).run(config, run)
         run.finish(summary)
     except UserError:
-        run.close()
         if rank == 0 and not resume and run.latest_checkpoint() is None:
-            shutil.rmtree(run_dir, ignore_errors=True)  # leave no half-made run behind
+            shutil.rmtree(run_dir, ignore_errors=True)  # leave no half-made run behind (still locked)
+            if made_parent:
+                with contextlib.suppress(OSError):
+                    run_dir.parent.rmdir()  # runs/ too, if this run made it and it is empty
         raise
     finally:
         run.close()
