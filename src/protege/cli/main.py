@@ -36,18 +36,25 @@ ABORTS = _classes("Abort")
 EXITS = _classes("Exit")
 
 
+def _one_line(message: str) -> str:
+    """An error is one line on stderr, whatever a library put in the message it wrapped."""
+    return " ".join(message.split())
+
+
 def main(argv: list[str] | None = None) -> None:
     load_commands()
     try:
         code = app(args=argv, standalone_mode=False)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         sys.exit(2)
     except ABORTS:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except USAGE_ERRORS as e:
-        e.show()
+    except USAGE_ERRORS as e:  # click's own print is four lines (usage, hint, blank, error): one
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        print(f"error: {_one_line(e.format_message())}{hint}", file=sys.stderr)
         sys.exit(e.exit_code)
     except EXITS as e:
         sys.exit(e.exit_code)

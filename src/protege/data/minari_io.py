@@ -153,3 +153,22 @@ class ChunkWriter:
         finally:  # the writes are done (or failed): the process may take its time to exit
             self._pool.shutdown(wait=False, cancel_futures=True)
         return self.episodes, self.steps
+
+
+def minari_load_hint(out: Path, dataset_id: str) -> str:
+    """How a plain Minari user loads the dataset protege wrote at `out` with `minari.load_dataset`.
+
+    Minari finds a dataset id at `<root>/<id>/data` (root: $MINARI_DATASETS_PATH, default
+    ~/.minari/datasets); protege writes `<out>/data` beside its manifest, so `out` *is* a Minari
+    dataset folder wherever it sits. Rather than force every --out under Minari's root, the id is
+    registered by a link (or by writing --out at `<root>/<id>` in the first place)."""
+    import os
+    out = Path(out).resolve()
+    parts = Path(dataset_id).parts
+    if out.parts[-len(parts):] == parts:
+        root = Path(*out.parts[:-len(parts)])
+        return f"load with Minari: MINARI_DATASETS_PATH={root} then minari.load_dataset({dataset_id!r})"
+    root = Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+    link = root / dataset_id
+    return (f"load with Minari: mkdir -p {link.parent} && ln -s {out} {link}  "
+            f"then minari.load_dataset({dataset_id!r})")

@@ -9,7 +9,15 @@ from protege.core.runs import read_metrics, write_text_atomic
 
 def run_summary(run_dir: Path) -> dict:
     path = Path(run_dir) / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        summary = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{path}: not valid JSON (file corrupted?)") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(summary).__name__}")
+    return summary
 
 
 def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, list[dict]]:
@@ -26,6 +34,8 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, l
                             f"logged yet)")
         runs.append((run_dir, metrics, run_summary(run_dir)))
     out = Path(out or runs[0][0].parent / "report")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file, not a folder; choose another path")
     out.mkdir(parents=True, exist_ok=True)
     plots = []
     keys = sorted({k for _, metrics, _ in runs for row in metrics for k, v in row.items()

@@ -18,6 +18,9 @@ def demos(env: str = typer.Option(..., help="BabyAI level id, e.g. BabyAI-GoToLo
     from protege.worlds.babyai.demos import DemoConfig, generate_demos
     stats = generate_demos(DemoConfig(env, episodes, out, workers, seed_start, chunk_size))
     print_summary(f"demonstrations in {out}", [stats])
+    from protege.core.cli import console
+    from protege.data.minari_io import minari_load_hint
+    console.print(minari_load_hint(out, stats["minari_dataset_id"]), soft_wrap=True)
 
 
 @eval_app.command("babyai")

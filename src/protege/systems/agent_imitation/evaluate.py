@@ -13,7 +13,6 @@ from queue import Empty
 
 import numpy as np
 import torch
-import yaml
 
 from protege.core.errors import UserError
 from protege.core.progress import progress_bar
@@ -97,6 +96,8 @@ def evaluate_policy(model: BabyAIPolicy, policy_cfg: PolicyConfig, level: str, e
     check_level(level)
     if episodes <= 0 or workers <= 0:
         raise UserError(f"episodes and workers must be positive (got {episodes}, {workers})")
+    if seed_start is not None and seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {seed_start}")
     start = EVAL_SEED_START if seed_start is None else seed_start
     seeds = list(range(start, start + episodes))
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -157,7 +158,7 @@ def summarise(level: str, results: list[dict]) -> dict:
 
 def load_policy(path: Path) -> tuple[BabyAIPolicy, PolicyConfig, dict]:
     """A policy from a run directory (its latest checkpoint) or a checkpoint folder."""
-    from safetensors.torch import load_file
+    from protege.core.runs import load_weights, read_run_config
     path = Path(path)
     if (path / "checkpoints" / "latest").exists():
         path = path / "checkpoints" / (path / "checkpoints" / "latest").read_text().strip()
@@ -165,11 +166,14 @@ def load_policy(path: Path) -> tuple[BabyAIPolicy, PolicyConfig, dict]:
     if not (path / "model.safetensors").exists() or not (run_dir / "config.yaml").exists():
         raise UserError(f"{path}: not a BabyAI run directory or checkpoint (no model.safetensors "
                         f"with a config.yaml two levels up)")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    policy_cfg = PolicyConfig(**config.get("policy", {}))
+    config = read_run_config(run_dir)
+    try:
+        policy_cfg = PolicyConfig(**config.get("policy", {}))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{run_dir / 'config.yaml'}: policy: {e}") from None
     model = BabyAIPolicy(policy_cfg)
     try:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        model.load_state_dict(load_weights(path / "model.safetensors"))
     except RuntimeError as e:
         raise UserError(f"{path}/model.safetensors: does not fit a BabyAI policy ({str(e)[:200]})") from None
     return model, policy_cfg, config
@@ -182,7 +186,15 @@ def evaluate_checkpoint(path: Path, level: str | None, episodes: int, workers: i
     if not level:
         raise UserError(f"{path}: the run's config names no level; pass --level")
     row = evaluate_policy(model, policy_cfg, level, episodes, workers, greedy, seed_start)
-    return [{"run": Path(path).name, **format_row(row)}]
+    from protege.core.runs import save_eval  # kept beside the run, with the settings used
+    path = Path(path)
+    run_dir = path if (path / "config.yaml").exists() else path.parent.parent
+    start = EVAL_SEED_START if seed_start is None else seed_start
+    checkpoint = "" if run_dir == path else f"-{path.name}"
+    name = f"babyai-{level}-{episodes}ep-{'greedy' if greedy else 'sampled'}-from{start}{checkpoint}"
+    save_eval(run_dir, name, {"path": str(path), "level": level, "episodes": episodes,
+                              "greedy": greedy, "seed_start": start}, row)
+    return [{"run": path.name, **format_row(row)}]
 
 
 def format_row(r: dict) -> dict:

@@ -24,6 +24,9 @@ def control_demos(
         summary = record_demos(task, episodes, out, seed=seed, action_repeat=action_repeat,
                                progress=lambda i, n: bar.update(job, completed=i))
     print_summary("control demonstrations", [summary])
+    from protege.core.cli import console
+    from protege.data.minari_io import minari_load_hint
+    console.print(minari_load_hint(out, summary["minari_dataset_id"]), soft_wrap=True)
 
 
 @eval_app.command("control-table")

@@ -23,6 +23,9 @@ def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directo
     from protege.core.runs import write_text_atomic
     from protege.data.text import load_text_dataset
     from protege.systems.lm_irl.evaluate import reward_table
+    if out and out.exists() and data.exists() and out.resolve() == data.resolve():
+        from protege.core.errors import UserError
+        raise UserError(f"--out {out} is the --data file; choose another path for the scores")
     rows = reward_table(run_dir, load_text_dataset(data))
     if out:
         write_text_atomic(out, "".join(json.dumps(r) + "\n" for r in rows))
@@ -69,6 +72,12 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     metrics = evaluate_lm(model, tokenizer, config["task"]["kind"], task.eval, cfg,
                           config["model"]["context"], config["objective"]["gamma"])
     print_summary(f"evaluation of {run_dir}", [{"key": k, "value": v} for k, v in metrics.items()])
+    from protege.core.runs import save_eval  # kept beside the run, with the settings used
+    settings = {"prompts": prompts, "samples": samples, "sample_prompts": sample_prompts,
+                "temperature": temperature, "top_p": top_p, "beams": beams, "seed": seed,
+                "max_new_tokens": config["eval"]["max_new_tokens"]}
+    name = f"lm-{prompts}p-{samples}x{sample_prompts}-T{temperature:g}-top_p{top_p:g}-beams{beams}-seed{seed}"
+    console.print(f"results: {save_eval(run_dir, name, settings, metrics)}")
 
 
 @app.command()

@@ -136,16 +136,21 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
 
 def load_trained(run_dir: Path):
     """(model, tokenizer, resolved config) of a finished `lm` run."""
-    import yaml
     from transformers import AutoModelForCausalLM
 
+    from protege.core.runs import check_safetensors, read_run_config
     from protege.nn.tokenizer import load_tokenizer
     run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
     if not (run_dir / "model" / "config.json").exists():
         raise UserError(f"{run_dir}: no trained model (expected {run_dir / 'model'}; has the run finished?)")
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    model = AutoModelForCausalLM.from_pretrained(str(run_dir / "model"), local_files_only=True,
-                                                 use_safetensors=True)
+    check_safetensors(run_dir / "model" / "model.safetensors")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(run_dir / "model"), local_files_only=True,
+                                                     use_safetensors=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # e.g. an empty or hand-edited config.json
+        raise UserError(f"{run_dir / 'model'}: cannot load the trained model "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:150]})") from None
     return model, load_tokenizer(run_dir / "tokenizer"), config
 
 

@@ -105,16 +105,25 @@ def save_policy(folder: Path, model: LinkScorer, cfg: Config) -> None:
 
 def load_policy(folder: Path, graph=None) -> tuple[LinkScorer, object]:
     """A trained policy and its graph (opened from the path it was trained on unless given)."""
-    from safetensors.torch import load_file
-
     from protege.core.errors import UserError
+    from protege.core.runs import load_weights
     folder = Path(folder)
-    if not (folder / POLICY_META).exists():
+    if not (folder / POLICY_META).is_file():
         raise UserError(f"{folder}: no {POLICY_META}; train a policy with `protege nav train`")
-    meta = json.loads((folder / POLICY_META).read_text())
-    graph = graph or open_graph(Path(meta["graph"]), verify=False)
-    model = LinkScorer(load_or_encode(graph, meta["encoder"]), PolicyConfig(**meta["policy"]))
-    model.load_state_dict(load_file(str(folder / POLICY_FILE)))
+    try:
+        meta = json.loads((folder / POLICY_META).read_bytes().decode("utf-8"))
+        policy_cfg = PolicyConfig(**meta["policy"])
+        graph_path, encoder = Path(meta["graph"]), str(meta["encoder"])
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+        raise UserError(f"{folder / POLICY_META}: not the policy description `protege nav train` "
+                        f"writes (file corrupted or edited)") from None
+    weights = load_weights(folder / POLICY_FILE)
+    graph = graph or open_graph(graph_path, verify=False)
+    model = LinkScorer(load_or_encode(graph, encoder), policy_cfg)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise UserError(f"{folder / POLICY_FILE}: does not fit the policy ({str(e)[:150]})") from None
     return model.eval(), graph
 
 

@@ -148,7 +148,8 @@ def generate_demos(cfg: DemoConfig, progress: bool = True) -> dict:
             raise UserError(f"--out {out} holds a {meta.get('kind') or 'foreign'} dataset, not BabyAI "
                             f"demonstrations; choose another path")
         if meta.get("level") == cfg.level and meta.get("seeds_tried") == [cfg.seed_start, cfg.episodes]:
-            return {**meta["stats"], "resumed": "already complete"}
+            return {**meta["stats"], "resumed": "already complete",
+                    "minari_dataset_id": minari_dataset_id(cfg.level)}
         raise UserError(f"{out}: holds a finished dataset of {meta.get('level')} "
                         f"(seeds {meta.get('seeds_tried')}); choose another --out")
     chunks_dir = out / ".chunks"
@@ -219,7 +220,7 @@ def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
         episodes, steps = writer.close()
         if not episodes:
             raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
-        storage.update_metadata({"dataset_id": f"babyai/{cfg.level.removeprefix('BabyAI-')}/bot-v0",
+        storage.update_metadata({"dataset_id": minari_dataset_id(cfg.level),
                                  "minari_version": minari.__version__, "algorithm_name": "BabyAIBot",
                                  "total_episodes": episodes, "total_steps": steps})
         # Minari's `get_size` stats every file again; the writer knows the bytes (Minari also
@@ -230,7 +231,13 @@ def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
     write_manifest(out, {"format": FORMAT, "level": cfg.level, "observation_spec": observation_spec(),
                          "seeds_tried": [cfg.seed_start, cfg.episodes], "stats": stats},
                    known={f"data/{name}": entry for name, entry in writer.files.items()})
-    return {**stats, "writer_cpu_s": writer.cpu_seconds}  # not in the manifest: it varies per run
+    # not in the manifest: they vary per run or per folder
+    return {**stats, "writer_cpu_s": writer.cpu_seconds, "minari_dataset_id": minari_dataset_id(cfg.level)}
+
+
+def minari_dataset_id(level: str) -> str:
+    """The Minari id of a level's bot demonstrations (see `minari_io.minari_load_hint`)."""
+    return f"babyai/{level.removeprefix('BabyAI-')}/bot-v0"
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,14 @@ def observation_spec() -> dict:
             "direction": {"n": 4}, "mission": "text", "actions": N_ACTIONS}
 
 
-class TextMission(gym.ObservationWrapper):
-    """Keep the observation unchanged but declare `mission` as a serialisable `Text` space."""
+class TextMission(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Keep the observation unchanged but declare `mission` as a serialisable `Text` space.
+    Recording its (empty) constructor arguments lets the env spec stored with a dataset rebuild the
+    wrapper: `minari.MinariDataset.recover_environment()` works with plain Minari."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         self.observation_space = observation_space()
 
     def observation(self, obs):

@@ -101,7 +101,8 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
     meta = {"protege_task": task, "protege_obs_keys": ",".join(env.obs_keys),
             "protege_action_repeat": action_repeat,
             "protege_time_limit": time_limit or 0.0, "ref_max_score": float(np.mean(returns)),
-            "ref_min_score": float(np.mean(random_returns)), "algorithm_name": f"scripted-{task}"}
+            "ref_min_score": float(np.mean(random_returns)), "algorithm_name": f"scripted-{task}",
+            "dataset_id": minari_dataset_id(task)}
     with output_folder(out, KIND) as tmp:
         storage = MinariStorage.new(tmp / "data", observation_space=env.observation_space,
                                     action_space=env.action_space, data_format="arrow")
@@ -110,7 +111,13 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
         write_manifest(tmp, {"kind": KIND, "task": task, "episodes": episodes})
     return {"task": task, "episodes": episodes, "expert_return": float(np.mean(returns)),
             "expert_return_std": float(np.std(returns)), "random_return": meta["ref_min_score"],
-            "steps": int(sum(len(b.rewards) for b in buffers)), "out": str(out)}
+            "steps": int(sum(len(b.rewards) for b in buffers)), "out": str(out),
+            "minari_dataset_id": meta["dataset_id"]}
+
+
+def minari_dataset_id(task: str) -> str:
+    """The Minari id of a task's scripted demonstrations (see `minari_io.minari_load_hint`)."""
+    return f"dm_control/{task}/scripted-v0"
 
 
 def load_demos(folder: Path, task: str | None = None, obs_dim: int | None = None,

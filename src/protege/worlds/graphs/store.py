@@ -137,6 +137,23 @@ def open_graph(folder: Path, verify: bool = True) -> Graph:
     return Graph(offsets, targets, folder)
 
 
+def check_graph(folder: Path) -> dict:
+    """Open a graph folder with its checksums and check what they cannot: offsets non-decreasing,
+    every target a page, one page record per node. Returns counts for a summary."""
+    graph = open_graph(folder)
+    offsets = np.asarray(graph.offsets)
+    if len(offsets) > 1 and (np.diff(offsets) < 0).any():
+        raise UserError(f"{graph.folder / 'offsets.npy'}: offsets decrease (not a CSR graph)")
+    if graph.num_edges and (int(graph.targets.min()) < 0 or int(graph.targets.max()) >= graph.num_nodes):
+        raise UserError(f"{graph.folder / 'targets.npy'}: a link points outside pages 0..{graph.num_nodes - 1}")
+    pages = graph.pages(["id"])
+    if pages is not None and pages.num_rows != graph.num_nodes:
+        raise UserError(f"{graph.folder / 'pages.parquet'}: {pages.num_rows} pages for "
+                        f"{graph.num_nodes} nodes")
+    return {"pages": graph.num_nodes, "links": graph.num_edges,
+            "dead ends": int((graph.out_degree() == 0).sum()), "page texts": pages is not None}
+
+
 def pages_table(titles: list[str], texts: list[str], links: list[list[tuple[int, str]]]):
     """A pyarrow Table of page records; `links[i]` is page i's (target, anchor) list in CSR order."""
     import pyarrow as pa

@@ -222,3 +222,22 @@ def walk_stats(graph_folder, walks_per_page: int, length: int, dead_end: str, ho
             "bc_examples": len(examples), "graph_load_s": round(load_s, 4),
             "walk_s": round(walk_s, 4), "steps_per_s": round(steps / max(walk_s, 1e-9)),
             "threads": numba.get_num_threads(), "saved_to": str(out) if out else None}
+
+
+def load_walks(folder) -> dict:
+    """Check a folder written by `walk_stats(out=...)` (checksums, then array shapes); its counts."""
+    from pathlib import Path
+
+    from protege.core.errors import UserError
+    from protege.data.manifest import verify_manifest
+    folder = Path(folder)
+    verify_manifest(folder)
+    try:
+        walks = Walks(np.load(folder / "nodes.npy"), np.load(folder / "actions.npy"))
+        with np.load(folder / "bc_examples.npz") as f:
+            sizes = {len(f[k]) for k in ("current", "goal", "action", "distance")}
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{folder}: saved walks do not fit together ({e})") from None
+    if len(sizes) != 1:
+        raise UserError(f"{folder / 'bc_examples.npz'}: arrays of different lengths {sorted(sizes)}")
+    return {"walks": len(walks.nodes), "length": walks.actions.shape[1], "bc_examples": sizes.pop()}
