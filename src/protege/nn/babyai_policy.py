@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from minigrid.core.actions import Actions
 from torch import Tensor, nn
 
+from protege.core.config_help import check_fields
+
 # The words of the BabyAI grammar (every level's instructions use only these); others map to <unk>.
 VOCAB = ["<pad>", "<unk>", ",", "a", "after", "and", "ball", "behind", "blue", "box", "door", "front",
          "go", "green", "grey", "in", "key", "left", "next", "object", "of", "on", "open", "pick",
@@ -33,6 +35,9 @@ class PolicyConfig:
     """width of the word, cell, FiLM and memory features"""
     n_film: int = 2
     """FiLM-conditioned residual blocks over the grid"""
+
+    def __post_init__(self):
+        check_fields(self, dim=">=1", n_film=">=0")
 
 
 def tokenize(missions: list[str]) -> Tensor:

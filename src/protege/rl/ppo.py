@@ -7,11 +7,13 @@ longer than this file. Structure follows CleanRL's ppo: collect, GAE, clipped up
 """
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from protege.core.config_help import check_fields
 from protege.nn.babyai_policy import BabyAIPolicy, reset_state, tokenize
 
 
@@ -22,35 +24,118 @@ class PPOConfig:
     rollout_steps: int = 64
     """steps per environment per iteration (a segment; the LSTM state is carried across)"""
     epochs: int = 4
+    """passes over each iteration's segments"""
     minibatches: int = 2
     """minibatches per epoch, split over environments (whole segments, for the recurrent memory)"""
     lr: float = 3e-4
+    """Adam learning rate of the policy"""
     gamma: float = 0.99
+    """discount factor"""
     gae_lambda: float = 0.95
+    """GAE's lambda (0: one-step TD advantages, 1: Monte Carlo returns)"""
     clip: float = 0.2
+    """PPO's clipping range of the probability ratio, 1 +- clip"""
     ent_coef: float = 0.01
+    """weight of the entropy bonus"""
     vf_coef: float = 0.5
+    """weight of the value loss"""
     grad_clip: float = 0.5
+    """max global gradient norm of the policy"""
+
+    def __post_init__(self):
+        check_fields(self, n_envs=">=1", rollout_steps=">=1", epochs=">=1", minibatches=">=1",
+                     lr=">0", gamma="[0,1]", gae_lambda="[0,1]", clip=">0", ent_coef=">=0",
+                     vf_coef=">=0", grad_clip=">0")
+        if self.minibatches > self.n_envs:
+            raise ValueError(f"minibatches ({self.minibatches}) must be <= n_envs ({self.n_envs}): "
+                             f"a minibatch holds whole environment segments")
 
 
 class EnvPool:
     """N environments with their current observation, memory and episode statistics; episode i
-    of the pool resets with seed `seed + i` (in the order episodes start)."""
+    of the pool resets with seed `seed + i` (in the order episodes start). `success(terminated,
+    reward)` judges the step that ends an episode: the world's one rule (for BabyAI
+    `protege.worlds.babyai.levels.episode_success`; rl does not import worlds).
 
-    def __init__(self, envs: list, seed: int):
+    Its state (`state_dict`) holds no environment object: minigrid's state is not safely
+    serialisable, so each environment is recorded as the seed of its current episode and the
+    actions taken since that reset, and `load_state_dict` resets with the seed and replays them
+    (checking that the replay reaches the saved observation)."""
+
+    def __init__(self, envs: list, seed: int, success: Callable[[bool, float], bool]):
         n = len(envs)
-        self.envs = envs
+        self.envs, self.success = envs, success
         self.next_seed = seed
-        self.obs = [self._reset(env) for env in self.envs]
-        self.state = None
+        self.episode_seeds = [0] * n
+        self.actions: list[list[int]] = [[] for _ in range(n)]  # taken since each env's reset
+        self.obs = [self._reset(i) for i in range(n)]
+        self.state = None  # recurrent memory (h, c), each [1, N, D], or None before the first step
         self.starts = torch.ones(n, dtype=torch.bool)
         self.ep_return, self.ep_length = np.zeros(n), np.zeros(n, np.int64)
         self.finished: list[tuple[bool, float, int]] = []  # (success, env return, length)
 
-    def _reset(self, env):
-        obs, _ = env.reset(seed=self.next_seed)
+    def _reset(self, i: int):
+        self.episode_seeds[i], self.actions[i] = self.next_seed, []
+        obs, _ = self.envs[i].reset(seed=self.next_seed)
         self.next_seed += 1
         return obs
+
+    def step(self, actions: torch.Tensor) -> torch.Tensor:
+        """Step every environment; a finished episode is recorded and its env reset. Returns
+        dones [N] bool (those envs now show a new episode's first observation)."""
+        dones = torch.zeros(len(self.envs), dtype=torch.bool)
+        for i, env in enumerate(self.envs):
+            action = int(actions[i])
+            obs, reward, terminated, truncated, _ = env.step(action)
+            self.actions[i].append(action)
+            self.ep_return[i] += reward
+            self.ep_length[i] += 1
+            if terminated or truncated:
+                self.finished.append((self.success(terminated, reward), float(self.ep_return[i]),
+                                      int(self.ep_length[i])))
+                self.ep_return[i], self.ep_length[i] = 0.0, 0
+                obs = self._reset(i)
+                dones[i] = True
+            self.obs[i] = obs
+        self.starts = dones
+        return dones
+
+    def state_dict(self) -> dict:
+        """Everything that continues the pool exactly, as `torch.load(weights_only=True)` reads it."""
+        return {"next_seed": self.next_seed, "episode_seeds": list(self.episode_seeds),
+                "actions": [list(a) for a in self.actions],
+                "obs": [{"image": torch.from_numpy(np.array(o["image"])), "direction": int(o["direction"]),
+                         "mission": str(o["mission"])} for o in self.obs],
+                "memory": None if self.state is None else tuple(s.clone() for s in self.state),
+                "starts": self.starts.clone(), "ep_return": torch.from_numpy(self.ep_return.copy()),
+                "ep_length": torch.from_numpy(self.ep_length.copy()),
+                "finished": [list(f) for f in self.finished]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["episode_seeds"]) != len(self.envs):
+            raise ValueError(f"saved pool has {len(state['episode_seeds'])} environments, "
+                             f"this one {len(self.envs)}")
+        for i, (seed, actions, saved) in enumerate(zip(state["episode_seeds"], state["actions"],
+                                                       state["obs"])):
+            self.next_seed = seed
+            self.obs[i] = self._reset(i)
+            for action in actions:
+                self.obs[i], *_ = self.envs[i].step(int(action))
+            self.actions[i] = [int(a) for a in actions]
+            if not _same_obs(self.obs[i], saved):
+                raise RuntimeError(f"environment {i}: replaying {len(actions)} actions from seed "
+                                   f"{seed} does not reach the saved observation")
+        self.next_seed = int(state["next_seed"])
+        self.state = None if state["memory"] is None else tuple(s.clone() for s in state["memory"])
+        self.starts = state["starts"].clone()
+        self.ep_return = state["ep_return"].numpy().copy()
+        self.ep_length = state["ep_length"].numpy().copy()
+        self.finished = [(bool(s), float(r), int(n)) for s, r, n in state["finished"]]
+
+
+def _same_obs(obs: dict, saved: dict) -> bool:
+    return (np.array_equal(obs["image"], saved["image"].numpy())
+            and int(obs["direction"]) == saved["direction"] and obs["mission"] == saved["mission"])
 
 
 @torch.no_grad()
@@ -72,19 +157,7 @@ def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator
                      ("actions", actions), ("logp", logp), ("values", values),
                      ("starts", pool.starts.clone())):
             out[k].append(v)
-        dones = torch.zeros(N, dtype=torch.bool)
-        for i, env in enumerate(pool.envs):
-            obs, reward, terminated, truncated, _ = env.step(int(actions[i]))
-            pool.ep_return[i] += reward
-            pool.ep_length[i] += 1
-            if terminated or truncated:
-                pool.finished.append((bool(terminated and reward > 0), pool.ep_return[i], int(pool.ep_length[i])))
-                pool.ep_return[i], pool.ep_length[i] = 0.0, 0
-                obs = pool._reset(env)
-                dones[i] = True
-            pool.obs[i] = obs
-        out["dones"].append(dones)
-        pool.starts = dones
+        out["dones"].append(pool.step(actions))
     batch = {k: torch.stack(v, 1) for k, v in out.items() if k != "missions"}
     batch["missions"] = [[out["missions"][t][i] for t in range(steps)] for i in range(N)]
     batch["state0"] = state0

@@ -12,7 +12,7 @@ from protege.nn.babyai_policy import (
 from protege.rl.ppo import EnvPool, PPOConfig, collect, gae, ppo_update
 from protege.systems.agent_imitation.gail import expert_transitions
 from protege.worlds.babyai.demos import load_demos
-from protege.worlds.babyai.levels import make_env
+from protege.worlds.babyai.levels import episode_success, make_env
 
 SMALL = PolicyConfig(dim=32, n_film=1)
 
@@ -77,7 +77,8 @@ def test_gae_matches_naive_returns():
 def test_ppo_iteration_changes_parameters_and_memory_replay_matches():
     torch.manual_seed(0)
     policy = BabyAIPolicy(SMALL)
-    pool = EnvPool([make_env("BabyAI-GoToRedBall-v0", 8) for _ in range(3)], seed=0)
+    pool = EnvPool([make_env("BabyAI-GoToRedBall-v0", 8) for _ in range(3)], seed=0,
+                   success=episode_success)
     gen = torch.Generator().manual_seed(0)
     collect(policy, pool, 5, gen)  # so that the next segment starts mid-episode with memory
     batch = collect(policy, pool, 20, gen)
@@ -98,7 +99,8 @@ def test_ppo_iteration_changes_parameters_and_memory_replay_matches():
 def test_value_only_update_leaves_the_policy_unchanged():
     torch.manual_seed(0)
     policy = BabyAIPolicy(SMALL)
-    pool = EnvPool([make_env("BabyAI-GoToRedBall-v0", 8) for _ in range(2)], seed=0)
+    pool = EnvPool([make_env("BabyAI-GoToRedBall-v0", 8) for _ in range(2)], seed=0,
+                   success=episode_success)
     gen = torch.Generator().manual_seed(0)
     batch = collect(policy, pool, 10, gen)
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}

@@ -19,7 +19,7 @@ from protege.core.progress import progress_bar
 from protege.core.workers import ignore_sigint
 from protege.eval.stats import mean_interval, wilson_interval
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
-from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, make_env
+from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_success, make_env
 
 
 def rollout(model: BabyAIPolicy, level: str, seeds: list[int], greedy: bool = True,
@@ -54,7 +54,7 @@ def rollout(model: BabyAIPolicy, level: str, seeds: list[int], greedy: bool = Tr
             stats[i][0] += reward
             stats[i][1] += 1
             if terminated or truncated:
-                results[current[i]] = {"seed": current[i], "success": bool(terminated and reward > 0),
+                results[current[i]] = {"seed": current[i], "success": episode_success(terminated, reward),
                                        "return": stats[i][0], "length": stats[i][1]}
                 done[i] = True
                 if on_episode is not None:

@@ -3,7 +3,12 @@ optimiser and a (state, instruction, action) discriminator; the policy may start
 
 One iteration: (1) collect n_envs x rollout_steps steps with the sampling policy; (2) disc_steps
 discriminator updates on expert steps from the demonstrations vs. the policy's steps; (3) reward
-each policy step with `gail_reward(D)` (no environment reward); (4) PPO epochs.
+each policy step with `adversarial_reward(D)` (no environment reward); (4) PPO epochs.
+
+The training state (`training_state`) is explicit: both networks and optimisers, the global RNGs,
+the sampling generator, the discriminator's batch generator and every environment of the pool
+(replayed from its episode seed, see `EnvPool`). A run killed at any iteration and resumed ends
+with the same weights and metrics as one never interrupted.
 """
 
 from dataclasses import dataclass, field
@@ -12,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.core.runs import Run, rng_state, seed_everything, set_rng_state
-from protege.losses.adversarial import adversarial_reward, discriminator_loss
+from protege.core.config_help import check_fields
+from protege.core.runs import Run, read_metrics, rng_state, seed_everything, set_rng_state
+from protege.core.seeds import stream_seed
+from protege.losses.adversarial import RewardKind, adversarial_reward, discriminator_loss
 from protege.nn.babyai_policy import (
     BabyAIDiscriminator,
     BabyAIPolicy,
@@ -21,34 +28,58 @@ from protege.nn.babyai_policy import (
     tokenize,
 )
 from protege.rl.ppo import EnvPool, PPOConfig, collect, pad_cat, ppo_update
+from protege.systems.agent_imitation.experiment import check_level_field
 from protege.worlds.babyai.demos import load_demos
-from protege.worlds.babyai.levels import make_env
+from protege.worlds.babyai.levels import TRAIN_SEED_START, episode_success, make_env
+
+SUMMARY_KEYS = ("adversarial/disc_loss", "adversarial/expert_acc", "adversarial/agent_acc",
+                "charts/success_rate")
 
 
 @dataclass
 class Config:
     name: str = "babyai_gail"
+    """run name: the run directory is runs/<name>"""
     seed: int = 0
+    """seeds initialisation, action sampling, discriminator batches and training episodes"""
     level: str = "BabyAI-GoToRedBall-v0"
+    """BabyAI level id; the demonstrations must be of this level"""
     demos: str = "data/babyai/GoToRedBall"
+    """folder written by `protege data demos`"""
     n_demos: int = 0
     """use the first n demonstration episodes (0: all)"""
     init_from: str = ""
     """a BC/IQ-Learn run directory (or checkpoint) whose policy GAIL starts from; "" = random"""
     iterations: int = 50
+    """collect-discriminate-update iterations"""
     critic_warmup: int = 0
     """first iterations in which PPO fits only the value head (discriminator trains throughout)"""
     disc_steps: int = 4
+    """discriminator updates per iteration"""
     disc_batch: int = 256
+    """expert and policy steps per discriminator update (each)"""
     disc_lr: float = 3e-4
-    reward: str = "airl"
+    """Adam learning rate of the discriminator"""
+    reward: RewardKind = "airl"
     """"airl" (log D - log(1-D), the logit) or "gail" (-log(1-D)); see protege.losses.adversarial"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """sizes of the policy and of the discriminator's encoder"""
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    """the PPO optimiser of the policy"""
     checkpoint_every: int = 10
+    """iterations between checkpoints (the last one is always saved)"""
     log_every: int = 1
+    """iterations between metric rows (the last iteration is always logged)"""
     eval_episodes: int = 500
+    """held-out episodes (seeds from 10^9) evaluated at the end; 0 skips"""
     eval_workers: int = 2
+    """evaluation processes"""
+
+    def __post_init__(self):
+        check_fields(self, demos="nonempty", n_demos=">=0", iterations=">=1", critic_warmup=">=0",
+                     disc_steps=">=1", disc_batch=">=1", disc_lr=">0", checkpoint_every=">=1",
+                     log_every=">=1", eval_episodes=">=0", eval_workers=">=1")
+        check_level_field(self.level)
 
 
 def expert_transitions(demos, n: int, rng: np.random.Generator):
@@ -76,11 +107,40 @@ def discriminator_step(disc, optimizer, demos, batch, tokens, cfg: Config, rng) 
     return metrics
 
 
-def run(config: Config, run: Run) -> dict:
-    torch.set_num_threads(1)
-    demos = load_demos(config.demos, level=config.level)
-    demos = demos.subset(config.n_demos) if config.n_demos else demos
-    seed_everything(config.seed)
+@dataclass
+class Learner:
+    """Everything GAIL's training continues from (Acme's TrainingState, plus the environments)."""
+    policy: BabyAIPolicy
+    disc: BabyAIDiscriminator
+    policy_opt: torch.optim.Optimizer
+    disc_opt: torch.optim.Optimizer
+    gen: torch.Generator
+    """action sampling and PPO's minibatch order"""
+    rng: np.random.Generator
+    """discriminator batches (policy and expert steps)"""
+    pool: EnvPool
+
+    def training_state(self) -> dict:
+        """`Run.save_checkpoint`'s state (the policy's weights go in model.safetensors)."""
+        return {"disc": self.disc.state_dict(), "policy_opt": self.policy_opt.state_dict(),
+                "disc_opt": self.disc_opt.state_dict(), "rng": rng_state(),
+                "gen": self.gen.get_state(), "disc_rng": self.rng.bit_generator.state,
+                "pool": self.pool.state_dict()}
+
+    def load(self, weights: dict, state: dict) -> int:
+        """Restore a checkpoint; returns the iteration it was taken after."""
+        self.policy.load_state_dict(weights)
+        self.disc.load_state_dict(state["disc"])
+        self.policy_opt.load_state_dict(state["policy_opt"])
+        self.disc_opt.load_state_dict(state["disc_opt"])
+        set_rng_state(state["rng"])
+        self.gen.set_state(state["gen"])
+        self.rng.bit_generator.state = state["disc_rng"]
+        self.pool.load_state_dict(state["pool"])
+        return int(state["step"])
+
+
+def build(config: Config) -> Learner:
     policy, disc = BabyAIPolicy(config.policy), BabyAIDiscriminator(config.policy)
     if config.init_from:
         from protege.systems.agent_imitation.evaluate import load_policy
@@ -89,44 +149,59 @@ def run(config: Config, run: Run) -> dict:
             from protege.core.errors import UserError
             raise UserError(f"init_from {config.init_from}: policy {init_cfg} differs from {config.policy}")
         policy.load_state_dict(init.state_dict())
-    p_opt = torch.optim.Adam(policy.parameters(), lr=config.ppo.lr)
-    d_opt = torch.optim.Adam(disc.parameters(), lr=config.disc_lr)
-    start = _restore(run, policy, disc, p_opt, d_opt)
-    gen = torch.Generator().manual_seed(config.seed)
-    rng = np.random.default_rng([config.seed, start])
-    # training episodes use seeds from 2*10^9 on: disjoint from demonstrations (0..) and evaluation (10^9..)
-    pool = EnvPool([make_env(config.level) for _ in range(config.ppo.n_envs)], seed=2 * 10**9 + start * 10**5)
-    metrics: dict = {}
+    envs = [make_env(config.level) for _ in range(config.ppo.n_envs)]
+    return Learner(policy=policy, disc=disc,
+                   policy_opt=torch.optim.Adam(policy.parameters(), lr=config.ppo.lr),
+                   disc_opt=torch.optim.Adam(disc.parameters(), lr=config.disc_lr),
+                   gen=torch.Generator().manual_seed(stream_seed(config.seed, "gail/sampling")),
+                   rng=np.random.default_rng(stream_seed(config.seed, "gail/discriminator")),
+                   pool=EnvPool(envs, TRAIN_SEED_START + stream_seed(config.seed, "gail/episodes"),
+                                success=episode_success))
+
+
+def iteration(learner: Learner, demos, config: Config, it: int) -> dict:
+    """One GAIL iteration: collect, train the discriminator, reward, PPO; returns its metrics."""
+    batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen)
+    tokens = pad_cat([tokenize(m) for m in batch["missions"]])  # [N*T, L]
+    for _ in range(config.disc_steps):
+        metrics = discriminator_step(learner.disc, learner.disc_opt, demos, batch, tokens, config,
+                                     learner.rng)
+    with torch.no_grad():
+        d_logits = learner.disc(*policy_transitions(batch, tokens)).view(batch["actions"].shape)
+    rewards = adversarial_reward(d_logits, config.reward)
+    metrics.update(ppo_update(learner.policy, learner.policy_opt, batch, rewards, config.ppo,
+                              learner.gen, value_only=it < config.critic_warmup))
+    metrics.update(_episode_metrics(learner.pool, rewards))
+    return {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in metrics.items()}
+
+
+def run(config: Config, run: Run) -> dict:
+    seed_everything(config.seed)
+    torch.set_num_threads(1)
+    demos = load_demos(config.demos, level=config.level)
+    demos = demos.subset(config.n_demos) if config.n_demos else demos
+    learner = build(config)
+    restored = run.restore()
+    start = 0 if restored is None else learner.load(*restored)
     from protege.core.progress import progress_bar
     with progress_bar() as bar:
         task = bar.add_task(f"gail {config.level}", total=config.iterations, completed=start)
         for it in range(start, config.iterations):
-            batch = collect(policy, pool, config.ppo.rollout_steps, gen)
-            tokens = pad_cat([tokenize(m) for m in batch["missions"]])  # [N*T, L]
-            for _ in range(config.disc_steps):
-                metrics = discriminator_step(disc, d_opt, demos, batch, tokens, config, rng)
-            with torch.no_grad():
-                d_logits = disc(*policy_transitions(batch, tokens)).view(batch["actions"].shape)
-            rewards = adversarial_reward(d_logits, config.reward)
-            metrics.update(ppo_update(policy, p_opt, batch, rewards, config.ppo, gen,
-                                      value_only=it < config.critic_warmup))
-            metrics.update(_episode_metrics(pool, rewards))
+            metrics = iteration(learner, demos, config, it)
             done = it + 1
-            if done % config.log_every == 0:
+            if done % config.log_every == 0 or done == config.iterations:
                 run.log(done, metrics)
             if done % config.checkpoint_every == 0 or done == config.iterations:
-                state = {"policy_opt": p_opt.state_dict(), "disc_opt": d_opt.state_dict(),
-                         "disc": disc.state_dict(), "rng": rng_state()}
-                run.save_checkpoint(done, policy.state_dict(), state)
+                run.save_checkpoint(done, learner.policy.state_dict(), learner.training_state())
             bar.update(task, completed=done)
-    summary = {k: float(metrics[k]) for k in ("adversarial/disc_loss", "adversarial/expert_acc",
-                                              "adversarial/agent_acc", "charts/success_rate") if k in metrics}
+    # from the metrics file, not the loop: a run resumed after its last checkpoint reports the same
+    logged = [row for row in read_metrics(run.dir) if "adversarial/disc_loss" in row]
+    summary = {k: float(logged[-1][k]) for k in SUMMARY_KEYS if logged and k in logged[-1]}
     if config.eval_episodes:
         from protege.systems.agent_imitation.evaluate import evaluate_policy
-        result = evaluate_policy(policy, config.policy, config.level, config.eval_episodes,
+        result = evaluate_policy(learner.policy, config.policy, config.level, config.eval_episodes,
                                  config.eval_workers)
         summary.update({f"eval/{k}": v for k, v in result.items()})
-    run.finish(summary)
     return summary
 
 
@@ -139,17 +214,3 @@ def _episode_metrics(pool: EnvPool, rewards) -> dict:
                     "charts/episodic_length": float(np.mean([d[2] for d in done])),
                     "charts/episodes": len(done)})
     return out
-
-
-def _restore(run: Run, policy, disc, p_opt, d_opt) -> int:
-    """Resume from the latest checkpoint: weights, optimisers and RNG (environments restart)."""
-    if run.latest_checkpoint() is None:
-        return 0
-    weights, state = run.load_checkpoint()
-    policy.load_state_dict(weights)
-    disc.load_state_dict(state["disc"])
-    p_opt.load_state_dict(state["policy_opt"])
-    d_opt.load_state_dict(state["disc_opt"])
-    set_rng_state(state["rng"])
-    run.truncate_metrics(int(state["step"]))
-    return int(state["step"])

@@ -7,7 +7,12 @@ Observation (one step), declared as a gymnasium `Dict` that serialises (Minari s
 minigrid declares `mission` with its `MissionSpace`, which holds a Python function and cannot be
 serialised (Minari, `gym.spaces.to_jsonable`); `TextMission` re-declares it as a gymnasium `Text`.
 Actions: Discrete(7) (left, right, forward, pickup, drop, toggle, done). Reward: 1 - 0.9 t/T on
-success, else 0, as in minigrid.
+success, else 0, as in minigrid; `episode_success` is the one success rule every learner and
+evaluator uses.
+
+Episode seeds partition by use: demonstrations from 0, held-out evaluation from `EVAL_SEED_START`,
+online training episodes (GAIL's PPO) from `TRAIN_SEED_START`, so no training or demonstration
+layout is ever an evaluation layout.
 """
 
 import string
@@ -76,6 +81,14 @@ def make_env(level: str, max_steps: int | None = None) -> gym.Env:
     return TextMission(env)
 
 
+def episode_success(terminated: bool, reward: float) -> bool:
+    """BabyAI's success rule, for the step that ends an episode: it terminated (was not cut by the
+    time limit) with a positive reward. minigrid pays 1 - 0.9 t/T > 0 for completing the
+    instruction and ends a failed one (its verifier's "failure", e.g. a wrong object picked up
+    in strict mode) with reward 0."""
+    return bool(terminated and reward > 0)
+
+
 def seed_range(start: int, count: int) -> range:
     """Seeds for episodes. Demonstrations use seeds from 0, evaluation from EVAL_SEED_START,
     so a policy is never evaluated on a layout it saw in its demonstrations."""
@@ -83,3 +96,7 @@ def seed_range(start: int, count: int) -> range:
 
 
 EVAL_SEED_START = 10**9
+"""first held-out evaluation seed (the evaluation protocol: never change it)"""
+TRAIN_SEED_START = 2**32
+"""online training episodes use seeds TRAIN_SEED_START + stream_seed(run seed, ...) + i: above
+every demonstration (from 0) and evaluation (from 10^9) seed; gymnasium takes seeds of any size"""
