@@ -6,8 +6,8 @@ policy whose memory must reset mid-segment; wrapping our model into its policy c
 longer than this file. Structure follows CleanRL's ppo: collect, GAE, clipped updates.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
