@@ -18,11 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/protege demo
 
+# the default suite leaves out tests marked slow (> ~20 s each); test-slow runs every test
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "slow or not slow" --durations=25
 
 clean:
 	rm -rf $(VENV) runs

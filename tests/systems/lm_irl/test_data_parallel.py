@@ -68,6 +68,7 @@ def reference(tmp_path_factory):
     return train(tmp_path_factory.mktemp("reference"), "single", "trainer.grad_accum=1")
 
 
+@pytest.mark.slow  # three processes of torch + transformers start-up: ~20 s on 2 cores
 def test_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path, reference):
     assert_same_training(reference, train(tmp_path, "ddp", processes=2))
 

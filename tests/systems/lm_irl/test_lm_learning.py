@@ -79,19 +79,34 @@ def test_file_task_errors_are_one_line(tmp_path):
     assert not (tmp_path / "arithmetic-mle").exists()
 
 
-def test_cli_reward_and_sample(trained, cli, tmp_path):
+def protege(capsys, *args) -> tuple[int, str]:
+    """`protege ARGS` in this process (the models and libraries stay loaded): (exit code, output)."""
+    from protege.cli.main import main
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_cli_reward_and_sample(trained, capsys, tmp_path):
     run_dir, _ = trained
     data = tmp_path / "score.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"name {w}", "completion": ANSWERS[w]}) + "\n"
                             for w in WORDS[:3]))
-    code, out = cli("lm", "reward", run_dir, "--data", data, "--out", tmp_path / "scores.jsonl")
+    code, out = protege(capsys, "lm", "reward", run_dir, "--data", data, "--out", tmp_path / "scores.jsonl")
     assert code == 0, out
     rows = [json.loads(l) for l in (tmp_path / "scores.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and all("reward" in r for r in rows) and "mean reward" in out
-    code, out = cli("lm", "sample", run_dir, "name red", "--n", "2")
+    assert [r["completion"] for r in rows] == [ANSWERS[w] for w in WORDS[:3]]
+    assert all(isinstance(r["reward"], float) for r in rows) and "mean reward" in out
+    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--n", "2")
     assert code == 0 and "red is colour number 0" in out, out
-    code, out = cli("lm", "reward", tmp_path, "--data", data)
-    assert code == 2 and "no trained model" in out
-    code, out = cli("eval", "lm", run_dir, "--prompts", "8", "--sample-prompts", "2", "--samples", "2",
-                    "--beams", "2")
+    code, out = protege(capsys, "lm", "reward", tmp_path, "--data", data)
+    assert code == 2 and "not a run directory" in out and "Traceback" not in out
+    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--temperature", "0")
+    assert code == 2 and "temperature must be > 0" in out and "Traceback" not in out
+    code, out = protege(capsys, "eval", "lm", run_dir, "--prompts", "8", "--sample-prompts", "2",
+                        "--samples", "2", "--beams", "2")
     assert code == 0 and "eval/greedy_score" in out, out
