@@ -15,7 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import protege_cmd, protege_env
+from protege.systems import start
+from tests.conftest import protege_env
 
 # dropout 0: with dropout each rank draws its own masks, so the runs could not match.
 TINY = ["task.train_size=200", "task.eval_size=4", "model.n_layer=1", "model.n_embd=32",
@@ -32,16 +33,18 @@ def free_port() -> int:
 
 
 def train(tmp_path, name, *extra, processes=1):
-    args = ["run", "lm_arithmetic_mle", f"name={name}", *TINY, *extra]
-    env = protege_env()
+    """One process trains here (no start-up cost); several are launched by torch.distributed.run."""
+    overrides = [f"name={name}", *TINY, *extra]
+    run_dir = tmp_path / "runs" / name
     if processes == 1:
-        cmd = protege_cmd(*args)
+        start("lm_arithmetic_mle", overrides, run_dir=run_dir)
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "protege", *args]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run_dir = tmp_path / "runs" / name
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "protege",
+               "run", "lm_arithmetic_mle", *overrides]
+        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     latest = (run_dir / "checkpoints" / "latest").read_text().strip()
     weights = load_file(str(run_dir / "checkpoints" / latest / "model.safetensors"))
     rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
