@@ -3,7 +3,9 @@ optimiser and a (state, instruction, action) discriminator; the policy may start
 
 One iteration: (1) collect n_envs x rollout_steps steps with the sampling policy; (2) disc_steps
 discriminator updates on expert steps from the demonstrations vs. the policy's steps; (3) reward
-each policy step with `adversarial_reward(D)` (no environment reward); (4) PPO epochs.
+each policy step with `adversarial_reward(D)` (no environment reward); (4) PPO epochs. Steps (2)
+and (3) go through the reward-model protocol SAC's learned rewards use (`protege.rl.reward_model`),
+so any learned reward (e.g. a Bradley-Terry utility) plugs into PPO the same way.
 
 The training state (`training_state`) is explicit: both networks and optimisers, the global RNGs,
 the sampling generator, the discriminator's batch generator and every environment of the pool
@@ -38,6 +40,7 @@ from protege.nn.babyai_policy import (
     tokenize,
 )
 from protege.rl.ppo import EnvPool, PPOConfig, collect, pad_cat, ppo_update
+from protege.rl.reward_model import train_and_reward
 from protege.systems.agent_imitation.experiment import check_level_field
 from protege.worlds.babyai.demos import load_demos
 from protege.worlds.babyai.levels import TRAIN_SEED_START, episode_success, make_env
@@ -105,52 +108,65 @@ def policy_transitions(batch: dict, tokens: torch.Tensor):
     return flat(batch["images"]), flat(batch["directions"]), tokens, flat(batch["actions"])
 
 
-def discriminator_step(disc, optimizer, demos, batch, tokens, cfg: Config, rng) -> dict:
-    images, directions, toks, actions = policy_transitions(batch, tokens)
-    pick = torch.from_numpy(rng.integers(0, len(actions), min(cfg.disc_batch, len(actions))))
-    expert = expert_transitions(demos, len(pick), rng)
-    loss, metrics = discriminator_loss(disc(*expert),
-                                       disc(images[pick], directions[pick], toks[pick], actions[pick]))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return metrics
+class DiscriminatorReward(torch.nn.Module):
+    """GAIL's discriminator behind the reward-model protocol (`protege.rl.reward_model`): its loss
+    tells `disc_batch` expert steps from as many of the rollout's steps; its reward scores every step
+    of the rollout [N, T]. `batch["flat_tokens"]` holds the rollout's instruction tokens [N*T, L]."""
+
+    def __init__(self, disc: BabyAIDiscriminator, demos, kind: str, batch_size: int,
+                 rng: np.random.Generator):
+        super().__init__()
+        self.disc, self.demos, self.kind, self.batch_size, self.rng = disc, demos, kind, batch_size, rng
+
+    def loss_and_reward(self, batch: dict):
+        images, directions, tokens, actions = policy_transitions(batch, batch["flat_tokens"])
+        pick = torch.from_numpy(self.rng.integers(0, len(actions), min(self.batch_size, len(actions))))
+        expert = expert_transitions(self.demos, len(pick), self.rng)
+        loss, metrics = discriminator_loss(
+            self.disc(*expert), self.disc(images[pick], directions[pick], tokens[pick], actions[pick]))
+        with torch.no_grad():
+            logits = self.disc(images, directions, tokens, actions).view(batch["actions"].shape)
+        return loss, adversarial_reward(logits, self.kind), metrics
+
+    def training_state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_training_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
 
 
 @dataclass
 class Learner:
     """Everything GAIL's training continues from (Acme's TrainingState, plus the environments)."""
     policy: BabyAIPolicy
-    disc: BabyAIDiscriminator
+    reward: DiscriminatorReward
     policy_opt: torch.optim.Optimizer
     disc_opt: torch.optim.Optimizer
     gen: torch.Generator
     """action sampling and PPO's minibatch order"""
-    rng: np.random.Generator
-    """discriminator batches (policy and expert steps)"""
     pool: EnvPool
 
     def training_state(self) -> dict:
         """`Run.save_checkpoint`'s state (the policy's weights go in model.safetensors)."""
-        return {"disc": self.disc.state_dict(), "policy_opt": self.policy_opt.state_dict(),
+        return {"disc": self.reward.disc.state_dict(), "policy_opt": self.policy_opt.state_dict(),
                 "disc_opt": self.disc_opt.state_dict(), "rng": rng_state(),
-                "gen": self.gen.get_state(), "disc_rng": self.rng.bit_generator.state,
+                "gen": self.gen.get_state(), "reward": self.reward.training_state(),
                 "pool": self.pool.state_dict()}
 
     def load(self, weights: dict, state: dict) -> int:
         """Restore a checkpoint; returns the iteration it was taken after."""
         self.policy.load_state_dict(weights)
-        self.disc.load_state_dict(state["disc"])
+        self.reward.disc.load_state_dict(state["disc"])
         self.policy_opt.load_state_dict(state["policy_opt"])
         self.disc_opt.load_state_dict(state["disc_opt"])
         set_rng_state(state["rng"])
         self.gen.set_state(state["gen"])
-        self.rng.bit_generator.state = state["disc_rng"]
+        self.reward.load_training_state(state["reward"])
         self.pool.load_state_dict(state["pool"])
         return int(state["step"])
 
 
-def build(config: Config) -> Learner:
+def build(config: Config, demos) -> Learner:
     policy, disc = BabyAIPolicy(config.policy), BabyAIDiscriminator(config.policy)
     if config.init_from:
         from protege.systems.agent_imitation.evaluate import load_policy
@@ -160,25 +176,21 @@ def build(config: Config) -> Learner:
             raise UserError(f"init_from {config.init_from}: policy {init_cfg} differs from {config.policy}")
         policy.load_state_dict(init.state_dict())
     envs = [make_env(config.level) for _ in range(config.ppo.n_envs)]
-    return Learner(policy=policy, disc=disc,
+    reward = DiscriminatorReward(disc, demos, config.reward, config.disc_batch,
+                                 np.random.default_rng(stream_seed(config.seed, "gail/discriminator")))
+    return Learner(policy=policy, reward=reward,
                    policy_opt=torch.optim.Adam(policy.parameters(), lr=config.ppo.lr),
                    disc_opt=torch.optim.Adam(disc.parameters(), lr=config.disc_lr),
                    gen=torch.Generator().manual_seed(stream_seed(config.seed, "gail/sampling")),
-                   rng=np.random.default_rng(stream_seed(config.seed, "gail/discriminator")),
                    pool=EnvPool(envs, TRAIN_SEED_START + stream_seed(config.seed, "gail/episodes"),
                                 success=episode_success))
 
 
-def iteration(learner: Learner, demos, config: Config, it: int) -> dict:
-    """One GAIL iteration: collect, train the discriminator, reward, PPO; returns its metrics."""
+def iteration(learner: Learner, config: Config, it: int) -> dict:
+    """One GAIL iteration: collect, train the discriminator and reward, PPO; returns its metrics."""
     batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen)
-    tokens = pad_cat([tokenize(m) for m in batch["missions"]])  # [N*T, L]
-    for _ in range(config.disc_steps):
-        metrics = discriminator_step(learner.disc, learner.disc_opt, demos, batch, tokens, config,
-                                     learner.rng)
-    with torch.no_grad():
-        d_logits = learner.disc(*policy_transitions(batch, tokens)).view(batch["actions"].shape)
-    rewards = adversarial_reward(d_logits, config.reward)
+    batch["flat_tokens"] = pad_cat([tokenize(m) for m in batch["missions"]])  # [N*T, L]
+    rewards, metrics = train_and_reward(learner.reward, learner.disc_opt, batch, config.disc_steps)
     metrics.update(ppo_update(learner.policy, learner.policy_opt, batch, rewards, config.ppo,
                               learner.gen, value_only=it < config.critic_warmup))
     metrics.update(_episode_metrics(learner.pool, rewards))
@@ -190,14 +202,14 @@ def run(config: Config, run: Run) -> dict:
     torch.set_num_threads(1)
     demos = load_demos(config.demos, level=config.level)
     demos = demos.subset(config.n_demos) if config.n_demos else demos
-    learner = build(config)
+    learner = build(config, demos)
     restored = run.restore()
     start = 0 if restored is None else learner.load(*restored)
     from protege.core.progress import progress_bar
     with progress_bar() as bar:
         task = bar.add_task(f"gail {config.level}", total=config.iterations, completed=start)
         for it in range(start, config.iterations):
-            metrics = iteration(learner, demos, config, it)
+            metrics = iteration(learner, config, it)
             done = it + 1
             if done % config.log_every == 0 or done == config.iterations:
                 run.log(done, metrics)
