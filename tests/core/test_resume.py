@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from safetensors.torch import load_file
 
 from protege.core.runs import read_metrics
@@ -32,6 +33,7 @@ def metric_rows(run_dir):
     return read_metrics(run_dir, wall_clock=False)
 
 
+@pytest.mark.slow  # two runs of 60 steps and a killed one: ~35 s on 2 busy cores
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     reference = run(tmp_path, "straight")
     assert reference.returncode == 0, reference.stderr
