@@ -29,6 +29,7 @@ from protege.data.episodes import Episode, flatten
 from protege.data.manifest import MANIFEST, verify_manifest, write_manifest
 from protege.worlds.babyai.levels import (
     check_level,
+    episode_success,
     make_env,
     observation_space,
     observation_spec,
@@ -79,7 +80,7 @@ def bot_episode(env, seed: int) -> dict | None:
         obs, reward, terminated, truncated, _ = env.step(action)
         images.append(obs["image"]); directions.append(obs["direction"])
         actions.append(action); rewards.append(reward); subgoals.append(subgoal); reasons.append(reason)
-    if not (terminated and rewards[-1] > 0):
+    if not episode_success(terminated, rewards[-1]):  # keep the bot's successful episodes only
         return None
     return {"images": np.stack(images), "directions": np.asarray(directions, np.int64),
             "actions": np.asarray(actions, np.int64), "rewards": np.asarray(rewards, np.float64),
