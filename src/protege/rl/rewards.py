@@ -11,14 +11,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from protege.losses.form import density_nll_loss, form_reward
 from protege.losses.adversarial import (
     adversarial_reward,
     discriminator_loss,
     gradient_penalty,
     interpolate,
 )
+from protege.losses.form import density_nll_loss, form_reward
 from protege.nn.density import ConditionalGaussian
+from protege.nn.distributions import standard_stats
 from protege.nn.heads import Discriminator
 from protege.rl.sac import Batch
 
@@ -50,7 +51,7 @@ class FORMReward(nn.Module):
         self.agent = agent
         self.clip, self.scale, self.lr = clip, scale, lr
         self.cache_expert = cache_expert
-        self._cache = torch.empty(0)  # log p_E by transition key; NaN: not computed yet (not saved: derived)
+        self._cache = torch.empty(0)  # log p_E by transition key; NaN: not computed yet
 
     @torch.no_grad()
     def expert_log_prob(self, batch: Batch) -> torch.Tensor:
@@ -71,6 +72,14 @@ class FORMReward(nn.Module):
             self._cache[key[miss]] = values[miss]
         return values
 
+    def training_state(self) -> dict:
+        """The cache of log p_E is saved, not recomputed: a row computed in another batch can differ in
+        the last bit, and exact resume means the same numbers."""
+        return {"cache": self._cache.clone()}
+
+    def load_training_state(self, state: dict) -> None:
+        self._cache = state["cache"].clone()
+
     def loss_and_reward(self, batch: Batch):
         log_p_expert = self.expert_log_prob(batch)
         log_p_agent = self.agent.log_prob(batch.obs, batch.next_obs)
@@ -90,7 +99,8 @@ class GAILReward(nn.Module):
         if variant not in ("state_action", "state_only"):
             raise ValueError(f"GAIL variant must be state_action or state_only, got {variant!r}")
         x = np.concatenate([expert_obs, expert_second], 1)
-        self.disc = Discriminator(x.shape[1], hidden, mean=x.mean(0), std=np.maximum(x.std(0), 1e-3), bf16=bf16)
+        mean, std = standard_stats(x)
+        self.disc = Discriminator(x.shape[1], hidden, mean=mean, std=std, bf16=bf16)
         self.expert_x = torch.from_numpy(x)
         self.variant, self.gp_coef, self.reward_kind, self.lr = variant, gp_coef, reward_kind, lr
         if gp_space not in ("raw", "standardised"):
@@ -100,6 +110,15 @@ class GAILReward(nn.Module):
             raise ValueError(f"disc_every must be >= 1, got {disc_every}")
         self.disc_every, self._calls, self._disc_metrics = disc_every, 0, {}
         self.gen = torch.Generator().manual_seed(seed)
+
+    def training_state(self) -> dict:
+        """The generator of expert samples and interpolates, the call counter of `disc_every` and the
+        metrics of the last discriminator step (reported on the calls in between)."""
+        return {"gen": self.gen.get_state(), "calls": self._calls, "disc_metrics": dict(self._disc_metrics)}
+
+    def load_training_state(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self._calls, self._disc_metrics = int(state["calls"]), dict(state["disc_metrics"])
 
     def _agent_x(self, batch: Batch):
         second = batch.act if self.variant == "state_action" else batch.next_obs

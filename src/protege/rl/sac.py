@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from protege.core.config_help import check_fields
 from protege.nn.distributions import bounded_log_std, tanh_gaussian_sample
 
 
@@ -38,8 +39,11 @@ class SACConfig:
     hidden: int = 256
     """width of the two hidden layers of actor and critics"""
     batch_size: int = 256
+    """transitions sampled from the replay per update (one update per environment step)"""
     lr: float = 3e-4
+    """Adam learning rate of actor, critics and temperature"""
     gamma: float = 0.99
+    """discount of the soft TD target"""
     tau: float = 0.005
     """Polyak rate of the target critics"""
     init_alpha: float = 1.0
@@ -47,12 +51,17 @@ class SACConfig:
     learning_starts: int = 1000
     """uniform random actions (and no updates) for this many environment steps"""
     buffer_size: int = 1_000_000
+    """replay capacity in transitions (a ring buffer: the oldest are overwritten)"""
     bf16: bool = True
     """hidden layers' matmuls in bfloat16 (fp32 weights, fp32 accumulation, fp32 output layers):
     ~2x faster on CPUs with AVX512-BF16; set false for pure fp32"""
     act_bf16: bool = False
     """bfloat16 also when choosing each environment action (batch of one); off by default: casting the
     weights to bfloat16 costs more than it saves on a one-row matmul (~0.3 ms -> ~0.15 ms a step)"""
+
+    def __post_init__(self):
+        check_fields(self, hidden=">=1", batch_size=">=1", lr=">0", gamma="[0,1]", tau="(0,1]",
+                     init_alpha=">0", learning_starts=">=0", buffer_size=">=1")
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,12 @@ class RewardModel(Protocol):
 
     def loss_and_reward(self, batch: Batch) -> tuple[Tensor, Tensor, dict]:
         """(loss to minimise for the model itself, reward [B] without gradient, metrics)."""
+
+    def training_state(self) -> dict:
+        """What its state_dict does not hold (generators, counters, caches): tensors, numbers, dicts."""
+
+    def load_training_state(self, state: dict) -> None:
+        """Restore what `training_state` returned."""
 
 
 class Replay:
@@ -102,6 +117,20 @@ class Replay:
         t = torch.from_numpy
         return Batch(t(self.obs[idx]), t(self.act[idx]), t(self.next_obs[idx]), t(self.reward[idx]),
                      t(self.done[idx]), t(self.key[idx]))
+
+    ARRAYS = ("obs", "next_obs", "act", "reward", "done", "key")
+
+    def state_dict(self) -> dict:
+        """The stored transitions (the filled slots only) and the ring position, as tensors and ints."""
+        return {"size": self.size, "pos": self.pos, "added": self.added,
+                **{name: torch.from_numpy(getattr(self, name)[:self.size].copy()) for name in self.ARRAYS}}
+
+    def load_state_dict(self, state: dict) -> None:
+        if int(state["size"]) > self.capacity:
+            raise ValueError(f"replay state holds {state['size']} transitions, capacity is {self.capacity}")
+        self.size, self.pos, self.added = int(state["size"]), int(state["pos"]), int(state["added"])
+        for name in self.ARRAYS:
+            getattr(self, name)[:self.size] = state[name].numpy()
 
 
 class MLP(nn.Module):

@@ -6,10 +6,10 @@ order, logging, checkpoints and resume); this module only supplies the policy, t
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from protege.losses.bc_gaussian import gaussian_nll_loss
+from protege.nn.distributions import standard_stats
 from protege.nn.heads import GaussianPolicy
 from protege.rl.fit import TrainerConfig, fit
 from protege.worlds.control.demos import ControlDemos
@@ -25,14 +25,14 @@ def bc_loss(policy: GaussianPolicy, batch: tuple[torch.Tensor, torch.Tensor]):
 def train_bc(demos: ControlDemos, cfg, seed: int, run):
     """Fit pi(a|s) by maximum likelihood on (obs, action) pairs; returns (policy, final metrics).
 
-    `cfg` holds steps, batch_size, lr, hidden (control_experiment.BCConfig); Adam at a constant rate
-    without gradient clipping, as before the move onto `fit`."""
+    `cfg` is the experiment's BCConfig (steps, batch_size, lr, hidden, checkpoint_every); Adam at a
+    constant rate without gradient clipping. `fit` restores a killed run (`run.restore()`)."""
     obs, act = torch.from_numpy(demos.obs), torch.from_numpy(demos.actions)
     torch.manual_seed(seed)  # the policy's initial weights
-    policy = GaussianPolicy(obs.shape[1], act.shape[1], cfg.hidden, mean=demos.obs.mean(0),
-                            std=np.maximum(demos.obs.std(0), 1e-3))
+    mean, std = standard_stats(demos.obs)
+    policy = GaussianPolicy(obs.shape[1], act.shape[1], cfg.hidden, mean=mean, std=std)
     trainer = TrainerConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="constant",
-                            grad_clip=0.0, log_every=500, checkpoint_every=max(cfg.steps // 5, 1))
+                            grad_clip=0.0, log_every=500, checkpoint_every=cfg.checkpoint_every)
     metrics = fit(policy, bc_loss, len(obs), lambda idx: (obs[idx], act[idx]), trainer, run, seed)
     keep = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("bc/")}
     return policy, keep

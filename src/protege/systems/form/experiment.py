@@ -12,14 +12,16 @@ The summary reports the expert-normalised return (R - R_random) / (R_expert - R_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from protege.core.errors import UserError
+from protege.core.config_help import check_fields
+from protege.core.seeds import seed_everything, stream_seed, stream_seeds
 from protege.rl.online import LoopConfig, evaluate, train_online
 from protege.rl.sac import SAC, SACConfig
 from protege.worlds.control.demos import ControlDemos, load_demos, record_demos
@@ -27,26 +29,45 @@ from protege.worlds.control.suite import (
     DistractorConfig,
     distractor_features,
     make_control_env,
+    task_names,
 )
+
+
+def check_choices(config) -> None:
+    """Raise ValueError for a Literal-typed field holding a value outside its choices (a config built in
+    Python skips the check that loading a recipe makes)."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
+        if choices and getattr(config, f.name) not in choices:
+            raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}, got {getattr(config, f.name)!r}")
 
 
 @dataclass
 class DistractorsConfig:
     kind: Literal["ou", "sine", "body"] = "ou"
+    """dynamics of the distractor units: Ornstein-Uhlenbeck noise, sinusoids, or bouncing balls (4 dims each)"""
     count: int = 0
     """number of distractor units appended to observations (0: none)"""
+
+    def __post_init__(self):
+        check_choices(self)
+        check_fields(self, count=">=0")
 
 
 @dataclass
 class FORMConfig:
     hidden: int = 256
+    """width of the two hidden layers of both transition densities"""
     expert_steps: int = 3000
     """offline maximum-likelihood steps of the expert density p_E before RL starts"""
     lr: float = 3e-4
+    """Adam learning rate of the agent density p_A (trained alongside SAC)"""
     log_std_min: float = -1.0
     """floor of both densities' log-std (standardised units): a near-deterministic expert model is
     otherwise so peaked that every off-demonstration transition gets the same clipped penalty"""
     clip: float = 100.0
+    """bound on |log p_E - log p_A| before scaling (a guard against a diverging density)"""
     scale: float = 0.1
     """reward = scale * (log p_E - log p_A); log-ratios of many-dimensional densities are large"""
     bf16: bool = True
@@ -56,16 +77,25 @@ class FORMConfig:
     components: int = 1
     """Gaussian components of both densities: 1 a conditional Gaussian, K > 1 a mixture of K"""
 
+    def __post_init__(self):
+        check_fields(self, hidden=">=1", expert_steps=">=0", lr=">0", clip=">0", scale=">0", components=">=1")
+        if self.log_std_min >= 2.0:  # the densities' log_std_max
+            raise ValueError(f"log_std_min must be below the densities' log-std ceiling 2.0, got {self.log_std_min}")
+
 
 @dataclass
 class GAILConfig:
     hidden: int = 128
+    """width of the discriminator's two hidden layers"""
     gp_coef: float = 10.0
+    """weight of the gradient penalty (DAC, arXiv:1809.02925); 0: none"""
     reward_kind: Literal["gail", "airl"] = "gail"
+    """the agent's reward from the logit l: gail = -log(1 - D) = softplus(l), airl = l (see losses.adversarial)"""
     lr: float = 3e-4
+    """Adam learning rate of the discriminator"""
     gp_batch: int = 64
     """interpolates per step for the gradient penalty (an unbiased estimate of the same expectation
-    on fewer samples, see imitation_rewards.GAILReward); 0: one per batch pair (the full batch)"""
+    on fewer samples, see protege.rl.rewards.GAILReward); 0: one per batch pair (the full batch)"""
     bf16: bool = True
     """the discriminator's hidden layers in bfloat16 (output layer fp32), as SAC's networks"""
     gp_space: Literal["raw", "standardised"] = "standardised"
@@ -75,52 +105,85 @@ class GAILConfig:
     """train the discriminator on every this-many-th SAC update (its reward is read on every one); 2 halves
     its cost per step (DAC-style implementations also update the discriminator less often than SAC)"""
 
+    def __post_init__(self):
+        check_choices(self)
+        check_fields(self, hidden=">=1", gp_coef=">=0", lr=">0", gp_batch=">=0", disc_every=">=1")
+
 
 @dataclass
 class BCConfig:
     steps: int = 5000
+    """optimiser steps of behavioural cloning"""
     batch_size: int = 256
+    """(observation, action) pairs per step"""
     lr: float = 1e-3
+    """Adam learning rate (constant)"""
     hidden: int = 256
+    """width of the Gaussian policy's two hidden layers"""
+    checkpoint_every: int = 1000
+    """save the training state (for --resume) every this many steps, and at the last; 0: only at the last"""
+
+    def __post_init__(self):
+        check_fields(self, steps=">=1", batch_size=">=1", lr=">0", hidden=">=1", checkpoint_every=">=0")
 
 
 @dataclass
 class Config:
     name: str = "form-cartpole"
+    """run name: the run directory is runs/<name>"""
     seed: int = 0
+    """the run's seed; every other seed (environments, evaluation, replay, distractors) derives from it"""
     method: Literal["form", "gail", "gaifo", "bc", "sac"] = "form"
     """gail: state-action discriminator; gaifo: state-only (s, s'); sac: the environment's reward"""
     task: str = "cartpole-swingup"
+    """Control Suite task as domain-task (e.g. cartpole-swingup, point_mass-easy, reacher-easy)"""
     action_repeat: int = 1
+    """simulator steps per agent decision"""
     time_limit: float = 0.0
     """episode length in simulated seconds; 0: the suite's default (1000 simulator steps)"""
     demos: str = ""
     """folder of a Minari dataset from `protege data control-demos`; empty: record into the run dir"""
     demo_episodes: int = 10
+    """expert episodes recorded when `demos` is empty"""
     random_episodes: int = 20
     """episodes of a uniform random policy recorded with the demos (the normalisation's zero)"""
     distractors: DistractorsConfig = field(default_factory=DistractorsConfig)
+    """task-irrelevant features appended to observations (FORM's robustness setting)"""
     sac: SACConfig = field(default_factory=SACConfig)
+    """the RL learner of every method but bc"""
     loop: LoopConfig = field(default_factory=LoopConfig)
+    """environment steps, logging, evaluation and checkpoints of the SAC loop"""
     form: FORMConfig = field(default_factory=FORMConfig)
+    """FORM's transition densities (method form)"""
     gail: GAILConfig = field(default_factory=GAILConfig)
+    """the discriminator (methods gail and gaifo)"""
     bc: BCConfig = field(default_factory=BCConfig)
+    """behavioural cloning (method bc)"""
     eval_episodes: int = 5
     """episodes of the final evaluation that the summary reports"""
+
+    def __post_init__(self):
+        check_choices(self)
+        check_fields(self, name="nonempty", seed=">=0", action_repeat=">=1", time_limit=">=0",
+                     demo_episodes=">=1", random_episodes=">=1", eval_episodes=">=1")
+        if self.task not in task_names():
+            from protege.core.errors import unknown_name
+            raise ValueError(str(unknown_name("control task", self.task, task_names())))
 
 
 def _demos(cfg: Config, run_dir: Path, base_dim: int) -> ControlDemos:
     folder = Path(cfg.demos) if cfg.demos else run_dir / "demos"
     if not cfg.demos and not folder.exists():
-        record_demos(cfg.task, cfg.demo_episodes, folder, seed=100_000 + cfg.seed, action_repeat=cfg.action_repeat,
-                     random_episodes=cfg.random_episodes, time_limit=cfg.time_limit or None)
+        record_demos(cfg.task, cfg.demo_episodes, folder, seed=stream_seed(cfg.seed, "demos"),
+                     action_repeat=cfg.action_repeat, random_episodes=cfg.random_episodes,
+                     time_limit=cfg.time_limit or None)
     demos = load_demos(folder, cfg.task, base_dim, action_repeat=cfg.action_repeat)
     return demos
 
 
 def _with_distractors(demos: ControlDemos, dcfg: DistractorConfig, seed: int) -> ControlDemos:
     """Append distractor features to every demonstration episode (seeded apart from the agent's)."""
-    rng = np.random.default_rng([seed, 0xDE40])
+    rng = np.random.default_rng(stream_seed(seed, "demo_distractors"))
     obs, nxt = [], []
     for ep in np.unique(demos.episode):
         rows = demos.episode == ep
@@ -131,26 +194,29 @@ def _with_distractors(demos: ControlDemos, dcfg: DistractorConfig, seed: int) ->
                         demos.expert_return, demos.random_return)
 
 
-def _reward_model(cfg: Config, demos: ControlDemos):
+def _reward_model(cfg: Config, demos: ControlDemos, fit_expert: bool = True):
+    """FORM's densities or the GAIL/GAIfO discriminator (None for sac). `fit_expert=False` skips FORM's
+    offline fit of p_E (a resumed run loads its fitted weights from the checkpoint)."""
     from protege.nn.density import ConditionalGaussian, ConditionalMixture
     from protege.rl.rewards import FORMReward, GAILReward, fit_density
     if cfg.method == "form":
         stats = ConditionalGaussian.stats(demos.obs, demos.next_obs)
         dim = demos.obs.shape[1]
-        if cfg.form.components < 1:
-            raise UserError(f"form.components must be >= 1, got {cfg.form.components}")
         extra = {"components": cfg.form.components} if cfg.form.components > 1 else {}
         model = ConditionalMixture if cfg.form.components > 1 else ConditionalGaussian
         expert = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", bf16=cfg.form.bf16, **stats, **extra)
-        fit_density(expert, demos.obs, demos.next_obs, cfg.form.expert_steps, seed=cfg.seed)
+        if fit_expert:
+            fit_density(expert, demos.obs, demos.next_obs, cfg.form.expert_steps,
+                        seed=stream_seed(cfg.seed, "expert_density"))
         agent = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", bf16=cfg.form.bf16, **stats, **extra)
         return FORMReward(expert, agent, cfg.form.clip, cfg.form.scale, cfg.form.lr, cfg.form.cache_expert)
     if cfg.method in ("gail", "gaifo"):
         second = demos.actions if cfg.method == "gail" else demos.next_obs
         variant = "state_action" if cfg.method == "gail" else "state_only"
         return GAILReward(demos.obs, second, variant, cfg.gail.hidden, cfg.gail.gp_coef,
-                          cfg.gail.reward_kind, cfg.gail.lr, seed=cfg.seed, gp_batch=cfg.gail.gp_batch,
-                          bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space, disc_every=cfg.gail.disc_every)
+                          cfg.gail.reward_kind, cfg.gail.lr, seed=stream_seed(cfg.seed, "discriminator"),
+                          gp_batch=cfg.gail.gp_batch, bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space,
+                          disc_every=cfg.gail.disc_every)
     return None
 
 
@@ -159,29 +225,30 @@ def normalised(ret: float, demos: ControlDemos) -> float:
 
 
 def run(cfg: Config, run) -> dict:
-    from protege.core.runs import seed_everything
-    torch.set_num_threads(1)
+    # seeded before anything random is built: environments, demonstrations, networks
     seed_everything(cfg.seed)
+    torch.set_num_threads(1)
     dcfg = DistractorConfig(cfg.distractors.kind, cfg.distractors.count)
     limit = cfg.time_limit or None
-    env = make_control_env(cfg.task, cfg.seed, dcfg, cfg.action_repeat, limit)
-    eval_env = make_control_env(cfg.task, cfg.seed + 1, dcfg, cfg.action_repeat, limit)
+    env = make_control_env(cfg.task, stream_seed(cfg.seed, "env"), dcfg, cfg.action_repeat, limit)
+    eval_env = make_control_env(cfg.task, stream_seed(cfg.seed, "eval_env"), dcfg, cfg.action_repeat, limit)
     base_dim = env.observation_space.shape[0] - dcfg.dims
     demos = _demos(cfg, Path(run.dir), base_dim)
     if dcfg.dims:
         demos = _with_distractors(demos, dcfg, cfg.seed)
+    final_seeds = stream_seeds(cfg.seed, "final_eval", cfg.eval_episodes)
     if cfg.method == "bc":
         from protege.systems.form.bc import train_bc
-        policy, bc_metrics = train_bc(demos, cfg.bc, cfg.seed, run)
-        returns = evaluate(eval_env, policy, cfg.eval_episodes, seed=20_000)
+        policy, bc_metrics = train_bc(demos, cfg.bc, cfg.seed, run)  # resumes inside the offline loop
+        returns = evaluate(eval_env, policy, final_seeds)
         extra = {"env_steps": 0} | bc_metrics
     else:
-        reward_model = _reward_model(cfg, demos)
+        restored = run.restore()
+        reward_model = _reward_model(cfg, demos, fit_expert=restored is None)
         agent = SAC(env.observation_space.shape[0], env.action_space.shape[0], cfg.sac, reward_model)
-        out = train_online(env, eval_env, agent, cfg.loop, cfg.seed, run=run)
-        returns = evaluate(eval_env, agent, cfg.eval_episodes, seed=20_000)
+        out = train_online(env, eval_env, agent, cfg.loop, cfg.seed, run=run, restored=restored)
+        returns = evaluate(eval_env, agent, final_seeds)
         extra = {"env_steps": cfg.loop.steps, "steps_per_s": round(out["steps_per_s"], 1)}
-        run.save_checkpoint(cfg.loop.steps, {f"agent.{k}": v for k, v in agent.state_dict().items()}, {})
     ret = float(np.mean(returns))
     summary = {"method": cfg.method, "task": cfg.task, "distractors": dcfg.dims, "seed": cfg.seed,
                "return": round(ret, 1), "normalised_return": round(normalised(ret, demos), 4),

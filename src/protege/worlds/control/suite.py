@@ -16,14 +16,21 @@ sinusoid oscillators with random frequencies, or balls bouncing in a box (an unr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
-import gymnasium as gym
-import numpy as np
-from dm_control.rl.control import PhysicsError
+# No rendering is used: without this, importing dm-control probes GLFW and warns on a machine without a
+# display (a user's own MUJOCO_GL setting wins)
+os.environ.setdefault("MUJOCO_GL", "disabled")
 
-from protege.core.errors import UserError, unknown_name
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from dm_control.rl.control import PhysicsError  # noqa: E402
+
+from protege.core.errors import UserError, unknown_name  # noqa: E402
+from protege.core.seeds import stream_seed  # noqa: E402
 
 
 class NonFiniteObservation(RuntimeError):
@@ -91,6 +98,27 @@ class ControlEnv(gym.Env):
             self._env.task._random = np.random.RandomState(seed)
         self._steps = 0
         return self._flat(self._env.reset().observation), {}
+
+    def rng_state(self) -> dict:
+        """The random state that decides the next episodes: the suite task's RandomState (initial
+        states, reacher's target) and gymnasium's `np_random`, as tensors and numbers. Taken between
+        episodes (see `protege.rl.online`): the simulator's mid-episode state is not part of it."""
+        task = self._env.task._random.get_state(legacy=False)  # MT19937: key [624] uint32 and a position
+        state = {"task": {**task, "state": {"key": torch.from_numpy(task["state"]["key"].astype(np.int64)),
+                                            "pos": task["state"]["pos"]}}}
+        if self._np_random is not None:
+            state["np_random"] = self._np_random.bit_generator.state
+        return state
+
+    def set_rng_state(self, state: dict) -> None:
+        task = state["task"]
+        random = np.random.RandomState()
+        random.set_state({**task, "state": {"key": task["state"]["key"].numpy().astype(np.uint32),
+                                            "pos": task["state"]["pos"]}})
+        self._env.task._random = random
+        if "np_random" in state:
+            self._np_random = np.random.default_rng()
+            self._np_random.bit_generator.state = state["np_random"]
 
     def step(self, action):
         action = np.clip(np.asarray(action, np.float64), self.action_space.low, self.action_space.high)
@@ -182,12 +210,12 @@ class DistractorWrapper(gym.Wrapper):
         self.cfg = cfg
         low = np.concatenate([env.observation_space.low, np.full(cfg.dims, -np.inf, np.float32)])
         self.observation_space = gym.spaces.Box(low, -low, dtype=np.float32)
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(None if seed is None else stream_seed(seed, "distractors"))
         self._proc = DistractorProcess(cfg, self._rng)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
-            self._rng = np.random.default_rng([seed, 0xD15])
+            self._rng = np.random.default_rng(stream_seed(seed, "distractors"))
         obs, info = self.env.reset(seed=seed, options=options)
         self._proc = DistractorProcess(self.cfg, self._rng)
         return np.concatenate([obs, self._proc.features()]), info
@@ -195,6 +223,16 @@ class DistractorWrapper(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return np.concatenate([obs, self._proc.advance()]), reward, terminated, truncated, info
+
+    def rng_state(self) -> dict:
+        """The wrapped environment's `rng_state` and the distractors' generator (their process is redrawn
+        from it at every reset)."""
+        return {"env": self.env.rng_state(), "distractors": self._rng.bit_generator.state}
+
+    def set_rng_state(self, state: dict) -> None:
+        self.env.set_rng_state(state["env"])
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = state["distractors"]
 
 
 def make_control_env(task: str, seed: int | None = None, distractors: DistractorConfig | None = None,
