@@ -147,7 +147,8 @@ CASES = [
     ("recipes", "--show", "no_such_recipe"), ("recipes", "--show", "recipe_dir"), ("recipes", "--bogus"),
     # report
     ("report", "missing_run"), ("report", "afile.txt"), ("report", "run_badsummary"),
-    ("report", "run_ok", "--out", "afile.txt"),
+    ("report", "run_ok", "--out", "afile.txt"), ("report", "run_ok", "--out", "foreign"),
+    ("report", "run_ok", "--out", "run_ok"), ("report", "run_ok", "--out", "graph"),
     # data validate
     ("data", "validate", "missing"), ("data", "validate", "latin1.jsonl"),
     ("data", "validate", "empty.jsonl"), ("data", "validate", "badjson.jsonl"),
@@ -178,6 +179,8 @@ CASES = [
     ("lm", "reward", "lm_trunc", "--data", "data.jsonl"),
     ("lm", "reward", "lm_trunc", "--data", "latin1.jsonl"),
     ("lm", "reward", "lm_trunc", "--data", "data.jsonl", "--out", "data.jsonl"),
+    ("lm", "reward", "lm_trunc", "--data", "data.jsonl", "--out", "foreign"),
+    ("lm", "reward", "lm_trunc", "--data", "ds_extra", "--out", "ds_extra/scores.jsonl"),
     ("eval", "babyai", "babyai_trunc"), ("eval", "babyai", "missing_run"),
     ("eval", "babyai", "lm_emptyconfig"),
     # nav: build, walks, train, eval, search
@@ -205,6 +208,8 @@ CASES = [
     ("nav", "train", "graph", "--out", "new_run", "--encoder", "nope"),
     ("nav", "train", "graph_corrupt", "--out", "new_run", "--steps", "2"),
     ("nav", "eval", "nav_trunc"), ("nav", "eval", "nav_badjson"), ("nav", "eval", "missing_run"),
+    ("nav", "eval", "nav_trunc", "--out", "graph/eval.json"), ("nav", "eval", "nav_trunc", "--out", "foreign"),
+    ("nav", "eval", "nav_trunc", "--markdown", "site"),
     ("nav", "search", "home", "--policy", "nav_trunc"), ("nav", "search", "home", "--policy", "missing"),
     # demo
     ("demo", "--out", "afile.txt"), ("demo", "--bogus"),

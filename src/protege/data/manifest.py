@@ -174,6 +174,22 @@ def check_output_folder(out: Path, kind: str, inputs=(), unlisted: tuple[str, ..
                         f"written there (it would be lost); move it or choose another path")
 
 
+def check_output_file(out: Path, inputs=(), flag: str = "--out") -> None:
+    """Refuse to write file `out` over an input file, over a folder, or inside a dataset folder
+    protege wrote (its checksums would no longer match): a file output replaces only a file that
+    is no one's input. Call it before the work."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"{flag} {out} is an existing folder, not a file; choose another path")
+    for source in inputs:
+        if source is not None and Path(source).is_file() and out.resolve() == Path(source).resolve():
+            raise UserError(f"{flag} {out} is the input {source}; choose another path for the output")
+    for parent in out.resolve().parents:
+        if (parent / MANIFEST).is_file():
+            raise UserError(f"{flag} {out} is inside the dataset {parent} (its manifest would no longer "
+                            f"match); choose a path outside it")
+
+
 def _overlap(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or a in b.parents or b in a.parents

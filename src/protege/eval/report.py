@@ -5,6 +5,9 @@ from pathlib import Path
 
 from protege.core.errors import UserError
 from protege.core.runs import read_metrics, write_text_atomic
+from protege.data.manifest import check_output_folder, write_manifest
+
+REPORT_KIND = "protege.report"
 
 
 def run_summary(run_dir: Path) -> dict:
@@ -34,8 +37,7 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, l
                             f"logged yet)")
         runs.append((run_dir, metrics, run_summary(run_dir)))
     out = Path(out or runs[0][0].parent / "report")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is an existing file, not a folder; choose another path")
+    check_output_folder(out, REPORT_KIND, run_dirs)  # never into a run or someone else's folder
     out.mkdir(parents=True, exist_ok=True)
     plots = []
     keys = sorted({k for _, metrics, _ in runs for row in metrics for k, v in row.items()
@@ -64,6 +66,7 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, l
     lines += [f"![{p}]({p})" for p in plots]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
+    write_manifest(out, {"kind": REPORT_KIND})  # marks the folder as a report a rerun may update
     return path, rows
 
 

@@ -23,9 +23,9 @@ def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directo
     from protege.core.runs import write_text_atomic
     from protege.data.text import load_text_dataset
     from protege.systems.lm_irl.evaluate import reward_table
-    if out and out.exists() and data.exists() and out.resolve() == data.resolve():
-        from protege.core.errors import UserError
-        raise UserError(f"--out {out} is the --data file; choose another path for the scores")
+    if out:
+        from protege.data.manifest import check_output_file
+        check_output_file(out, [data])
     rows = reward_table(run_dir, load_text_dataset(data))
     if out:
         write_text_atomic(out, "".join(json.dumps(r) + "\n" for r in rows))

@@ -82,6 +82,10 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
         headline_rows,
         markdown_tables,
     )
+    from protege.data.manifest import check_output_file
+    for path, flag in ((out, "--out"), (markdown, "--markdown")):
+        if path is not None:
+            check_output_file(path, flag=flag)
     cfg = NavEvalConfig(ks=tuple(range(1, k_max + 1)), pairs=pairs, min_pairs=min_pairs,
                         budget_factor=budget_factor, seed=seed)
     with _progress() as progress:
