@@ -84,7 +84,9 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
     if action_repeat < 1:
         raise UserError(f"--action-repeat must be >= 1, got {action_repeat}")
     out = Path(out).resolve()  # minari joins relative paths twice
-    check_output_folder(out, KIND)  # before the rollouts
+    if out.is_dir() and any(out.iterdir()):  # recorded demonstrations are never replaced
+        raise UserError(f"--out {out} already exists and is not empty; choose another path")
+    check_output_folder(out, KIND)  # before the rollouts: a file, or an overlap
     env = make_control_env(task, seed=seed, action_repeat=action_repeat, time_limit=time_limit)
     buffers, returns = [], []
     for i in range(episodes):
