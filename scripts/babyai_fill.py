@@ -23,7 +23,13 @@ def capture(fn, paths) -> str:
 
 
 def main() -> None:
-    paths = sorted(Path(a) for a in sys.argv[1:])
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        sys.exit(__doc__)
+    missing = [a for a in args if not (Path(a) / "config.yaml").exists()]
+    if missing:  # refuse before rewriting the document: a typo must not empty its tables
+        sys.exit(f"error: not run directories (no config.yaml): {' '.join(missing)}")
+    paths = sorted(Path(a) for a in args)
     text = DOC.read_text()
     for tag, fn in (("long-cells", cells), ("long-pairs", pairs), ("long-runs", rows)):
         text = re.sub(rf"<!-- {tag} -->.*?<!-- /{tag} -->",
