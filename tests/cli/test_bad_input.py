@@ -119,10 +119,35 @@ def _snapshot(w: Path) -> dict:
             for p in w.rglob("*")}
 
 
+TINY_LM = ["task.train_size=40", "task.eval_size=4", "model.n_layer=1", "model.n_embd=16",
+           "model.n_head=2", "vocab_size=300", "trainer.steps=2", "trainer.batch_size=4",
+           "eval.prompts=2", "eval.sample_prompts=1", "eval.samples=2", "eval.max_new_tokens=4"]
+
+
+def _train_runs(w: Path) -> None:
+    """Tiny trained runs of each kind, for the cases whose bad input is a setting, not the run."""
+    from protege.core.runs import Run
+    from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
+    cwd = os.getcwd()
+    os.chdir(w)
+    try:
+        main(["run", LM, "name=lm_ok", *TINY_LM])
+        main(["nav", "train", "graph", "--out", "nav_ok", "--encoder", "tfidf", "--steps", "2",
+              "--batch-size", "4"])
+    finally:
+        os.chdir(cwd)
+    cfg = {"experiment": "babyai_offline", "name": "babyai_ok", "level": BABYAI,
+           "policy": {"dim": 16, "n_film": 1}}
+    run = Run(w / "babyai_ok", cfg)
+    run.save_checkpoint(1, BabyAIPolicy(PolicyConfig(dim=16, n_film=1)).state_dict(), {})
+    run.close()
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     w = tmp_path_factory.mktemp("bad_input")
     _build_workspace(w)
+    _train_runs(w)
     return w
 
 
@@ -211,6 +236,23 @@ CASES = [
     ("nav", "eval", "nav_trunc", "--out", "graph/eval.json"), ("nav", "eval", "nav_trunc", "--out", "foreign"),
     ("nav", "eval", "nav_trunc", "--markdown", "site"),
     ("nav", "search", "home", "--policy", "nav_trunc"), ("nav", "search", "home", "--policy", "missing"),
+    # settings out of range, on runs that load
+    ("run", LM, "name=lm_ok"), ("nav", "train", "graph", "--out", "nav_ok"),
+    ("eval", "lm", "runs/lm_ok", "--prompts", "0"), ("eval", "lm", "runs/lm_ok", "--temperature", "nan"),
+    ("eval", "lm", "runs/lm_ok", "--top-p", "2"), ("eval", "lm", "runs/lm_ok", "--beams", "0"),
+    ("lm", "sample", "runs/lm_ok", "1+1=", "--n", "0"), ("lm", "sample", "runs/lm_ok", "1+1=", "--top-p", "0"),
+    ("lm", "reward", "runs/lm_ok", "--data", "empty.jsonl"),
+    ("lm", "reward", "runs/lm_ok", "--data", "nofield.jsonl"),
+    ("eval", "babyai", "babyai_ok", "--episodes", "0"), ("eval", "babyai", "babyai_ok", "--workers", "0"),
+    ("eval", "babyai", "babyai_ok", "--level", "BabyAI-Nope-v0"),
+    ("eval", "babyai", "babyai_ok", "--seed-start", "-1"), ("eval", "babyai", "runs/lm_ok"),
+    ("nav", "eval", "nav_ok", "--pairs", "0"), ("nav", "eval", "nav_ok", "--k-max", "0"),
+    ("nav", "eval", "nav_ok", "--budget-factor", "nan"), ("nav", "eval", "nav_ok", "--seed", "-1"),
+    ("nav", "eval", "nav_ok", "--min-pairs", "-1"),
+    ("nav", "search", "", "--policy", "nav_ok"), ("nav", "search", "home", "--policy", "nav_ok", "--steps", "0"),
+    ("data", "validate", "runs/lm_ok"), ("data", "arithmetic", "runs/lm_ok"),
+    ("nav", "build", "html", "site", "--out", "graph", "--texts", "data.jsonl"),
+    ("data", "control-demos", "--out", "new_demos", "--seed", "-1"),
     # demo
     ("demo", "--out", "afile.txt"), ("demo", "--bogus"),
 ]

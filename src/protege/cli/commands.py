@@ -84,6 +84,8 @@ def validate_dataset(path: Path, prompt_field: str = "prompt",
         return "random walks", load_walks(path)
     if kind not in (None, "protege.text.dataset"):
         raise UserError(f"{path}: unknown dataset kind {kind!r} in its manifest")
+    if kind is None and (path / "config.yaml").is_file():
+        raise UserError(f"{path}: a run directory, not a dataset")
     from protege.data.text import load_text_dataset
     examples = load_text_dataset(path, prompt_field, completion_field)
     return "prompt/completion dataset", {

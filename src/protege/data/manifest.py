@@ -155,10 +155,6 @@ def check_output_folder(out: Path, kind: str, inputs=(), unlisted: tuple[str, ..
     entries = list(out.iterdir())
     if not entries:
         return
-    hidden = [p for p in entries if p.name.startswith(".") and not p.name.endswith((".tmp", ".old"))]
-    if hidden:  # not ours: our hidden entries are temporaries of interrupted atomic writes
-        raise UserError(f"--out {out} already exists and holds {hidden[0].name}; choose another "
-                        f"path, or delete it yourself")
     try:
         found = manifest_kind(out)
     except UserError:
@@ -166,6 +162,10 @@ def check_output_folder(out: Path, kind: str, inputs=(), unlisted: tuple[str, ..
     if found != kind:
         raise UserError(f"--out {out} already exists and is not a {kind} folder written before "
                         f"(it would be replaced); choose another path, or delete it yourself")
+    hidden = [p for p in entries if p.name.startswith(".") and not p.name.endswith((".tmp", ".old"))]
+    if hidden:  # not ours: our hidden entries are temporaries of interrupted atomic writes
+        raise UserError(f"--out {out} holds {hidden[0].name}, which is not part of the {kind} "
+                        f"written there (it would be lost); move it or choose another path")
     listed = set(read_manifest(out)["files"])
     extra = [n for n in data_files(out)
              if n not in listed and not any(fnmatch.fnmatch(n, p) for p in unlisted)]

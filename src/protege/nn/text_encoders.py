@@ -59,7 +59,10 @@ def _encode_tfidf(texts, dim: int = 128, seed: int = 0) -> np.ndarray:
     tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
     x = tfidf.fit_transform(texts)
     dim = max(1, min(dim, x.shape[0] - 1, x.shape[1] - 1))
-    z = TruncatedSVD(dim, random_state=seed).fit_transform(x).astype(np.float32)
+    if min(x.shape) < 2:  # one page or one term: nothing for the SVD to reduce (it refuses)
+        z = x.toarray().astype(np.float32)
+    else:
+        z = TruncatedSVD(dim, random_state=seed).fit_transform(x).astype(np.float32)
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
 
 

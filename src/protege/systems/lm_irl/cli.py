@@ -47,8 +47,11 @@ def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top
            beams: int = typer.Option(1, help="> 1: beam search (deterministic)")):
     """Print n completions of a prompt from a trained model."""
     from protege.systems.lm_irl.evaluate import eval_config, generate, load_trained
+    if n < 1:
+        from protege.core.errors import UserError
+        raise UserError(f"--n must be >= 1, got {n}")
+    cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams)  # before the model loads
     model, tokenizer, _ = load_trained(run_dir)
-    cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams)
     outs = generate(model, tokenizer, [prompt], cfg, n=1 if beams > 1 else n, sample=beams == 1)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
 
@@ -62,6 +65,8 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
 
     from protege.systems.lm_irl.evaluate import eval_config, evaluate_lm, load_trained
     from protege.worlds.text.tasks import TaskConfig, load_task
+    eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
+                temperature=temperature, top_p=top_p, num_beams=beams)
     model, tokenizer, config = load_trained(run_dir)
     task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
     task = load_task(TaskConfig(**task_fields), config["seed"])

@@ -23,7 +23,7 @@ def build(source_type: str = typer.Argument(..., help="dictd | html | edgelist")
           texts: Path = typer.Option(None, help="edgelist only: JSONL of {id, title, text}")):
     """Build a graph folder (CSR arrays + Parquet pages + manifest) from a source."""
     from protege.worlds.graphs.builders import build as build_graph
-    options = {"texts": texts} if source_type == "edgelist" else {}
+    options = {"texts": texts}  # the builder refuses --texts for a source other than an edge list
     with console.status(f"building {source_type} graph from {path}"):
         summary = build_graph(source_type, path, out, **options)
     print_summary(f"nav build -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
@@ -86,8 +86,14 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
     for path, flag in ((out, "--out"), (markdown, "--markdown")):
         if path is not None:
             check_output_file(path, flag=flag)
-    cfg = NavEvalConfig(ks=tuple(range(1, k_max + 1)), pairs=pairs, min_pairs=min_pairs,
-                        budget_factor=budget_factor, seed=seed)
+    from protege.core.errors import UserError
+    if k_max < 1:
+        raise UserError(f"--k-max must be >= 1, got {k_max}")
+    try:
+        cfg = NavEvalConfig(ks=tuple(range(1, k_max + 1)), pairs=pairs, min_pairs=min_pairs,
+                            budget_factor=budget_factor, seed=seed)
+    except ValueError as e:
+        raise UserError(f"nav eval settings: {e}") from None
     with _progress() as progress:
         task = progress.add_task("navigate", total=None)
         rows = evaluate_policy(policy, cfg, out or policy / "eval.json",
@@ -107,6 +113,9 @@ def search(query: str = typer.Argument(..., help="free-text query"),
     from protege.systems.wikinav.evaluate import json_encoder
     from protege.systems.wikinav.experiment import load_policy
     from protege.systems.wikinav.search import search as run_search
+    if steps < 1 or not query.strip():
+        from protege.core.errors import UserError
+        raise UserError(f"nav search needs a non-empty query and --steps >= 1 (got {query!r}, {steps})")
     torch.set_num_threads(1)
     model, graph = load_policy(policy)
     rows = run_search(model, graph, json_encoder(policy), query, steps)

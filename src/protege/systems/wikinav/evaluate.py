@@ -31,6 +31,11 @@ class NavEvalConfig:
     """sources searched (BFS) for distance pairs"""
     seed: int = 1234
 
+    def __post_init__(self):
+        from protege.core.config_help import check_fields
+        check_fields(self, ks="nonempty", pairs=">=1", min_pairs=">=1", budget_factor=">0",
+                     bfs_sources=">=1", seed=">=0")
+
 
 def budget_for(k: int, cfg: NavEvalConfig) -> int:
     return int(np.ceil(cfg.budget_factor * k))

@@ -83,6 +83,8 @@ def record_demos(task: str, episodes: int, out: Path, seed: int = 0, action_repe
         raise UserError(f"--episodes must be >= 1, got {episodes}")
     if action_repeat < 1:
         raise UserError(f"--action-repeat must be >= 1, got {action_repeat}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
     out = Path(out).resolve()  # minari joins relative paths twice
     if out.is_dir() and any(out.iterdir()):  # recorded demonstrations are never replaced
         raise UserError(f"--out {out} already exists and is not empty; choose another path")

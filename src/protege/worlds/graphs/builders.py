@@ -63,7 +63,11 @@ def build(source_type: str, path: Path, out: Path, **options) -> dict:
     if source_type not in builders:
         from protege.core.errors import unknown_name
         raise unknown_name("source type", source_type, SOURCE_TYPES)
-    inputs = [path, *(p for p in options.values() if p is not None)]
+    if options.get("texts") is not None and source_type != "edgelist":
+        raise UserError(f"--texts is for edge lists only; a {source_type} source carries its own "
+                        f"page texts")
+    options = {k: v for k, v in options.items() if v is not None}
+    inputs = [path, *options.values()]
     check_output_folder(out, store.KIND, inputs, store.CACHES)  # before the work
     offsets, targets, pages, summary = builders[source_type](Path(path), **options)
     if summary["pages"] == 0:
