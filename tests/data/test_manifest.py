@@ -6,7 +6,12 @@ import json
 import pytest
 
 from protege.core.errors import UserError
-from protege.data.manifest import MANIFEST, output_folder, verify_manifest, write_manifest
+from protege.data.manifest import (
+    MANIFEST,
+    output_folder,
+    verify_manifest,
+    write_manifest,
+)
 from protege.data.text import TextExample, load_text_dataset, save_text_dataset
 
 

@@ -186,7 +186,8 @@ def evaluate_checkpoint(path: Path, level: str | None, episodes: int, workers: i
     if not level:
         raise UserError(f"{path}: the run's config names no level; pass --level")
     row = evaluate_policy(model, policy_cfg, level, episodes, workers, greedy, seed_start)
-    from protege.core.runs import save_eval  # kept beside the run, with the settings used
+    # kept beside the run, with the settings used
+    from protege.core.runs import save_eval
     path = Path(path)
     run_dir = path if (path / "config.yaml").exists() else path.parent.parent
     start = EVAL_SEED_START if seed_start is None else seed_start

@@ -77,7 +77,8 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     metrics = evaluate_lm(model, tokenizer, config["task"]["kind"], task.eval, cfg,
                           config["model"]["context"], config["objective"]["gamma"])
     print_summary(f"evaluation of {run_dir}", [{"key": k, "value": v} for k, v in metrics.items()])
-    from protege.core.runs import save_eval  # kept beside the run, with the settings used
+    # kept beside the run, with the settings used
+    from protege.core.runs import save_eval
     settings = {"prompts": prompts, "samples": samples, "sample_prompts": sample_prompts,
                 "temperature": temperature, "top_p": top_p, "beams": beams, "seed": seed,
                 "max_new_tokens": config["eval"]["max_new_tokens"]}
