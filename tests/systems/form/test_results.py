@@ -27,3 +27,15 @@ def test_table_keeps_tasks_apart(tmp_path):
     markdown, rows = table(collect(tmp_path))
     assert [(r["task"], r["seeds"]) for r in rows] == [("cartpole-swingup", 2), ("reacher-easy", 1)]
     assert markdown.count("| reacher-easy |") == 1
+
+
+def test_control_table_command_keeps_its_table_beside_the_runs(tmp_path, capsys):
+    from protege.cli.main import main
+    for i, score in enumerate([0.2, 0.4]):
+        (tmp_path / f"r{i}").mkdir()
+        (tmp_path / f"r{i}" / "summary.json").write_text(json.dumps(
+            {"method": "form", "distractors": 0, "seed": i, "normalised_return": score, "return": 1.0}))
+    main(["eval", "control-table", str(tmp_path)])
+    kept = json.loads((tmp_path / "control-table.json").read_text())
+    assert kept["runs"] == ["r0", "r1"] and abs(kept["rows"][0]["normalised_return"] - 0.3) < 1e-9
+    assert "FORM" in (tmp_path / "control-table.md").read_text()

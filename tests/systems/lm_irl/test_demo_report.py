@@ -61,3 +61,18 @@ def test_report_of_a_non_run_is_a_clear_error(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     code, out = cli("report", "empty")
     assert code == 2 and "no metrics.jsonl" in out and "Traceback" not in out
+
+
+def test_demo_refuses_a_file_or_a_foreign_folder_before_any_work(tmp_path):
+    from protege.core.errors import UserError
+    from protege.systems.lm_irl.demo import check_demo_folder
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        check_demo_folder(tmp_path / "file")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds other files \\(notes.txt\\)"):
+        check_demo_folder(tmp_path / "other")
+    (tmp_path / "again" / "mle").mkdir(parents=True)
+    check_demo_folder(tmp_path / "again")  # an earlier demo's output is fine
+    check_demo_folder(tmp_path / "new")

@@ -31,6 +31,7 @@ def _command(recipe: str, method: str, out: Path, quick: bool) -> list[str]:
 
 def run_demo(out: Path, quick: bool = False) -> tuple[list[dict], Path]:
     out = Path(out)
+    check_demo_folder(out)
     todo = {m: r for m, r in METHODS.items() if not (out / m / "summary.json").exists()}
     procs = {m: subprocess.Popen(_command(r, m, out, quick), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True) for m, r in todo.items()}
@@ -47,6 +48,17 @@ def run_demo(out: Path, quick: bool = False) -> tuple[list[dict], Path]:
         rows.append({"method": run_dir.name, "lambda": summary.get("lam"),
                      **{label: summary.get(key) for key, label in COLUMNS.items()}})
     return rows, report
+
+
+def check_demo_folder(out: Path) -> None:
+    """Refuse, before any work, an --out that is a file or a folder holding anything but the demo's
+    own earlier output (its runs and report), so a typo never mixes the demo into other work."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; the demo writes a folder (runs and a report)")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in {*METHODS, "report"}) if out.exists() else []
+    if foreign:
+        raise UserError(f"--out {out} holds other files ({', '.join(foreign[:3])}); choose an empty or "
+                        f"new folder, or one an earlier demo wrote")
 
 
 def _watch(procs: dict, out: Path) -> None:
