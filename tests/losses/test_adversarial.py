@@ -42,7 +42,7 @@ def test_masked_discriminator_loss_counts_only_masked_steps():
     g = torch.Generator().manual_seed(1)
     e, a = torch.randn(20, generator=g), torch.randn(30, generator=g)
     em, am = torch.rand(20, generator=g) > 0.4, torch.rand(30, generator=g) > 0.4
-    loss, m = discriminator_loss(e, a, em, am)
+    loss, _ = discriminator_loss(e, a, em, am)
     kept_e = [x for x, k in zip(e.tolist(), em.tolist()) if k]
     kept_a = [x for x, k in zip(a.tolist(), am.tolist()) if k]
     assert loss.item() == pytest.approx(naive_bce(kept_e, kept_a), rel=1e-5)
