@@ -181,3 +181,23 @@ def test_truncated_weights_and_missing_config_are_named(tmp_path):
     (tmp_path / "r" / "config.yaml").unlink()
     with pytest.raises(UserError, match="config.yaml: missing"):
         read_run_config(tmp_path / "r")
+
+
+def test_resume_drops_rows_logged_after_the_checkpoint_at_its_own_step(tmp_path):
+    """A final evaluation logged at the last step after the last checkpoint, then a kill: the
+    resumed run must not keep that row (it logs it again), or metrics.jsonl holds it twice."""
+    import torch
+
+    from protege.core.runs import Run, read_metrics
+    run = Run(tmp_path / "r", {"a": 1})
+    run.log(1, {"loss": 1.0})
+    run.log(2, {"loss": 0.5})
+    run.save_checkpoint(2, {"w": torch.zeros(1)}, {})
+    run.log(2, {"eval/return": 7.0})  # after the checkpoint, same step
+    run.close()  # the process dies here, before summary.json
+    resumed = Run(tmp_path / "r", {"a": 1}, resume=True)
+    assert [r.get("loss", r.get("eval/return")) for r in read_metrics(tmp_path / "r")] == [1.0, 0.5]
+    resumed.log(2, {"eval/return": 7.0})
+    resumed.save_checkpoint(3, {"w": torch.zeros(1)}, {})
+    assert resumed.restore() is not None and resumed.load_checkpoint()[1]["metrics_rows"] == 3
+    resumed.close()

@@ -148,6 +148,7 @@ class Run:
         self._lock_fd = None
         self._tb = None
         self._finished = False
+        self._rows = 0  # complete rows in metrics.jsonl: a checkpoint records how many it follows
         if resume and not (self.dir / "config.yaml").is_file():
             raise UserError(f"--resume: {self.dir} holds no run to resume (no config.yaml)")
         if is_main:
@@ -160,7 +161,8 @@ class Run:
                                     f"{self.dir / 'config.yaml'}; resume with the same recipe and "
                                     f"overrides")
                 latest = self.latest_checkpoint()  # drop what a killed run logged past it
-                self.truncate_metrics(load_state(latest / "state.pt")["step"] if latest else -1)
+                self.truncate_metrics(load_state(latest / "state.pt") if latest else None)
+            self._rows = len(read_metrics(self.dir)) if resume else 0
             if is_main and not resume:
                 write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         except BaseException:
@@ -203,6 +205,7 @@ class Run:
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
+        self._rows += 1
         tb = self._writer(step)
         for key, value in row.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -214,13 +217,21 @@ class Run:
             self._tb = SummaryWriter(str(self.dir / "tb"), purge_step=step)
         return self._tb
 
-    def truncate_metrics(self, after_step: int) -> None:
-        """Drop metric rows logged after `after_step` (work a killed run did past its checkpoint)."""
+    def truncate_metrics(self, checkpoint_state: dict | None) -> None:
+        """Drop the metric rows a killed run logged after its last checkpoint (all of them if it has
+        none). A checkpoint records how many rows preceded it, which also drops a row logged at the
+        checkpoint's own step after it was written (a final evaluation); rows of later steps go too."""
         path = self.dir / "metrics.jsonl"
         if not self.is_main or not path.exists():
             return
-        keep = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
-                if (step := _complete_row_step(line)) is not None and step <= after_step]
+        rows = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if _complete_row_step(line) is not None]
+        if checkpoint_state is None:
+            rows = []
+        elif "metrics_rows" in checkpoint_state:
+            rows = rows[:int(checkpoint_state["metrics_rows"])]
+        step = checkpoint_state["step"] if checkpoint_state is not None else -1
+        keep = [line for line in rows if _complete_row_step(line) <= step]
         write_text_atomic(path, "".join(line + "\n" for line in keep))
 
     def metrics(self) -> list[dict]:
@@ -237,7 +248,7 @@ class Run:
             # clone: safetensors refuses tensors that share memory (tied embeddings)
             save_file({k: v.detach().cpu().clone().contiguous() for k, v in weights.items()},
                       str(tmp / "model.safetensors"))
-            torch.save({**state, "step": step}, tmp / "state.pt")
+            torch.save({**state, "step": step, "metrics_rows": self._rows}, tmp / "state.pt")
         write_text_atomic(self.ckpt_dir / "latest", name)
         for old in sorted(self.ckpt_dir.glob("step-*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
