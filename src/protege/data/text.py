@@ -54,7 +54,7 @@ def load_text_dataset(path: str | Path, prompt_field: str = "prompt",
                             f"HF datasets folder")
         return [ex for f in files for ex in load_text_dataset(f, prompt_field, completion_field)]
     elif path.suffix in (".jsonl", ".json"):
-        rows, where = _jsonl_rows(path), "line"
+        rows, where = read_jsonl(path), "line"
     elif path.suffix == ".parquet":
         rows, where = _parquet_rows(path), "row"
     else:
@@ -95,14 +95,17 @@ def utf8_lines(path: Path, what: str):
                                 f"line); expected {what}") from None
 
 
-def _jsonl_rows(path: Path):
-    for number, line in utf8_lines(path, "JSON lines"):
+def read_jsonl(path: Path, what: str = "JSON lines"):
+    """(line number, value) of each non-blank line of a JSON-lines file: the one JSONL reader
+    (text datasets, page texts); text that is not UTF-8 or a line that is not JSON is a
+    `UserError` naming the file and line."""
+    for number, line in utf8_lines(path, what):
         if not line.strip():
             continue
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as e:
-            raise UserError(f"{path} line {number}: invalid JSON ({e.msg})") from None
+            raise UserError(f"{path} line {number}: invalid JSON ({e.msg}); expected {what}") from None
 
 
 def _parquet_rows(path: Path):

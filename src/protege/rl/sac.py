@@ -14,7 +14,8 @@ gradient step per environment step). Where the time goes and what we do about it
   * a preallocated numpy replay sampled by index, converted with `torch.from_numpy` (no copies of
     the whole buffer, no Python objects per transition); target update with `_foreach_lerp_`.
 
-The reward used in the TD target is the environment's unless a `RewardModel` is given; its
+The reward used in the TD target is the environment's unless a `RewardModel`
+(`protege.rl.reward_model`, the protocol PPO takes too) is given; its
 `loss_and_reward(batch)` is evaluated on each sampled batch, so a reward that changes during training
 (FORM's agent model, GAIL's discriminator) is always read fresh.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -76,21 +76,6 @@ class Batch:
     reward: Tensor
     done: Tensor
     key: Tensor | None = None
-
-
-class RewardModel(Protocol):
-    """A learned reward trained alongside SAC. Its parameters join SAC's single optimiser."""
-
-    def parameters(self): ...
-
-    def loss_and_reward(self, batch: Batch) -> tuple[Tensor, Tensor, dict]:
-        """(loss to minimise for the model itself, reward [B] without gradient, metrics)."""
-
-    def training_state(self) -> dict:
-        """What its state_dict does not hold (generators, counters, caches): tensors, numbers, dicts."""
-
-    def load_training_state(self, state: dict) -> None:
-        """Restore what `training_state` returned."""
 
 
 class Replay:

@@ -5,7 +5,6 @@ target does not exist) and hands them to `assemble`, which drops dangling links,
 duplicate edges, counts everything it dropped, and writes the graph with `store.write_graph`.
 """
 
-import json
 import re
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 
 from protege.core.errors import UserError
 from protege.data.manifest import check_output_folder
-from protege.data.text import utf8_lines
+from protege.data.text import read_jsonl, utf8_lines
 from protege.worlds.graphs import store
 from protege.worlds.text.dictd import read_dictd
 
@@ -140,7 +139,7 @@ def build_edgelist(path: Path, texts: Path | None = None) -> tuple:
         if not Path(texts).is_file():
             raise UserError(f"{texts}: page texts (JSONL) not found" if not Path(texts).exists() else
                             f"{texts}: is a folder, not a JSONL file of page texts")
-        for lineno, row in _jsonl(Path(texts)):
+        for lineno, row in _page_rows(Path(texts)):
             if "id" not in row:
                 raise UserError(f"{texts}:{lineno}: missing field 'id'")
             ids.append(str(row["id"]))
@@ -165,16 +164,10 @@ def build_edgelist(path: Path, texts: Path | None = None) -> tuple:
     return assemble(titles, bodies, raw_links, counts)
 
 
-def _jsonl(path: Path):
-    for lineno, line in utf8_lines(path, "JSONL page texts"):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+def _page_rows(path: Path):
+    for lineno, row in read_jsonl(path, "JSONL page texts"):
         if not isinstance(row, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object")
+            raise UserError(f"{path} line {lineno}: expected a JSON object")
         yield lineno, row
 
 
