@@ -147,3 +147,38 @@ def test_sigkill_then_resume_equals_uninterrupted_run(redball_demos, tmp_path):
     rows = read_metrics(tmp_path / "runs" / "straight", wall_clock=False)
     assert len(rows) == 60 and any("charts/success_rate" in r for r in rows)
     assert rows == read_metrics(killed, wall_clock=False)
+
+
+BC = ["trainer.steps=300", "trainer.batch_size=8", "trainer.log_every=10", "trainer.checkpoint_every=20",
+      "n_demos=50", "policy.dim=16", "policy.n_film=1", "eval_episodes=0", "seed=1"]
+
+
+@pytest.mark.slow
+def test_offline_sigkill_then_resume_equals_uninterrupted_run(redball_demos, tmp_path):
+    """babyai_offline (BC / IQ-Learn through the shared offline loop) killed and resumed."""
+    def command(name, *extra):
+        return protege_cmd("run", "babyai_iqlearn", f"name={name}", f"demos={redball_demos}", *BC, *extra)
+
+    straight = subprocess.run(command("straight"), cwd=tmp_path, env=protege_env(),
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr
+    killed = tmp_path / "runs" / "killed"
+    proc = subprocess.Popen(command("killed"), cwd=tmp_path, env=protege_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer = killed / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if pointer.exists() and pointer.read_text().strip() >= "step-00000100":
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = subprocess.run(command("killed", "--resume"), cwd=tmp_path, env=protege_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(str(tmp_path / "runs" / "straight" / "checkpoints" / "step-00000300" / "model.safetensors"))
+    b = load_file(str(killed / "checkpoints" / "step-00000300" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = read_metrics(tmp_path / "runs" / "straight", wall_clock=False)
+    assert len(rows) >= 30 and rows == read_metrics(killed, wall_clock=False)
