@@ -28,6 +28,9 @@ class System:
     """folder of the system's built-in YAML recipes"""
     cli: str | None = None
     """module that adds the system's commands to the shared command groups on import"""
+    datasets: dict[str, str] = field(default_factory=dict)
+    """dataset kind (its manifest's `kind`) -> "module:function" that checks a folder of that kind
+    and returns (what it is, a summary row): how `protege data validate` reads it"""
 
 
 SYSTEMS: dict[str, System] = {}
@@ -45,6 +48,11 @@ def register(system: System) -> System:
 
 def experiments() -> dict[str, str]:
     return {key: module for s in SYSTEMS.values() for key, module in s.experiments.items()}
+
+
+def dataset_readers() -> dict[str, str]:
+    """Every registered dataset kind -> "module:function" of its checker."""
+    return {kind: reader for s in SYSTEMS.values() for kind, reader in s.datasets.items()}
 
 
 def builtin_recipes() -> dict[str, Path]:

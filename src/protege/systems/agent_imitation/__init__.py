@@ -9,4 +9,5 @@ SYSTEM = register(System(
     experiments={"babyai_offline": "protege.systems.agent_imitation.experiment", "babyai_gail": "protege.systems.agent_imitation.gail"},
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.agent_imitation.cli",
+    datasets={"protege-babyai-demos-v1": "protege.worlds.babyai.demos:describe"},
 ))

@@ -9,4 +9,5 @@ SYSTEM = register(System(
     experiments={"control_imitation": "protege.systems.form.experiment"},
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.form.cli",
+    datasets={"protege.control.demos": "protege.worlds.control.demos:describe"},
 ))

@@ -9,4 +9,6 @@ SYSTEM = register(System(
     experiments={"nav_bc": "protege.systems.wikinav.experiment"},
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.wikinav.cli",
+    datasets={"protege.nav.graph": "protege.worlds.graphs.store:describe",
+              "protege.worlds.graphs.walks": "protege.worlds.graphs.walks:describe"},
 ))

@@ -315,6 +315,13 @@ def read_episodes(folder: Path, level: str | None = None) -> list[Episode]:
             for e, seed in zip(raw, seeds)]
 
 
+def describe(folder: Path) -> tuple[str, dict]:
+    """Check a demonstrations folder record by record (`protege data validate`); a summary row."""
+    episodes = read_episodes(folder)
+    return "BabyAI demonstrations", {"level": episodes[0].env_id, "episodes": len(episodes),
+                                     "steps": sum(len(e) for e in episodes)}
+
+
 def load_demos(folder: Path, level: str | None = None) -> Demos:
     """`read_episodes` flattened (`protege.data.episodes.flatten`) into `Demos` arrays for training."""
     episodes = read_episodes(folder, level)

@@ -160,3 +160,10 @@ def load_demos(folder: Path, task: str | None = None, obs_dim: int | None = None
     steps = flatten(episodes)
     return ControlDemos(steps.obs["observation"], steps.next_obs["observation"], steps.acts, steps.episode,
                         recorded_task, float(meta["ref_max_score"]), float(meta["ref_min_score"]))
+
+
+def describe(folder: Path) -> tuple[str, dict]:
+    """Check a demonstrations folder record by record (`protege data validate`); a summary row."""
+    demos = load_demos(folder)
+    return "Control Suite demonstrations", {"task": demos.task, "transitions": len(demos.obs),
+                                            "episodes": len(set(demos.episode.tolist()))}

@@ -137,6 +137,11 @@ def open_graph(folder: Path, verify: bool = True) -> Graph:
     return Graph(offsets, targets, folder)
 
 
+def describe(folder: Path) -> tuple[str, dict]:
+    """`check_graph` for `protege data validate`."""
+    return "graph", check_graph(folder)
+
+
 def check_graph(folder: Path) -> dict:
     """Open a graph folder with its checksums and check what they cannot: offsets non-decreasing,
     every target a page, one page record per node. Returns counts for a summary."""

@@ -224,6 +224,11 @@ def walk_stats(graph_folder, walks_per_page: int, length: int, dead_end: str, ho
             "threads": numba.get_num_threads(), "saved_to": str(out) if out else None}
 
 
+def describe(folder) -> tuple[str, dict]:
+    """`load_walks` for `protege data validate`."""
+    return "random walks", load_walks(folder)
+
+
 def load_walks(folder) -> dict:
     """Check a folder written by `walk_stats(out=...)` (checksums, then array shapes); its counts."""
     from pathlib import Path
