@@ -22,6 +22,33 @@ def protege_env() -> dict:
     return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
 
 
+def kill_after_checkpoint(cmd, run_dir, cwd, at_least: str) -> str:
+    """Start `cmd`, SIGKILL it once `run_dir`'s newest checkpoint is `at_least` (e.g. "step-00000020")
+    and before it finishes; returns the name of the checkpoint it left."""
+    import signal
+    import time
+    proc = subprocess.Popen(cmd, cwd=cwd, env=protege_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pointer = Path(run_dir) / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if pointer.exists() and pointer.read_text().strip() >= at_least:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (Path(run_dir) / "summary.json").exists()
+    return pointer.read_text().strip()
+
+
+def final_weights(run_dir) -> dict:
+    """The weights of a run's newest checkpoint."""
+    from safetensors.torch import load_file
+    latest = (Path(run_dir) / "checkpoints" / "latest").read_text().strip()
+    return load_file(str(Path(run_dir) / "checkpoints" / latest / "model.safetensors"))
+
+
 @pytest.fixture
 def cli(tmp_path):
     """Run the `protege` command in a subprocess from tmp_path; returns (exit code, output)."""

@@ -1,16 +1,17 @@
 """A run killed with SIGKILL mid-way and resumed ends with the same weights and metrics as an
 uninterrupted run (RNG states and the data position are restored, not only the weights)."""
 
-import os
-import signal
 import subprocess
-import time
 
 import pytest
-from safetensors.torch import load_file
 
 from protege.core.runs import read_metrics
-from tests.conftest import protege_cmd, protege_env
+from tests.conftest import (
+    final_weights,
+    kill_after_checkpoint,
+    protege_cmd,
+    protege_env,
+)
 
 TINY = ["task.train_size=300", "task.eval_size=10", "model.n_layer=1", "model.n_embd=32",
         "model.n_head=2", "vocab_size=300", "trainer.steps=60", "trainer.batch_size=8",
@@ -24,11 +25,6 @@ def run(tmp_path, name, *extra):
                           cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
 
 
-def final_weights(run_dir):
-    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
-    return load_file(str(run_dir / "checkpoints" / latest / "model.safetensors"))
-
-
 def metric_rows(run_dir):
     return read_metrics(run_dir, wall_clock=False)
 
@@ -39,20 +35,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     assert reference.returncode == 0, reference.stderr
 
     killed_dir = tmp_path / "runs" / "killed"
-    proc = subprocess.Popen(protege_cmd("run", "lm_arithmetic_mle", "name=killed", *TINY),
-                            cwd=tmp_path, env=protege_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    pointer = killed_dir / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and pointer.read_text().strip() >= "step-00000012":
-            break
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (killed_dir / "summary.json").exists(), "the run finished before it could be killed"
-    killed_at = pointer.read_text().strip()
+    killed_at = kill_after_checkpoint(protege_cmd("run", "lm_arithmetic_mle", "name=killed", *TINY),
+                                      killed_dir, tmp_path, "step-00000012")
     assert killed_at < "step-00000060"
 
     resumed = run(tmp_path, "killed", "--resume")

@@ -3,10 +3,7 @@ checkpoint, one seed gives one first checkpoint, a typo fails at load, and a GAI
 SIGKILL then resumed ends exactly like an uninterrupted one."""
 
 import io
-import os
-import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +15,7 @@ from protege.core.runs import Run, read_metrics
 from protege.rl.ppo import EnvPool
 from protege.systems.agent_imitation import experiment, gail
 from protege.worlds.babyai.levels import TRAIN_SEED_START, episode_success, make_env
-from tests.conftest import protege_cmd, protege_env
+from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
 from tests.core.test_config import assert_one_line_error
 
 LEVEL = "BabyAI-GoToRedBall-v0"
@@ -119,18 +116,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(redball_demos, tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     killed = tmp_path / "runs" / "killed"
-    proc = subprocess.Popen(command("killed"), cwd=tmp_path, env=protege_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pointer = killed / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and pointer.read_text().strip() >= "step-00000020":
-            break
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert pointer.read_text().strip() < "step-00000060"
+    assert kill_after_checkpoint(command("killed"), killed, tmp_path, "step-00000020") < "step-00000060"
 
     resumed = subprocess.run(command("killed", "--resume"), cwd=tmp_path, env=protege_env(),
                              capture_output=True, text=True, timeout=600)
@@ -163,17 +149,7 @@ def test_offline_sigkill_then_resume_equals_uninterrupted_run(redball_demos, tmp
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr
     killed = tmp_path / "runs" / "killed"
-    proc = subprocess.Popen(command("killed"), cwd=tmp_path, env=protege_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pointer = killed / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and pointer.read_text().strip() >= "step-00000100":
-            break
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_after_checkpoint(command("killed"), killed, tmp_path, "step-00000100")
     resumed = subprocess.run(command("killed", "--resume"), cwd=tmp_path, env=protege_env(),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr

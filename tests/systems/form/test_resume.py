@@ -2,17 +2,19 @@
 and continued with --resume ends with the same weights (every tensor, bit for bit) and the same
 metrics (wall-clock `time/` keys aside) as an uninterrupted run. Plus: a run's seed alone decides it."""
 
-import os
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from protege.core.runs import read_metrics
-from tests.conftest import protege_cmd, protege_env
+from tests.conftest import (
+    final_weights,
+    kill_after_checkpoint,
+    protege_cmd,
+    protege_env,
+)
 
 # short episodes (25 agent steps at action_repeat 4), tiny networks, few demonstrations
 TINY = ["time_limit=1.0", "demo_episodes=2", "random_episodes=2", "eval_episodes=1", "loop.steps=300",
@@ -32,27 +34,6 @@ def command(recipe: str, name: str, *extra: str) -> list[str]:
     return protege_cmd("run", recipe, f"name={name}", *TINY, *RECIPES[recipe], *extra)
 
 
-def final_weights(run_dir):
-    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
-    return load_file(str(run_dir / "checkpoints" / latest / "model.safetensors"))
-
-
-def kill_after_first_checkpoint(cmd, run_dir, tmp_path, first: str) -> str:
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=protege_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    pointer = run_dir / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and pointer.read_text().strip() >= first:
-            break
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (run_dir / "summary.json").exists()
-    return pointer.read_text().strip()
-
-
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, recipe):
     """12-14 s each on a shared 2-core machine (three process starts, two of them at once)."""
@@ -61,7 +42,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, recipe):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     killed_dir = tmp_path / "runs" / "killed"
     first = FIRST.get(recipe, "step-00000100")
-    killed_at = kill_after_first_checkpoint(command(recipe, "killed"), killed_dir, tmp_path, first)
+    killed_at = kill_after_checkpoint(command(recipe, "killed"), killed_dir, tmp_path, first)
     _, err = straight.communicate(timeout=600)
     assert straight.returncode == 0, err[-2000:]
     assert first <= killed_at < final_name(tmp_path / "runs" / "straight")

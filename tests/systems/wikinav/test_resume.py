@@ -1,10 +1,7 @@
 """`protege nav train`: seeded before the scorer is built, checkpoints in short runs, and a run
 killed with SIGKILL then resumed ends exactly like an uninterrupted one."""
 
-import os
-import signal
 import subprocess
-import time
 
 import pytest
 from safetensors.torch import load_file
@@ -13,7 +10,7 @@ from protege.core.errors import UserError
 from protege.core.runs import read_metrics
 from protege.systems.wikinav.experiment import default_checkpoint_every, run_from_cli
 from protege.worlds.graphs.builders import build
-from tests.conftest import protege_cmd, protege_env
+from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
 
 OPTIONS = dict(encoder="tfidf", batch_size=16, lr=2e-3, walks_per_page=3, walk_length=6,
                dead_end="jump", page_vectors=True)
@@ -75,19 +72,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(graph, tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train(graph, killed), env=protege_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    pointer = killed / "checkpoints" / "latest"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if pointer.exists() and pointer.read_text().strip() >= "step-00000400":
-            break
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (killed / "summary.json").exists()
-    assert pointer.read_text().strip() < "step-00002000"
+    assert kill_after_checkpoint(train(graph, killed), killed, tmp_path, "step-00000400") < "step-00002000"
 
     resumed = subprocess.run(train(graph, killed, "--resume"), env=protege_env(),
                              capture_output=True, text=True, timeout=600)
