@@ -248,6 +248,7 @@ CASES = [
     ("eval", "babyai", "babyai_ok", "--seed-start", "-1"), ("eval", "babyai", "runs/lm_ok"),
     ("nav", "eval", "nav_ok", "--pairs", "0"), ("nav", "eval", "nav_ok", "--k-max", "0"),
     ("nav", "eval", "nav_ok", "--budget-factor", "nan"), ("nav", "eval", "nav_ok", "--seed", "-1"),
+    ("nav", "eval", "nav_ok", "--pairs", "20"),
     ("nav", "eval", "nav_ok", "--min-pairs", "-1"),
     ("nav", "search", "", "--policy", "nav_ok"), ("nav", "search", "home", "--policy", "nav_ok", "--steps", "0"),
     ("data", "validate", "runs/lm_ok"), ("data", "arithmetic", "runs/lm_ok"),

@@ -100,7 +100,11 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
                                progress=lambda: progress.advance(task))
     if markdown is not None:
         write_text_atomic(markdown, markdown_tables(rows))
-    print_summary(f"nav eval {policy} (success within budget, Wilson 95% CI)", headline_rows(rows))
+    headline = headline_rows(rows)
+    if not headline:
+        raise UserError(f"nav eval {policy}: no k in 1..{k_max} had --min-pairs {min_pairs} source-target "
+                        f"pairs (the graph is too small or too sparse for these k)")
+    print_summary(f"nav eval {policy} (success within budget, Wilson 95% CI)", headline)
 
 
 @nav_app.command("search")

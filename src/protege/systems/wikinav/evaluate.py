@@ -35,6 +35,9 @@ class NavEvalConfig:
         from protege.core.config_help import check_fields
         check_fields(self, ks="nonempty", pairs=">=1", min_pairs=">=1", budget_factor=">0",
                      bfs_sources=">=1", seed=">=0")
+        if self.min_pairs > self.pairs:  # no k could ever be reported: an empty table, silently
+            raise ValueError(f"min_pairs ({self.min_pairs}) is more than pairs ({self.pairs}); "
+                             f"lower --min-pairs or raise --pairs")
 
 
 def budget_for(k: int, cfg: NavEvalConfig) -> int:
