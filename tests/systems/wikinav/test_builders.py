@@ -84,7 +84,7 @@ def test_edgelist_errors_name_the_line(tmp_path):
         build("edgelist", tmp_path / "e.txt", tmp_path / "g")
     (tmp_path / "p.jsonl").write_text('{"id": "A"}\n{oops\n')
     (tmp_path / "e.txt").write_text("A B\n")
-    with pytest.raises(UserError, match=r"p.jsonl:2"):
+    with pytest.raises(UserError, match=r"p.jsonl line 2"):
         build("edgelist", tmp_path / "e.txt", tmp_path / "g", texts=tmp_path / "p.jsonl")
 
 
