@@ -18,50 +18,23 @@ from protege.core.errors import UserError
 from protege.core.progress import progress_bar
 from protege.core.workers import ignore_sigint
 from protege.eval.stats import mean_interval, wilson_interval
-from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
-from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_success, make_env
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
+from protege.rl.babyai_rollout import load_policy, play_episodes
+from protege.worlds.babyai.levels import (
+    EVAL_SEED_START,
+    check_level,
+    episode_success,
+    make_env,
+)
 
 
 def rollout(model: BabyAIPolicy, level: str, seeds: list[int], greedy: bool = True,
             n_envs: int = 16, sample_seed: int = 0, on_episode=None) -> list[dict]:
     """Play one episode per seed; returns [{seed, success, return, length}] in seed order.
     `on_episode()` is called after each finished episode (progress reporting)."""
-    envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
-    queue, results, gen = list(seeds), {}, torch.Generator().manual_seed(sample_seed)
-    current, obs, stats = [None] * len(envs), [None] * len(envs), [None] * len(envs)
-    state = None
-    done = torch.ones(len(envs), dtype=torch.bool)
-    while True:
-        for i, env in enumerate(envs):
-            if done[i]:
-                if queue:
-                    current[i] = queue.pop(0)
-                    obs[i], _ = env.reset(seed=current[i])
-                    stats[i] = [0.0, 0]
-                else:
-                    current[i] = None
-        active = [i for i in range(len(envs)) if current[i] is not None]
-        if not active:
-            break
-        state = reset_state(state, done)
-        images = torch.from_numpy(np.stack([obs[i]["image"] for i in range(len(envs))]))
-        directions = torch.tensor([obs[i]["direction"] for i in range(len(envs))])
-        tokens = tokenize([obs[i]["mission"] for i in range(len(envs))])
-        actions, _, _, state = model.act(images, directions, tokens, state, greedy, gen)
-        done = torch.zeros(len(envs), dtype=torch.bool)
-        for i in active:
-            obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
-            stats[i][0] += reward
-            stats[i][1] += 1
-            if terminated or truncated:
-                results[current[i]] = {"seed": current[i], "success": episode_success(terminated, reward),
-                                       "return": stats[i][0], "length": stats[i][1]}
-                done[i] = True
-                if on_episode is not None:
-                    on_episode()
-        for i in range(len(envs)):  # finished envs without a new seed stay idle
-            done[i] |= current[i] is None
-    return [results[s] for s in seeds]
+    played = play_episodes(model, lambda: make_env(level), seeds, greedy, n_envs, sample_seed, on_episode)
+    return [{"seed": p["seed"], "success": episode_success(p["terminated"], p["rewards"][-1]),
+             "return": p["return"], "length": p["length"]} for p in played]
 
 
 _progress_queue = None  # set in each worker process by `_init_worker`
@@ -154,29 +127,6 @@ def summarise(level: str, results: list[dict]) -> dict:
             "return": ret, "return_lo": ret_lo, "return_hi": ret_hi,
             "length": length, "length_lo": len_lo, "length_hi": len_hi,
             "seeds": f"{results[0]['seed']}..{results[-1]['seed']}"}
-
-
-def load_policy(path: Path) -> tuple[BabyAIPolicy, PolicyConfig, dict]:
-    """A policy from a run directory (its latest checkpoint) or a checkpoint folder."""
-    from protege.core.runs import load_weights, read_run_config
-    path = Path(path)
-    if (path / "checkpoints" / "latest").exists():
-        path = path / "checkpoints" / (path / "checkpoints" / "latest").read_text().strip()
-    run_dir = path.parent.parent
-    if not (path / "model.safetensors").exists() or not (run_dir / "config.yaml").exists():
-        raise UserError(f"{path}: not a BabyAI run directory or checkpoint (no model.safetensors "
-                        f"with a config.yaml two levels up)")
-    config = read_run_config(run_dir)
-    try:
-        policy_cfg = PolicyConfig(**config.get("policy", {}))
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{run_dir / 'config.yaml'}: policy: {e}") from None
-    model = BabyAIPolicy(policy_cfg)
-    try:
-        model.load_state_dict(load_weights(path / "model.safetensors"))
-    except RuntimeError as e:
-        raise UserError(f"{path}/model.safetensors: does not fit a BabyAI policy ({str(e)[:200]})") from None
-    return model, policy_cfg, config
 
 
 def evaluate_checkpoint(path: Path, level: str | None, episodes: int, workers: int,
