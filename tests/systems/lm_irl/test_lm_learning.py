@@ -103,6 +103,12 @@ def test_cli_reward_and_sample(trained, capsys, tmp_path):
     assert all(isinstance(r["reward"], float) for r in rows) and "mean reward" in out
     code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--n", "2")
     assert code == 0 and "red is colour number 0" in out, out
+    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--greedy", "--n", "3")
+    assert code == 0 and "red is colour number 0" in out, out
+    assert out.count("red is colour number 0") == 1  # greedy: one deterministic completion
+    code, again = protege(capsys, "lm", "sample", run_dir, "name red", "--greedy")
+    rows_of = lambda text: [line for line in text.splitlines() if "│" in line]  # noqa: E731  (the table, not timings)
+    assert rows_of(again) == rows_of(out)
     code, out = protege(capsys, "lm", "reward", tmp_path, "--data", data)
     assert code == 2 and "not a run directory" in out and "Traceback" not in out
     code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--temperature", "0")

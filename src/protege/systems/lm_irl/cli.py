@@ -44,15 +44,17 @@ def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directo
 
 @lm_app.command("sample")
 def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top_p: float = 1.0,
-           beams: int = typer.Option(1, help="> 1: beam search (deterministic)")):
-    """Print n completions of a prompt from a trained model."""
+           beams: int = typer.Option(1, help="> 1: beam search (deterministic)"),
+           greedy: bool = typer.Option(False, "--greedy", help="greedy decoding: one deterministic completion")):
+    """Print n completions of a prompt from a trained model (sampled unless --greedy or --beams > 1)."""
     from protege.systems.lm_irl.evaluate import eval_config, generate, load_trained
     if n < 1:
         from protege.core.errors import UserError
         raise UserError(f"--n must be >= 1, got {n}")
     cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams)  # before the model loads
     model, tokenizer, _ = load_trained(run_dir)
-    outs = generate(model, tokenizer, [prompt], cfg, n=1 if beams > 1 else n, sample=beams == 1)[0]
+    sampled = beams == 1 and not greedy
+    outs = generate(model, tokenizer, [prompt], cfg, n=n if sampled else 1, sample=sampled)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
 
 
