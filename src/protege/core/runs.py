@@ -132,6 +132,29 @@ def lock_run_dir(folder: Path) -> int:
     return fd
 
 
+def _flat(data, prefix: str = "") -> dict:
+    if not isinstance(data, dict):
+        return {prefix.rstrip(".") or "config": data}
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def _differences(saved, new, limit: int = 3) -> str:
+    """`key: saved X, now Y` for the first `limit` dotted keys that differ. A precision that `auto`
+    resolved differently on this machine gets a hint (see protege.core.precision)."""
+    old, now = _flat(saved), _flat(new)
+    keys = [k for k in {**old, **now} if old.get(k, "<absent>") != now.get(k, "<absent>")]
+    parts = []
+    for key in keys[:limit]:
+        part = f"{key}: saved {old.get(key, '<absent>')!r}, now {now.get(key, '<absent>')!r}"
+        if key.endswith("precision") and old.get(key) in ("fp32", "bf16"):
+            part += f"; auto resolves per machine, pass {key}={old[key]} to resume as the run started"
+        parts.append(part)
+    return "; ".join(parts) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def _visible(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name != LOCK]
 
@@ -158,8 +181,8 @@ class Run:
                 saved = read_run_config(self.dir)
                 if saved != config:
                     raise UserError(f"--resume: the config differs from the one saved in "
-                                    f"{self.dir / 'config.yaml'}; resume with the same recipe and "
-                                    f"overrides")
+                                    f"{self.dir / 'config.yaml'} ({_differences(saved, config)}); "
+                                    f"resume with the same recipe and overrides")
                 latest = self.latest_checkpoint()  # drop what a killed run logged past it
                 self.truncate_metrics(load_state(latest / "state.pt") if latest else None)
             self._rows = len(read_metrics(self.dir)) if resume else 0

@@ -38,7 +38,7 @@ class ConditionalGaussian(nn.Module):
     def __init__(self, obs_dim: int, hidden: int = 256, log_std_min: float = -5.0, log_std_max: float = 2.0,
                  obs_mean=None, obs_std=None, delta_std=None, name: str = "density", bf16: bool = False):
         super().__init__()
-        self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (see models.mixed_precision)
+        self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (protege.nn.precision)
         self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 2 * obs_dim))
         self.log_std_min, self.log_std_max, self.name = log_std_min, log_std_max, name

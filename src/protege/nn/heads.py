@@ -17,7 +17,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int = 128, mean=None, std=None, bf16: bool = False):
         super().__init__()
-        self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (see models.mixed_precision)
+        self.bf16 = bf16  # hidden layers in bfloat16, output layer fp32 (protege.nn.precision)
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                  nn.Linear(hidden, 1))
         self.register_buffer("mean", stats_buffer(mean, in_dim, 0.0))

@@ -1,8 +1,10 @@
 """bfloat16 hidden layers for the small MLPs of continuous control (SAC's reward models).
 
-On CPUs with AVX512-BF16 the 256 x 256 matmuls that dominate these networks run about twice as fast in
-bfloat16 (fp32 accumulation). Only the hidden layers are cast: the output layer (Q-values, log-stds,
-discriminator logits, density parameters) stays fp32, where the precision matters.
+On CPUs with native bfloat16 (AVX512-BF16, AMX) the 256 x 256 matmuls that dominate these networks run
+about twice as fast in bfloat16 (fp32 accumulation); on CPUs without it (AVX2) bfloat16 is emulated and
+~10x slower. Whether to use it is decided by `protege.core.precision` (`precision: auto`); this module
+only computes it. Only the hidden layers are cast: the output layer (Q-values, log-stds, discriminator
+logits, density parameters) stays fp32, where the precision matters.
 """
 
 from __future__ import annotations

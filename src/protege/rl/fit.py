@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from protege.core.config_help import check_fields
+from protege.core.precision import announce, resolve_precision
 from protege.core.progress import progress_bar
 from protege.core.runs import Run, rng_state, seed_everything, set_rng_state
 
@@ -43,8 +44,10 @@ class TrainerConfig:
     """max global gradient norm; 0 disables clipping"""
     grad_accum: int = 1
     """micro-batches per optimiser step (batch_size must divide evenly)"""
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16 runs forward and backward under CPU autocast; weights and optimiser stay fp32"""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """bf16 runs forward and backward under CPU autocast (weights and optimiser stay fp32); auto: bf16 only
+    where the CPU has native bfloat16, else fp32 (resolved when the config is built, see
+    protege.core.precision)"""
     log_every: int = 10
     """log the training metrics every this many steps (and at the last step)"""
     checkpoint_every: int = 200
@@ -54,6 +57,7 @@ class TrainerConfig:
         check_fields(self, steps=">=1", batch_size=">=1", grad_accum=">=1", lr=">0",
                      weight_decay=">=0", warmup_steps=">=0", min_lr_ratio="[0,1]", grad_clip=">=0",
                      log_every=">=1", checkpoint_every=">=0")
+        self.precision = resolve_precision(self.precision)
         if self.batch_size % self.grad_accum:
             raise ValueError(f"batch_size must be divisible by grad_accum, got batch_size="
                              f"{self.batch_size}, grad_accum={self.grad_accum}")
@@ -126,6 +130,9 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by grad_accum x processes "
                          f"({cfg.grad_accum} x {world})")
     seed_everything(seed + rank)
+    bf16 = resolve_precision(cfg.precision) == "bf16"  # resolved at the config's build, unless set since
+    if rank == 0:
+        announce({"trainer.precision": "bf16" if bf16 else "fp32"})
     # fused AdamW updates all parameters in one kernel: on CPU ~10x faster than the default per-tensor
     # loop (11 ms -> 0.9 ms a step for the 0.9M-parameter GPT-2 of benchmarks/lm_step.py); same maths.
     fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
@@ -149,7 +156,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
             # 2. forward/backward over this rank's slice of the global batch
             indices = sampler.next_batch()
             t0 = time.perf_counter()
-            metrics = _accumulate(train_model, loss_fn, make_batch, indices, rank, micro, cfg)
+            metrics = _accumulate(train_model, loss_fn, make_batch, indices, rank, micro, cfg, bf16)
             # 3. update
             if cfg.grad_clip > 0:
                 metrics["train/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(),
@@ -173,13 +180,13 @@ def fit(model: torch.nn.Module, loss_fn: Callable, dataset_size: int, make_batch
     return metrics
 
 
-def _accumulate(model, loss_fn, make_batch, indices, rank, micro, cfg) -> dict:
+def _accumulate(model, loss_fn, make_batch, indices, rank, micro, cfg, bf16: bool) -> dict:
     """Gradients of the mean loss over this rank's micro-batches; returns metrics averaged globally."""
     mine = indices.reshape(-1, micro)[rank * cfg.grad_accum:(rank + 1) * cfg.grad_accum]
     totals: dict = {}
     for i, chunk in enumerate(mine):
         ctx = model.no_sync() if hasattr(model, "no_sync") and i < len(mine) - 1 else _null()
-        with ctx, torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with ctx, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss, metrics = loss_fn(model, make_batch(chunk))
             (loss / cfg.grad_accum).backward()
         for key, value in {"train/loss": loss, **metrics}.items():

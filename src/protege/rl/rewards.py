@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from protege.core.precision import resolve_precision
 from protege.losses.adversarial import (
     adversarial_reward,
     discriminator_loss,
@@ -90,16 +91,18 @@ class FORMReward(nn.Module):
 
 class GAILReward(nn.Module):
     """Discriminator between expert and agent, on (s, a) (`state_action`, GAIL) or (s, s')
-    (`state_only`, GAIfO); trained one step per SAC update with an optional gradient penalty."""
+    (`state_only`, GAIfO); trained one step per SAC update with an optional gradient penalty. `precision`
+    (auto | fp32 | bf16, see protege.core.precision) sets the discriminator's hidden layers."""
 
     def __init__(self, expert_obs: np.ndarray, expert_second: np.ndarray, variant: str, hidden: int = 128,
                  gp_coef: float = 10.0, reward_kind: str = "gail", lr: float = 3e-4, seed: int = 0,
-                 gp_batch: int = 0, bf16: bool = False, gp_space: str = "raw", disc_every: int = 1):
+                 gp_batch: int = 0, precision: str = "fp32", gp_space: str = "raw", disc_every: int = 1):
         super().__init__()
         if variant not in ("state_action", "state_only"):
             raise ValueError(f"GAIL variant must be state_action or state_only, got {variant!r}")
         x = np.concatenate([expert_obs, expert_second], 1)
         mean, std = standard_stats(x)
+        bf16 = resolve_precision(precision) == "bf16"  # auto: bf16 only where the CPU has it natively
         self.disc = Discriminator(x.shape[1], hidden, mean=mean, std=std, bf16=bf16)
         self.expert_x = torch.from_numpy(x)
         self.variant, self.gp_coef, self.reward_kind, self.lr = variant, gp_coef, reward_kind, lr

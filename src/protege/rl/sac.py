@@ -7,7 +7,7 @@ gradient step per environment step). Where the time goes and what we do about it
     actor's loss reads the critic through detached weights, so no gradient crosses between them
     (the actor therefore sees the pre-update critic, as in fused JAX implementations);
   * the twin critics are one batched network (weights [2, in, out], `baddbmm`), halving the kernels;
-  * bfloat16 hidden layers without autocast: each network's weights are cast once per update and shared
+  * bfloat16 hidden layers (where the CPU has native bfloat16: `precision: auto`) without autocast: each network's weights are cast once per update and shared
     by both of its evaluations (actor on s' and s; critic on (s, a) and, through the detached cast, on
     (s, pi)), where autocast cast them again at every call; the Q heads use gemv (a bmm with one output
     column is several times slower on this CPU); ReLU in place;
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from protege.core.config_help import check_fields
+from protege.core.precision import resolve_precision
 from protege.nn.distributions import bounded_log_std, tanh_gaussian_sample
 
 
@@ -52,16 +54,18 @@ class SACConfig:
     """uniform random actions (and no updates) for this many environment steps"""
     buffer_size: int = 1_000_000
     """replay capacity in transitions (a ring buffer: the oldest are overwritten)"""
-    bf16: bool = True
-    """hidden layers' matmuls in bfloat16 (fp32 weights, fp32 accumulation, fp32 output layers):
-    ~2x faster on CPUs with AVX512-BF16; set false for pure fp32"""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """bf16: hidden layers' matmuls in bfloat16 (fp32 weights, accumulation and output layers), ~1.3-2x
+    faster where the CPU has native bfloat16 and ~16x slower where it does not; auto: bf16 only on such
+    a CPU, else fp32 (resolved when the config is built, see protege.core.precision)"""
     act_bf16: bool = False
-    """bfloat16 also when choosing each environment action (batch of one); off by default: casting the
-    weights to bfloat16 costs more than it saves on a one-row matmul (~0.3 ms -> ~0.15 ms a step)"""
+    """with precision bf16, bfloat16 also when choosing each environment action (batch of one); off by
+    default: casting the weights costs more than it saves on a one-row matmul (~0.3 ms -> ~0.15 ms a step)"""
 
     def __post_init__(self):
         check_fields(self, hidden=">=1", batch_size=">=1", lr=">0", gamma="[0,1]", tau="(0,1]",
                      init_alpha=">0", learning_starts=">=0", buffer_size=">=1")
+        self.precision = resolve_precision(self.precision)
 
 
 @dataclass(frozen=True)
@@ -248,9 +252,10 @@ class SAC(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, reward_model: nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
-        self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.bf16)
-        self.critic = TwinQ(obs_dim + act_dim, cfg.hidden, bf16=cfg.bf16)
-        self.critic_target = TwinQ(obs_dim + act_dim, cfg.hidden, bf16=cfg.bf16)
+        self.bf16 = resolve_precision(cfg.precision) == "bf16"  # resolved already, unless set after the build
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden, self.bf16)
+        self.critic = TwinQ(obs_dim + act_dim, cfg.hidden, bf16=self.bf16)
+        self.critic_target = TwinQ(obs_dim + act_dim, cfg.hidden, bf16=self.bf16)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_alpha)))
@@ -267,7 +272,7 @@ class SAC(nn.Module):
     @torch.inference_mode()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         obs_t = torch.from_numpy(obs).unsqueeze(0)
-        return self.actor.sample(obs_t, deterministic, bf16=self.cfg.bf16 and self.cfg.act_bf16)[0].numpy()
+        return self.actor.sample(obs_t, deterministic, bf16=self.bf16 and self.cfg.act_bf16)[0].numpy()
 
     def update(self, batch: Batch) -> dict:
         """One fused gradient step of critic, actor, temperature (and reward model)."""

@@ -115,7 +115,7 @@ def test_disc_every_trains_the_discriminator_on_every_kth_call_and_reads_the_rew
     expert_obs, expert_next = rng.normal(size=(200, 3)).astype(np.float32), rng.normal(size=(200, 3)).astype(np.float32)
     torch.manual_seed(0)
     model = GAILReward(expert_obs, expert_next, "state_only", hidden=16, disc_every=3, seed=0)
-    agent = SAC(3, 1, SACConfig(hidden=16, batch_size=32, bf16=False), model)
+    agent = SAC(3, 1, SACConfig(hidden=16, batch_size=32, precision="fp32"), model)
     replay = filled_replay(100, 100)
     trained = []
     for call in range(7):

@@ -25,14 +25,15 @@ def bc_loss(policy: GaussianPolicy, batch: tuple[torch.Tensor, torch.Tensor]):
 def train_bc(demos: ControlDemos, cfg, seed: int, run):
     """Fit pi(a|s) by maximum likelihood on (obs, action) pairs; returns (policy, final metrics).
 
-    `cfg` is the experiment's BCConfig (steps, batch_size, lr, hidden, checkpoint_every); Adam at a
+    `cfg` is the experiment's BCConfig (steps, batch_size, lr, hidden, checkpoint_every, precision); Adam at a
     constant rate without gradient clipping. `fit` restores a killed run (`run.restore()`)."""
     obs, act = torch.from_numpy(demos.obs), torch.from_numpy(demos.actions)
     torch.manual_seed(seed)  # the policy's initial weights
     mean, std = standard_stats(demos.obs)
     policy = GaussianPolicy(obs.shape[1], act.shape[1], cfg.hidden, mean=mean, std=std)
     trainer = TrainerConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, schedule="constant",
-                            grad_clip=0.0, log_every=500, checkpoint_every=cfg.checkpoint_every)
+                            grad_clip=0.0, log_every=500, checkpoint_every=cfg.checkpoint_every,
+                            precision=cfg.precision)
     metrics = fit(policy, bc_loss, len(obs), lambda idx: (obs[idx], act[idx]), trainer, run, seed)
     keep = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("bc/")}
     return policy, keep

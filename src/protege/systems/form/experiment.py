@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from protege.core.config_help import check_fields
+from protege.core.precision import announce, resolve_precision
 from protege.core.seeds import seed_everything, stream_seed, stream_seeds
 from protege.rl.online import LoopConfig, evaluate, train_online
 from protege.rl.sac import SAC, SACConfig
@@ -70,8 +71,9 @@ class FORMConfig:
     """bound on |log p_E - log p_A| before scaling (a guard against a diverging density)"""
     scale: float = 0.1
     """reward = scale * (log p_E - log p_A); log-ratios of many-dimensional densities are large"""
-    bf16: bool = True
-    """both densities' hidden layers in bfloat16 (output layers fp32), as SAC's networks"""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """both densities' hidden layers in bfloat16 (output layers fp32) with bf16; auto: bf16 only where the
+    CPU has native bfloat16, else fp32 (as sac.precision, see protege.core.precision)"""
     cache_expert: bool = True
     """compute the frozen log p_E(o'|o) once per stored transition instead of once per update"""
     components: int = 1
@@ -79,6 +81,7 @@ class FORMConfig:
 
     def __post_init__(self):
         check_fields(self, hidden=">=1", expert_steps=">=0", lr=">0", clip=">0", scale=">0", components=">=1")
+        self.precision = resolve_precision(self.precision)
         if self.log_std_min >= 2.0:  # the densities' log_std_max
             raise ValueError(f"log_std_min must be below the densities' log-std ceiling 2.0, got {self.log_std_min}")
 
@@ -96,8 +99,9 @@ class GAILConfig:
     gp_batch: int = 64
     """interpolates per step for the gradient penalty (an unbiased estimate of the same expectation
     on fewer samples, see protege.rl.rewards.GAILReward); 0: one per batch pair (the full batch)"""
-    bf16: bool = True
-    """the discriminator's hidden layers in bfloat16 (output layer fp32), as SAC's networks"""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """the discriminator's hidden layers in bfloat16 (output layer fp32) with bf16; auto: bf16 only where
+    the CPU has native bfloat16, else fp32 (as sac.precision, see protege.core.precision)"""
     gp_space: Literal["raw", "standardised"] = "standardised"
     """input space of the gradient penalty: raw observations/actions (DAC) or the standardised inputs
     the discriminator sees (scale-free; see protege.rl.rewards.GAILReward._gradient_penalty)"""
@@ -108,6 +112,7 @@ class GAILConfig:
     def __post_init__(self):
         check_choices(self)
         check_fields(self, hidden=">=1", gp_coef=">=0", lr=">0", gp_batch=">=0", disc_every=">=1")
+        self.precision = resolve_precision(self.precision)
 
 
 @dataclass
@@ -122,9 +127,13 @@ class BCConfig:
     """width of the Gaussian policy's two hidden layers"""
     checkpoint_every: int = 1000
     """save the training state (for --resume) every this many steps, and at the last; 0: only at the last"""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """the offline loop's autocast (trainer.precision of protege.rl.fit): auto is bf16 only where the CPU
+    has native bfloat16, else fp32"""
 
     def __post_init__(self):
         check_fields(self, steps=">=1", batch_size=">=1", lr=">0", hidden=">=1", checkpoint_every=">=0")
+        self.precision = resolve_precision(self.precision)
 
 
 @dataclass
@@ -204,20 +213,26 @@ def _reward_model(cfg: Config, demos: ControlDemos, fit_expert: bool = True):
         dim = demos.obs.shape[1]
         extra = {"components": cfg.form.components} if cfg.form.components > 1 else {}
         model = ConditionalMixture if cfg.form.components > 1 else ConditionalGaussian
-        expert = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", bf16=cfg.form.bf16, **stats, **extra)
+        expert = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_E", bf16=cfg.form.precision == "bf16", **stats, **extra)
         if fit_expert:
             fit_density(expert, demos.obs, demos.next_obs, cfg.form.expert_steps,
                         seed=stream_seed(cfg.seed, "expert_density"))
-        agent = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", bf16=cfg.form.bf16, **stats, **extra)
+        agent = model(dim, cfg.form.hidden, cfg.form.log_std_min, name="p_A", bf16=cfg.form.precision == "bf16", **stats, **extra)
         return FORMReward(expert, agent, cfg.form.clip, cfg.form.scale, cfg.form.lr, cfg.form.cache_expert)
     if cfg.method in ("gail", "gaifo"):
         second = demos.actions if cfg.method == "gail" else demos.next_obs
         variant = "state_action" if cfg.method == "gail" else "state_only"
         return GAILReward(demos.obs, second, variant, cfg.gail.hidden, cfg.gail.gp_coef,
                           cfg.gail.reward_kind, cfg.gail.lr, seed=stream_seed(cfg.seed, "discriminator"),
-                          gp_batch=cfg.gail.gp_batch, bf16=cfg.gail.bf16, gp_space=cfg.gail.gp_space,
+                          gp_batch=cfg.gail.gp_batch, precision=cfg.gail.precision, gp_space=cfg.gail.gp_space,
                           disc_every=cfg.gail.disc_every)
     return None
+
+
+def _precisions(cfg: Config) -> dict[str, str]:
+    """The resolved precision of every network a SAC-based method trains."""
+    models = {"form": {"form.precision": cfg.form.precision}, "sac": {}}
+    return {"sac.precision": cfg.sac.precision, **models.get(cfg.method, {"gail.precision": cfg.gail.precision})}
 
 
 def normalised(ret: float, demos: ControlDemos) -> float:
@@ -228,6 +243,8 @@ def run(cfg: Config, run) -> dict:
     # seeded before anything random is built: environments, demonstrations, networks
     seed_everything(cfg.seed)
     torch.set_num_threads(1)
+    if cfg.method != "bc":  # BC's offline loop announces its own
+        announce(_precisions(cfg))
     dcfg = DistractorConfig(cfg.distractors.kind, cfg.distractors.count)
     limit = cfg.time_limit or None
     env = make_control_env(cfg.task, stream_seed(cfg.seed, "env"), dcfg, cfg.action_repeat, limit)
