@@ -84,3 +84,33 @@ def studio(tmp_path) -> Studio:
 def studio_url(studio):
     with serve_in_thread(studio.db, studio.media) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def bot_demos(tmp_path_factory) -> Path:
+    """Four BabyAI bot demonstrations of GoToRedBall (a few seconds, made once per session)."""
+    from protege.worlds.babyai.demos import DemoConfig, generate_demos
+    out = tmp_path_factory.mktemp("demos") / "GoToRedBall"
+    generate_demos(DemoConfig("BabyAI-GoToRedBall-v0", 4, out, workers=1, chunk_size=4), progress=False)
+    return out
+
+
+def client(studio: Studio, **app_options):
+    """An in-process client of a fresh app over the studio's database (use as a context manager)."""
+    from fastapi.testclient import TestClient
+
+    from protege.systems.feedback.app import create_app
+    return TestClient(create_app(studio.db, studio.media, **app_options), follow_redirects=False)
+
+
+def import_demos(studio: Studio, folder: Path, limit: int | None = None, overlap: int | None = None) -> list[str]:
+    """Import demonstrations into the studio's database; the stored episode ids."""
+    from protege.systems.feedback import assign, episodes
+    from protege.systems.feedback.db import open_db
+    engine, sessions = open_db(studio.db)
+    episodes.import_demos(sessions, folder, limit)
+    if overlap is not None:
+        assign.set_overlap(sessions, overlap)
+    ids = episodes.episode_ids(sessions)
+    engine.dispose()
+    return ids

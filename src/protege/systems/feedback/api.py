@@ -9,7 +9,6 @@ state does not depend on the order in which retries arrive.
 
 import time
 import uuid as uuidlib
-from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -19,14 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from protege.systems.feedback import assign
 from protege.systems.feedback.auth import AdminDep, Principal, UserDep
-from protege.systems.feedback.db import Assignment, EpisodeRow, Mark
+from protege.systems.feedback.db import Assignment, EpisodeRow, Mark, iso
 
 router = APIRouter()
 COMMENT_MAX = 1000
-
-
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _assignment_json(a: Assignment, e: EpisodeRow) -> dict:
@@ -147,7 +142,6 @@ def put_mark(mark_uuid: str, body: MarkIn, request: Request, who: UserDep):
 @router.get("/api/admin/progress")
 def admin_progress(request: Request, who: AdminDep):
     from protege.systems.feedback.agreement import agreement_report
-
     from protege.systems.feedback.db import User
     now = time.time()
     with request.app.state.db() as db:

@@ -10,6 +10,7 @@ Times are Unix seconds (float); JSON columns hold lists of numbers (actions, rew
 """
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
@@ -213,3 +214,9 @@ def set_setting(session, key: str, value: str) -> None:
         session.add(Setting(key=key, value=value))
     else:
         row.value = value
+
+
+def iso(t: float) -> str:
+    """Unix seconds as ISO 8601 UTC, e.g. 2026-11-30T03:24:00.123Z (milliseconds: marks made in one
+    second keep their order)."""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

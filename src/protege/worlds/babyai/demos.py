@@ -197,10 +197,12 @@ def _run_chunks(chunks: list, cfg: DemoConfig, progress: bool):
             yield Path(t[3])
 
 
-def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
+def write_minari(cfg: DemoConfig, chunk_paths, algorithm: str = "BabyAIBot",
+                 meta: dict | None = None) -> dict:
     """Write the chunks (an iterable of paths in seed order, e.g. `_run_chunks` while it plays) into
     one Minari dataset (arrow) plus a checksum manifest, atomically. A writer process stores each
-    chunk as soon as it is yielded (`babyai_minari.ChunkWriter`), so storing overlaps with the bot."""
+    chunk as soon as it is yielded (`babyai_minari.ChunkWriter`), so storing overlaps with the bot.
+    `algorithm` names who acted (Minari's `algorithm_name`); `meta` adds keys to the manifest meta."""
     import minari
     from minari.dataset.minari_storage import MinariStorage
 
@@ -222,7 +224,7 @@ def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
         if not episodes:
             raise UserError(f"{cfg.level}: the bot finished none of the {cfg.episodes} episodes")
         storage.update_metadata({"dataset_id": minari_dataset_id(cfg.level),
-                                 "minari_version": minari.__version__, "algorithm_name": "BabyAIBot",
+                                 "minari_version": minari.__version__, "algorithm_name": algorithm,
                                  "total_episodes": episodes, "total_steps": steps})
         # Minari's `get_size` stats every file again; the writer knows the bytes (Minari also
         # counts directory entries, so its figure is a little larger)
@@ -230,7 +232,7 @@ def write_minari(cfg: DemoConfig, chunk_paths) -> dict:
     stats = {"level": cfg.level, "episodes": episodes, "steps": steps,
              "bot_failures": cfg.episodes - episodes, "mean_length": steps / episodes}
     write_manifest(out, {"format": FORMAT, "level": cfg.level, "observation_spec": observation_spec(),
-                         "seeds_tried": [cfg.seed_start, cfg.episodes], "stats": stats},
+                         "seeds_tried": [cfg.seed_start, cfg.episodes], "stats": stats, **(meta or {})},
                    known={f"data/{name}": entry for name, entry in writer.files.items()})
     # not in the manifest: they vary per run or per folder
     return {**stats, "writer_cpu_s": writer.cpu_seconds, "minari_dataset_id": minari_dataset_id(cfg.level)}
@@ -337,3 +339,31 @@ def load_demos(folder: Path, level: str | None = None) -> Demos:
         seeds=np.asarray([e.seed for e in episodes], np.int64),
         lengths=np.asarray([len(e) for e in episodes], np.int64),
         terminated=np.asarray([e.terminated for e in episodes]))
+
+
+def write_episodes(episodes: list[Episode], out: Path, algorithm: str, meta: dict | None = None) -> dict:
+    """Write finished BabyAI `Episode`s of one level (with seeds; e.g. people's plays in the
+    studio) as a demonstrations folder that `read_episodes`/`load_demos` read and `protege run
+    babyai_bc demos=DIR` trains on. Replaces only an earlier demonstrations folder."""
+    out = Path(out)
+    if not episodes:
+        raise UserError(f"--demos {out}: no finished episodes to write")
+    levels = sorted({e.env_id for e in episodes})
+    if len(levels) != 1 or levels[0] is None:
+        raise UserError(f"--demos {out}: a demonstrations folder holds one level; got {levels}")
+    _check_out(out)
+    if (out / MANIFEST).exists() and verify_manifest(out)["meta"].get("format") != FORMAT:
+        raise UserError(f"--demos {out} holds another kind of dataset; choose another path")
+    chunks = out / ".chunks"
+    chunks.mkdir(parents=True, exist_ok=True)
+    path = chunks / f"episodes-{len(episodes)}.npz"
+    packed = [{"images": e.observations["image"], "directions": e.observations["direction"],
+               "actions": np.asarray(e.actions, np.int64), "rewards": np.asarray(e.rewards, np.float64),
+               "truncated": bool(e.truncated), "mission": e.instruction or "", "seed": int(e.seed),
+               "subgoals": [""] * len(e), "reasons": [""] * len(e)} for e in episodes]
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **_pack(packed))
+    cfg = DemoConfig(levels[0], len(episodes), out, workers=1, seed_start=0)
+    stats = write_minari(cfg, [path], algorithm=algorithm, meta={"source": algorithm, **(meta or {})})
+    shutil.rmtree(chunks, ignore_errors=True)
+    return stats
