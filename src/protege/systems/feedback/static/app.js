@@ -14,7 +14,7 @@ const state = {
   step: 0,
   timer: null,
   speed: 1,
-  marks: new Map(), // uuid -> {uuid, episode_id, step, kind, comment, deleted}, server state
+  marks: new Map(), // uuid -> {uuid, episode_id, step, kind, comment, deleted}: server state + ours
   undo: [], // uuids of live marks, the last made last
 };
 let queue = null;
@@ -42,6 +42,8 @@ function putMark(mark) {
     setStatus(`This browser could not save the mark (${error.message}); it was not recorded.`);
     return false;
   }
+  // Once acknowledged the entry leaves the queue; the view keeps it as the server's state.
+  state.marks.set(uuid, { uuid, episode_id, step, kind, comment, deleted });
   return true;
 }
 
@@ -81,7 +83,8 @@ function saveComment(event) {
     return;
   }
   putMark({ ...mark, comment: $("comment").value.slice(0, 1000) });
-  $("comment").blur();
+  $("comment").value = "";
+  $("comment").blur(); // back to the hotkeys
   render();
 }
 
