@@ -31,6 +31,16 @@ def add_user(db: str, name: str, role: str, password: str = PASSWORD) -> None:
     engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """argon2id with small costs in tests (the production defaults take ~0.3 s per hash on two busy
+    cores); the hashing code path is the same."""
+    from argon2 import PasswordHasher
+
+    from protege.systems.feedback import auth
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @contextlib.contextmanager
 def serve_in_thread(db: str, media: Path, **app_options):
     """Serve `create_app(db, media)` with uvicorn on 127.0.0.1 (a free port); yields the base URL."""

@@ -180,3 +180,61 @@ def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, brow
     assert {r["user"] for r in rows} == {"ann"}
     print(f"\nmarking one {length}-step episode online (open, play, 2 hotkey marks, acknowledged): "
           f"{seconds_online:.2f} s")
+
+
+KEYS = {0: "ARROW_LEFT", 1: "ARROW_RIGHT", 2: "ARROW_UP", 3: "k", 4: "d", 5: "t", 6: "ENTER"}
+"""MiniGrid's action numbers -> the play page's keys"""
+
+
+def bot_actions(level: str, seed: int) -> list[int]:
+    """The BabyAI bot's solution of `level` from `seed` (the keys the test's player presses)."""
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+
+    from protege.worlds.babyai.levels import make_env
+    env = make_env(level)
+    env.reset(seed=seed)
+    bot, actions, done = BabyAIBot(env.unwrapped), [], False
+    while not done:
+        actions.append(int(bot.replan()))
+        _, reward, terminated, truncated, _ = env.step(actions[-1])
+        done = terminated or truncated
+    assert terminated and reward > 0, "the bot should solve this seed"
+    return actions
+
+
+def test_play_a_level_to_success_then_train_bc_on_it(studio, browser, tmp_path):
+    """A person plays GoToRedBall with the keyboard (the keys the BabyAI bot would press); the play is
+    exported as a demonstrations dataset, and `protege run babyai_bc` trains on it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from protege.worlds.babyai.demos import read_episodes
+    seed = 11
+    actions = bot_actions(LEVEL, seed)
+    with serve_in_thread(studio.db, studio.media) as base:
+        sign_in(browser, base, "bob")
+        browser.get(base + "/play")
+        seed_box = browser.find_element(By.ID, "seed")
+        seed_box.send_keys(str(seed))
+        browser.find_element(By.ID, "start").click()
+        wait_for(browser, lambda d: text(d, "mission") == "go to the red ball", "the level starts")
+        started = time.perf_counter()
+        press(browser, *(getattr(Keys, KEYS[a]) if len(KEYS[a]) > 1 else KEYS[a] for a in actions))
+        wait_for(browser, lambda d: text(d, "outcome").startswith("success"), "the play succeeds")
+        seconds = time.perf_counter() - started
+        assert text(browser, "step") == str(len(actions)) and text(browser, "pending") == "0"
+        assert page_errors(browser) == []
+
+    studio_cli("export", "--db", studio.db, "--demos", tmp_path / "demos")
+    [episode] = read_episodes(tmp_path / "demos")
+    assert episode.actions.tolist() == actions
+    run = subprocess.run(protege_cmd("run", "babyai_bc", f"demos={tmp_path / 'demos'}", "n_demos=1",
+                                     "name=bc-people", "trainer.steps=5", "trainer.batch_size=4",
+                                     "trainer.warmup_steps=0", "trainer.log_every=1",
+                                     "trainer.checkpoint_every=5", "policy.dim=16", "policy.n_film=1",
+                                     "eval_episodes=0"),
+                         cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "runs" / "bc-people" / "summary.json").read_text())
+    assert summary["demos"] == 1 and summary["train/loss"] > 0
+    print(f"\nplaying {LEVEL} seed {seed} to success with {len(actions)} key presses: {seconds:.2f} s")

@@ -175,3 +175,30 @@ def _pages():
         return _page("admin.html")
 
     return router
+
+
+def routes(app) -> list[tuple[str, str, object]]:
+    """(method, path, route) of every API route of `app`, through included routers (the security
+    tests enumerate them)."""
+    from fastapi.routing import APIRoute
+    found = []
+
+    def walk(items, prefix: str) -> None:
+        for r in items:
+            if hasattr(r, "original_router"):  # FastAPI >= 0.160 keeps included routers whole
+                walk(r.original_router.routes, prefix + getattr(r.include_context, "prefix", ""))
+            elif isinstance(r, APIRoute):
+                found.extend((m, prefix + r.path, r) for m in sorted(r.methods))
+    walk(app.router.routes, "")
+    return found
+
+
+def guards(route) -> set[str]:
+    """Names of the auth dependencies (`require_user`, `require_admin`) a route runs."""
+    names, stack = set(), [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        if dependant.call in (auth.require_user, auth.require_admin):
+            names.add(dependant.call.__name__)
+        stack.extend(dependant.dependencies)
+    return names

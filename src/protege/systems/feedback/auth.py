@@ -43,9 +43,16 @@ def verify_password(stored: str, password: str) -> bool:
         return False
 
 
-# a fixed hash to verify against when the user does not exist, so a wrong name costs the same time
-# as a wrong password (no user enumeration by timing)
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+_dummy: tuple = (None, "")
+
+
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so a wrong name costs the same time
+    as a wrong password (no user enumeration by timing); made with the current hasher's costs."""
+    global _dummy
+    if _dummy[0] is not _hasher:
+        _dummy = (_hasher, hash_password(secrets.token_urlsafe(16)))
+    return _dummy[1]
 
 
 def digest(token: str) -> str:
@@ -63,7 +70,7 @@ class Principal:
 
 def check_login(db, name: str, password: str) -> User | None:
     user = db.scalar(select(User).where(User.name == name))
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    ok = verify_password(user.password_hash if user else _dummy_hash(), password)
     return user if ok and user is not None else None
 
 
