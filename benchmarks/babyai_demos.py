@@ -21,11 +21,11 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
+from protege.core.precision import machine_info
 from protege.worlds.babyai.demos import DemoConfig, generate_demos
 from protege.worlds.babyai.levels import make_env
 
@@ -87,8 +87,8 @@ def main() -> None:
                       "raw_cpu_steps_per_s": round(raw_cpu, 1), "demo_cpu_steps_per_s": round(one_cpu, 1),
                       "overhead_cpu": round(1 - one_cpu / raw_cpu, 4),
                       "demo_steps_per_s_2_workers": round(two, 1),
-                      "speedup_2_workers": round(two / one, 3), "dir": args.dir, "cpus": os.cpu_count(),
-                      "load_avg_1m": round(os.getloadavg()[0], 2)}))
+                      "speedup_2_workers": round(two / one, 3), "dir": args.dir,
+                      **machine_info()}))  # where it ran (precision: what auto resolves to; demos use none)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Environment steps per second with learning on (one gradient step per environment step, batch 256,
-two 256-unit hidden layers) on cartpole-swingup: the bare environment, our SAC (bf16 hidden layers,
-the default, and fp32), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models with the
-defaults (`form_`, `gail_`, `gaifo_steps_per_s`: bf16 reward models, FORM's cached log p_E, the gradient
+two 256-unit hidden layers) on cartpole-swingup: the bare environment, our SAC (the default `precision:
+auto`, i.e. bf16 hidden layers where the CPU has native bfloat16 and fp32 elsewhere; and pinned to fp32
+and to bf16), Stable-Baselines3's SAC, and SAC + FORM / GAIL / GAIfO reward models with the
+defaults (`form_`, `gail_`, `gaifo_steps_per_s`: auto precision, FORM's cached log p_E, the gradient
 penalty on 64 interpolates in standardised units, a discriminator step on every 2nd SAC step), GAIL and
 GAIfO with a discriminator step on every SAC step (`*_every_step_*`), and FORM / GAIL with the reward-model
 settings the results table's recipes pin (`*_before_steps_per_s`, see RECIPE_SETTINGS).
@@ -12,7 +13,8 @@ Each learner first takes `--warmup` random steps (filling the replay, no updates
 `--steps` steps. All measurements run in one process, one thread, interleaved over `--repeats`
 rounds; the best round of each is reported (the machine is shared, so the best round is the one
 least disturbed by other processes), and the ratios also from the median round (`*_median`).
-The last line printed is one JSON object.
+The last line printed is one JSON object; it says where it ran (CPU model, torch's CPU capability,
+threads, load average and what `auto` resolved to: `protege.core.precision.machine_info`).
 """
 
 import argparse
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from protege.core.precision import machine_info
 
 TASK = "cartpole-swingup"
 
@@ -42,14 +46,15 @@ def raw_env(steps: int) -> float:
 
 # the reward-model settings the results table's recipes pin (fp32, p_E evaluated every update, the gradient
 # penalty on the full batch, a discriminator step on every SAC step): the `*_before_steps_per_s` rows
-RECIPE_SETTINGS = {"form": {"bf16": False, "cache_expert": False},
-                   "gail": {"bf16": False, "gp_batch": 0, "disc_every": 1}}
+RECIPE_SETTINGS = {"form": {"precision": "fp32", "cache_expert": False},
+                   "gail": {"precision": "fp32", "gp_batch": 0, "disc_every": 1}}
 
 
-def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = True, before: bool = False,
+def ours(method: str, steps: int, warmup: int, demos_dir: Path, precision: str = "auto", before: bool = False,
          overrides: dict | None = None) -> float:
-    """With the defaults (what `protege run` uses unless a recipe pins otherwise); `before`: the reward
-    models with the table recipes' settings (`RECIPE_SETTINGS`); `overrides`: other config fields."""
+    """With the defaults (what `protege run` uses unless a recipe pins otherwise); `precision`: SAC's;
+    `before`: the reward models with the table recipes' settings (`RECIPE_SETTINGS`); `overrides`: other
+    config fields."""
     from protege.core.config import from_dict
     from protege.rl.online import LoopConfig, train_online
     from protege.rl.sac import SAC, SACConfig
@@ -64,7 +69,7 @@ def ours(method: str, steps: int, warmup: int, demos_dir: Path, bf16: bool = Tru
     env, eval_env = make_control_env(TASK, seed=0), make_control_env(TASK, seed=1)
     demos = load_demos(demos_dir, TASK, env.observation_space.shape[0])
     agent = SAC(env.observation_space.shape[0], env.action_space.shape[0],
-                SACConfig(learning_starts=warmup, bf16=bf16), _reward_model(cfg, demos))
+                SACConfig(learning_starts=warmup, precision=precision), _reward_model(cfg, demos))
     marks = []
     train_online(env, eval_env, agent, LoopConfig(steps=warmup + steps, eval_every=10**9, eval_episodes=0),
                  seed=0, on_step=lambda step, replay, rng: marks.append(time.perf_counter()), show_progress=False)
@@ -102,7 +107,8 @@ def main():
     runs = {
         "raw_env_steps_per_s": lambda: raw_env(5000),
         "sac_steps_per_s": lambda: ours("sac", args.steps, args.warmup, tmp / "demos"),
-        "sac_fp32_steps_per_s": lambda: ours("sac", args.steps, args.warmup, tmp / "demos", bf16=False),
+        "sac_fp32_steps_per_s": lambda: ours("sac", args.steps, args.warmup, tmp / "demos", precision="fp32"),
+        "sac_bf16_steps_per_s": lambda: ours("sac", args.steps, args.warmup, tmp / "demos", precision="bf16"),
         "sb3_sac_steps_per_s": lambda: sb3(args.steps, args.warmup),
         "form_steps_per_s": lambda: ours("form", args.steps, args.warmup, tmp / "demos"),
         "gail_steps_per_s": lambda: ours("gail", args.steps, args.warmup, tmp / "demos"),
@@ -130,8 +136,7 @@ def main():
         for method in ("form", "gail", "gaifo", "gail_every_step", "gaifo_every_step"):
             if f"{method}_steps_per_s" in stat and "sac_steps_per_s" in stat:
                 result[f"{method}_slowdown_vs_sac{suffix}"] = round(stat["sac_steps_per_s"] / stat[f"{method}_steps_per_s"], 2)
-    result.update({"task": TASK, "timed_steps": args.steps, "repeats": args.repeats, "torch_threads": 1,
-                   "cpu_load_1min": round(__import__("os").getloadavg()[0], 2)})
+    result.update({"task": TASK, "timed_steps": args.steps, "repeats": args.repeats, **machine_info()})
     print(json.dumps(result))
 
 

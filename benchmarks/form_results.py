@@ -46,6 +46,7 @@ def run_job(recipe: str, seed: int, out: Path, overrides: list[str]) -> dict:
 def main():
     import torch
     torch.set_num_threads(1)
+    from protege.core.precision import machine_info
     from protege.systems.form.results import collect, table
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -69,7 +70,8 @@ def main():
             (args.out / "table.md").write_text(markdown + "\n")
     markdown, rows = table(collect(args.out))
     print(markdown)
-    print(json.dumps({"rows": rows, "overrides": args.set, "seeds": args.seeds}))
+    # where it ran; each run's config.yaml records the precision it resolved to
+    print(json.dumps({"rows": rows, "overrides": args.set, "seeds": args.seeds, **machine_info()}))
 
 
 if __name__ == "__main__":

@@ -134,8 +134,10 @@ def main():
     if args.plot:
         plot_tradeoff(results, args.plot)
     print(text)
+    from protege.core.precision import machine_info
+    # where it ran; each run's config.yaml records the precision it resolved to
     print(json.dumps({name: {m: ci95([r[m] for r in runs])[0] for m in METRICS} | {"seeds": len(runs)}
-                      for name, runs in results.items()}))
+                      for name, runs in results.items()} | {"machine": machine_info()}))
 
 
 if __name__ == "__main__":

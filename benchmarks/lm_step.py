@@ -9,7 +9,9 @@ and the variants take turns round after round, so slow phases of a shared machin
 A step's time is the interval between the starts of consecutive steps, so it holds everything the loop
 does per step (batching, forward, loss, backward, clipping, optimiser, logging, progress bar); the first
 `--warmup` steps of every process are discarded, and the reported number is the median over all the
-kept steps of all rounds. The last line printed is one JSON object.
+kept steps of all rounds. Every variant computes in the precision `--precision` resolves to (`auto`:
+bfloat16 autocast only where the CPU has native bfloat16, else fp32; see `protege.core.precision`). The
+last line printed is one JSON object; it says where it ran (`protege.core.precision.machine_info`).
 """
 
 import argparse
@@ -23,6 +25,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from protege.core.precision import machine_info, resolve_precision
 
 VARIANTS = ("bare", "mle", "iqlearn", "trl_sft")
 MODEL = {"n_layer": 4, "n_embd": 128, "n_head": 4, "context": 96}
@@ -39,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--vocab", type=int, default=512)
     p.add_argument("--gen-tokens", type=int, default=64, help="new tokens per prompt when generating")
     p.add_argument("--gen-repeats", type=int, default=3)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="of every variant's forward and backward (auto: bf16 only on a CPU with native bfloat16)")
     p.add_argument("--worker", choices=(*VARIANTS, "generate"), help=argparse.SUPPRESS)
     p.add_argument("--workdir", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -93,13 +99,15 @@ def run_bare(args, workdir: Path) -> dict:
     tokenizer, encoded, _, model = load(workdir)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, fused=True)  # as `fit` and TRL use
     sampler = EpochSampler(len(encoded), args.batch, 0)
+    bf16 = resolve_precision(args.precision) == "bf16"
     starts = []
     for _ in range(args.warmup + args.steps + 1):
         starts.append(clock())
         batch = collate([encoded[i] for i in sampler.next_batch()], tokenizer.pad_token_id)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
-        loss = torch.nn.functional.cross_entropy(logits[batch.loss_mask],
-                                                 batch.input_ids[:, 1:][batch.loss_mask])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as `fit` does
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+            loss = torch.nn.functional.cross_entropy(logits[batch.loss_mask],
+                                                     batch.input_ids[:, 1:][batch.loss_mask])
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -115,7 +123,7 @@ def run_fit(args, workdir: Path, method: str) -> dict:
     tokenizer, encoded, _, model = load(workdir)
     objective = ObjectiveConfig(method=method, lam=0.01 if method == "iqlearn" else 0.0)
     cfg = TrainerConfig(steps=args.warmup + args.steps + 1, batch_size=args.batch, lr=LR,
-                        checkpoint_every=0)
+                        checkpoint_every=0, precision=args.precision)
     starts = []
 
     def make_batch(indices):
@@ -130,7 +138,7 @@ def run_fit(args, workdir: Path, method: str) -> dict:
 
 
 def run_trl(args, workdir: Path) -> dict:
-    """TRL's SFTTrainer on the same model and token ids, set up for a CPU: fp32, no gradient
+    """TRL's SFTTrainer on the same model and token ids, set up for a CPU: the resolved precision, no gradient
     checkpointing (TRL's default, which recomputes activations), no eval/saving/logging, no workers,
     completion-only loss, right padding to the longest row like ours (no packing, not padding-free);
     its default optimiser (fused AdamW, as ours) and gradient clipping at 1.0 (as ours)."""
@@ -144,7 +152,7 @@ def run_trl(args, workdir: Path) -> dict:
     config = SFTConfig(
         output_dir=str(workdir / f"trl-{os.getpid()}"), max_steps=args.warmup + args.steps + 1,
         per_device_train_batch_size=args.batch, learning_rate=LR, lr_scheduler_type="cosine",
-        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True,
+        bf16=resolve_precision(args.precision) == "bf16", fp16=False, gradient_checkpointing=False, use_cpu=True,
         eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none",
         disable_tqdm=True, dataloader_num_workers=0, dataloader_pin_memory=False,
         max_length=MODEL["context"], packing=False, padding_free=False, completion_only_loss=True,
@@ -250,10 +258,9 @@ def summarise(args, steps: dict, rounds: dict, gen: dict, truncated: int) -> dic
         "cpu_mle_over_bare": round(cpu["mle"] / cpu["bare"], 3),
         "cpu_iqlearn_over_trl": round(cpu["iqlearn"] / cpu["trl_sft"], 3),
         "round_medians_ms": rounds, "steps_per_variant": {k: len(v["step_ms"]) for k, v in steps.items()},
-        "threads": 1, "torch": torch.__version__, "batch": args.batch, "model": MODEL,
+        "batch": args.batch, "model": MODEL,
         "vocab": args.vocab, "truncated_examples": truncated, "gen_batch": args.batch,
-        "gen_new_tokens": args.gen_tokens, "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "gen_new_tokens": args.gen_tokens, **machine_info(resolve_precision(args.precision)),
         "note": "torch.set_num_threads(1) in every process; the machine is shared with other jobs, "
                 "so wall times are noisy (cpu_ms: process CPU time per step); variants alternate "
                 "round by round",

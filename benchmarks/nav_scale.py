@@ -21,6 +21,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from protege.core.precision import machine_info
 from protege.worlds.graphs.store import open_graph
 from protege.worlds.graphs.synthetic import build_powerlaw
 from protege.worlds.graphs.walks import random_walks
@@ -90,6 +91,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.extrapolate and result["edges"] < PAPER_EDGES:
         result.update(extrapolate(result))
+    result.update(machine_info())  # where it ran (precision: what auto resolves to; walks use none)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
 
 

@@ -33,6 +33,7 @@ for _alias, _type in _REMOVED.items():
 
 from pecanpy.pecanpy import FirstOrderUnweighted  # noqa: E402
 
+from protege.core.precision import machine_info  # noqa: E402
 from protege.worlds.graphs.store import open_graph  # noqa: E402
 from protege.worlds.graphs.synthetic import build_powerlaw  # noqa: E402
 from protege.worlds.graphs.walks import random_walks  # noqa: E402
@@ -107,6 +108,7 @@ def main() -> None:
               # CPU seconds (all threads) are less sensitive to other jobs on a shared machine
               "speedup_end_to_end_cpu": (theirs["pecanpy_load_cpu_s"] + theirs["pecanpy_walk_cpu_s"])
               / (ours["load_cpu_s"] + ours["walk_cpu_s"])}
+    result.update(machine_info())  # where it ran (precision: what auto resolves to; walks use none)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
 
 
