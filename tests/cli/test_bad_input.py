@@ -256,6 +256,28 @@ CASES = [
     ("data", "control-demos", "--out", "new_demos", "--seed", "-1"),
     # demo
     ("demo", "--out", "afile.txt"), ("demo", "--bogus"),
+    # studio: nothing is created (no database file, no media folder) when the input is bad
+    ("studio", "add-user", "x", "--role", "boss", "--db", "new.db"),
+    ("studio", "add-user", "bad name!", "--role", "annotator", "--db", "new.db"),
+    ("studio", "add-user", "x", "--role", "annotator", "--db", "missing/s.db"),
+    ("studio", "add-user", "x", "--role", "annotator", "--db", "mysql://u@h/d"),
+    ("studio", "token", "x", "--db", "new.db"), ("studio", "token", "x", "--db", "afile.txt"),
+    ("studio", "token", "x", "--db", "foreign"),
+    ("studio", "import", "--db", "new.db"), ("studio", "import", "--db", "new.db", "--demos", "missing"),
+    ("studio", "import", "--db", "new.db", "--demos", "foreign"),
+    ("studio", "import", "--db", "new.db", "--demos", "ds_extra"),
+    ("studio", "import", "--db", "new.db", "--demos", "foreign", "--run", "babyai_ok"),
+    ("studio", "import", "--db", "new.db", "--run", "babyai_ok"),
+    ("studio", "import", "--db", "new.db", "--run", "babyai_ok", "--episodes", "0"),
+    ("studio", "import", "--db", "new.db", "--run", "babyai_trunc", "--episodes", "1"),
+    ("studio", "import", "--db", "new.db", "--run", "lm_emptyconfig", "--episodes", "1"),
+    ("studio", "import", "--db", "new.db", "--run", "babyai_ok", "--episodes", "1", "--overlap", "0"),
+    ("studio", "assign", "x", "--db", "new.db"), ("studio", "assign", "x", "--db", "new.db", "--count", "0"),
+    ("studio", "export", "--db", "new.db"), ("studio", "export", "--db", "new.db", "--out", "foreign"),
+    ("studio", "export", "--db", "new.db", "--out", "afile.txt"),
+    ("studio", "export", "--db", "new.db", "--demos", "foreign"),
+    ("studio", "export", "--db", "postgresql://nobody:pw@127.0.0.1:1/none", "--out", "new_export"),
+    ("studio", "serve", "--db", "new.db", "--port", "0"), ("studio", "serve", "--db", "foreign"),
 ]
 
 

@@ -18,9 +18,15 @@ NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 MIN_PASSWORD = 8
 
 
-def _open(db: str):
+def _open(db: str, must_exist: bool = False):
     from protege.systems.feedback.db import open_db
-    return open_db(db)[1]
+    return open_db(db, must_exist)[1]
+
+
+def _check(db: str, must_exist: bool = False) -> None:
+    """Refuse a bad --db before any work (nothing is created)."""
+    from protege.systems.feedback.db import check_db
+    check_db(db, must_exist)
 
 
 def default_media(db: str) -> Path:
@@ -52,6 +58,7 @@ def serve(db: str = typer.Option("studio.db", help=DB_HELP),
     from protege.systems.feedback.app import create_app
     if not 0 < port < 65536:
         raise UserError(f"--port must be in 1..65535, got {port}")
+    _check(db)
     web = create_app(db, media or default_media(db), secure_cookies=secure_cookies)
     if host not in ("127.0.0.1", "localhost", "::1") and not secure_cookies:
         console.print(f"warning: serving on {host} without --secure-cookies; put it behind a TLS proxy "
@@ -75,17 +82,17 @@ def add_user(name: str = typer.Argument(..., help="login name (letters, digits, 
         raise UserError(f"--role {role!r}: valid roles are {', '.join(ROLES)}")
     if not NAME.fullmatch(name):
         raise UserError(f"user name {name!r}: 1-64 letters, digits or _.@- characters")
-    sessions = _open(db)
-    with sessions() as s:
-        if s.scalar(select(User.id).where(User.name == name)) is not None:
-            raise UserError(f"user {name!r} already exists in {db}")
+    _check(db)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    sessions = _open(db)
     with sessions() as s:
+        if s.scalar(select(User.id).where(User.name == name)) is not None:
+            raise UserError(f"user {name!r} already exists in {db}")
         s.add(User(name=name, role=role, password_hash=hash_password(password)))
         s.commit()
     console.print(f"added {role} {name}")
@@ -96,7 +103,7 @@ def token(name: str = typer.Argument(..., help="the user the token acts as"),
           db: str = typer.Option("studio.db", help=DB_HELP)) -> None:
     """Print a new API token for scripts (`Authorization: Bearer TOKEN`); it is shown once."""
     from protege.systems.feedback.auth import create_api_token
-    sessions = _open(db)
+    sessions = _open(db, must_exist=True)
     user = _user(sessions, name)
     with sessions() as s:
         value = create_api_token(s, user)
@@ -125,11 +132,11 @@ def import_(db: str = typer.Option("studio.db", help=DB_HELP),
         raise UserError(f"--overlap must be >= 1 (annotators per episode), got {overlap}")
     if seed_start is not None and seed_start < 0:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    _check(db)
+    # read (or play) the episodes first: a bad source leaves no database behind
+    rows = eps.demo_rows(demos, episodes) if demos is not None else eps.run_rows(run, episodes, seed_start)
     sessions = _open(db)
-    if demos is not None:
-        added, known = eps.import_demos(sessions, demos, episodes)
-    else:
-        added, known = eps.import_run(sessions, run, episodes, seed_start)
+    added, known = eps.add_episodes(sessions, rows)
     if overlap is not None:
         assign.set_overlap(sessions, overlap)
     with sessions() as s:
@@ -146,7 +153,7 @@ def assign_(name: str = typer.Argument(..., help="the annotator"),
     from protege.systems.feedback.assign import assign_to
     if lease_minutes <= 0:
         raise UserError(f"--lease-minutes must be positive, got {lease_minutes}")
-    sessions = _open(db)
+    sessions = _open(db, must_exist=True)
     leased = assign_to(sessions, name, count, lease_minutes * 60)
     print_summary(f"assigned in {db}", [{"user": name, "leased": leased, "asked": count}])
 
@@ -160,7 +167,12 @@ def export(db: str = typer.Option("studio.db", help=DB_HELP),
     from protege.systems.feedback import export as ex
     if out is None and demos is None:
         raise UserError("give --out DIR (marks and annotated episodes) and/or --demos DIR (plays)")
-    sessions = _open(db)
+    if out is not None:
+        from protege.data.manifest import check_output_folder
+        check_output_folder(out, ex.KIND)
+    if demos is not None:
+        ex.check_demos_folder(demos)
+    sessions = _open(db, must_exist=True)
     rows = []
     if out is not None:
         rows.append({"output": str(out), **ex.export_marks(sessions, out)})

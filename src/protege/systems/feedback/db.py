@@ -157,11 +157,8 @@ def database_url(db: str) -> str:
 
 def make_engine(db: str) -> Engine:
     """An engine for `db` (see `database_url`), with SQLite's durable settings on every connection."""
-    url = database_url(db)
+    url = check_db(db)
     if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:" and not Path(path).parent.is_dir():
-            raise UserError(f"--db {db}: folder {Path(path).parent} does not exist")
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                pool_size=20, max_overflow=20)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -188,16 +185,37 @@ def upgrade(engine: Engine) -> None:
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
-    except Exception as e:  # OperationalError: server down, wrong password, unreadable file
+    except Exception as e:  # server down, wrong password, a file that is not a database
+        import sqlite3
+
+        import psycopg
         from sqlalchemy.exc import DBAPIError
-        if isinstance(e, DBAPIError):
-            raise UserError(f"database {engine.url.render_as_string(hide_password=True)}: "
-                            f"{' '.join(str(e.orig).split())[:300]}") from None
+        if isinstance(e, DBAPIError | sqlite3.Error | psycopg.Error):
+            reason = " ".join(str(getattr(e, "orig", None) or e).split())[:300]
+            raise UserError(f"database {engine.url.render_as_string(hide_password=True)}: {reason}") from None
         raise
 
 
-def open_db(db: str) -> tuple[Engine, sessionmaker]:
+def check_db(db: str, must_exist: bool = False) -> str:
+    """The SQLAlchemy URL of `db`, refused in one line (touching nothing) when malformed, in a
+    missing folder, or (`must_exist`) a SQLite file that does not exist yet."""
+    url = database_url(db)
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            if not Path(path).parent.is_dir():
+                raise UserError(f"--db {db}: folder {Path(path).parent} does not exist")
+            if Path(path).is_dir():
+                raise UserError(f"--db {db} is a folder, not a SQLite file")
+            if must_exist and not Path(path).is_file():
+                raise UserError(f"--db {db}: no studio database there (create one with "
+                                f"`protege studio add-user NAME --role admin --db {db}`)")
+    return url
+
+
+def open_db(db: str, must_exist: bool = False) -> tuple[Engine, sessionmaker]:
     """Engine + session factory of an upgraded database: what every command starts with."""
+    check_db(db, must_exist)
     engine = make_engine(db)
     upgrade(engine)
     return engine, sessionmaker(engine, expire_on_commit=False)

@@ -10,7 +10,9 @@ as PNG to `MEDIA/frames/<sha256 of the PNG bytes>.png`: the name is the content,
 by many episodes (or many plays) is stored once, and a file is never rewritten with other bytes.
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -93,18 +95,17 @@ def rows_from_episodes(episodes, source: str) -> list[dict]:
             for e in episodes]
 
 
-def import_demos(sessions, folder: Path, limit: int | None = None) -> tuple[int, int]:
-    """A BabyAI demonstrations folder's episodes (the first `limit`); (added, already known)."""
+def demo_rows(folder: Path, limit: int | None = None) -> list[dict]:
+    """Episode rows of a BabyAI demonstrations folder (its first `limit` episodes)."""
     from protege.worlds.babyai.demos import read_episodes
     episodes = read_episodes(Path(folder))
     if any(e.seed is None for e in episodes):
         raise UserError(f"{folder}: episodes without a seed cannot be replayed for frames")
-    return add_episodes(sessions, rows_from_episodes(episodes[:limit], f"demos:{Path(folder).resolve()}"))
+    return rows_from_episodes(episodes[:limit], f"demos:{Path(folder).resolve()}")
 
 
-def import_run(sessions, run: Path, episodes: int, seed_start: int | None = None,
-               greedy: bool = True) -> tuple[int, int]:
-    """`episodes` held-out episodes played by a trained BabyAI run's policy; (added, known)."""
+def run_rows(run: Path, episodes: int, seed_start: int | None = None, greedy: bool = True) -> list[dict]:
+    """Episode rows of `episodes` held-out episodes played by a trained BabyAI run's policy."""
     from protege.rl.babyai_rollout import load_policy, play_episodes
     from protege.worlds.babyai.levels import EVAL_SEED_START, make_env
     if episodes <= 0:
@@ -115,11 +116,16 @@ def import_run(sessions, run: Path, episodes: int, seed_start: int | None = None
     if not level:
         raise UserError(f"{run}: the run's config names no level")
     start = EVAL_SEED_START if seed_start is None else seed_start
-    played = play_episodes(model, lambda: make_env(level), list(range(start, start + episodes)), greedy)
-    rows = [{"level": level, "seed": p["seed"], "mission": p["mission"], "actions": p["actions"],
+    with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints rejected layouts
+        played = play_episodes(model, lambda: make_env(level), list(range(start, start + episodes)), greedy)
+    return [{"level": level, "seed": p["seed"], "mission": p["mission"], "actions": p["actions"],
              "rewards": p["rewards"], "terminated": p["terminated"], "truncated": p["truncated"],
              "source": f"run:{Path(run).resolve()}"} for p in played]
-    return add_episodes(sessions, rows)
+
+
+def import_demos(sessions, folder: Path, limit: int | None = None) -> tuple[int, int]:
+    """Store a demonstrations folder's episodes; (added, already known)."""
+    return add_episodes(sessions, demo_rows(folder, limit))
 
 
 def episode_ids(sessions) -> list[str]:

@@ -151,6 +151,24 @@ def describe(folder: Path) -> tuple[str, dict]:
         "steps": sum(len(e) for e in episodes)}
 
 
+def check_demos_folder(out: Path) -> None:
+    """Refuse (before any work) a --demos path that is a file or someone's folder: only a new or
+    empty folder, or an earlier demonstrations folder, is written."""
+    from protege.data.manifest import MANIFEST, manifest_kind
+    from protege.worlds.babyai.demos import FORMAT as DEMOS_FORMAT
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--demos {out} is an existing file, not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            kind = manifest_kind(out) if (out / MANIFEST).exists() else None
+        except UserError:
+            kind = None
+        if kind != DEMOS_FORMAT:
+            raise UserError(f"--demos {out} already exists and is not a demonstrations folder "
+                            f"written before; choose another path")
+
+
 def export_demos(sessions, out: Path, level: str | None = None) -> dict:
     """People's successful plays (of `level`, or of the one level they played) as a BabyAI
     demonstrations folder; a summary row."""
