@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import func, select
 
 from tests.systems.feedback.conftest import PASSWORD, client, import_demos, login
+from tests.systems.feedback.pg import postgres_url  # noqa: F401  (fixture)
 
 
 def _count_marks(db: str) -> int:
@@ -198,3 +199,36 @@ def test_admin_progress_and_agreement(studio, bot_demos):
     assert report["agreement"]["success"] == {"method": "cohen", "kappa": 0.0, "episodes": 2, "annotators": 2}
     # progress marks at 2 (ann) and 3 (bob) match both ways within 2 steps
     assert report["agreement"]["marks"] == {"tolerance": 2, "matched": 2, "total": 2, "agreement": 1.0}
+
+
+def test_the_same_guarantees_on_postgresql(postgres_url, bot_demos, tmp_path):
+    """Migrations, the uuid upsert, sticky undo, leases with k, plays and export on PostgreSQL."""
+    from protege.systems.feedback.export import export_marks
+    from tests.systems.feedback.conftest import USERS, Studio, add_user
+    studio = Studio(db=postgres_url, media=tmp_path / "media", tmp=tmp_path)
+    for name, role in USERS.items():
+        add_user(postgres_url, name, role)
+    ids = import_demos(studio, bot_demos, limit=2, overlap=1)
+    with client(studio) as ann, client(studio) as bob:
+        ha, hb = {"X-CSRF-Token": login(ann, "ann")}, {"X-CSRF-Token": login(bob, "bob")}
+        a = ann.post("/api/assignments/next", headers=ha).json()
+        b = bob.post("/api/assignments/next", headers=hb).json()
+        assert {a["episode_id"], b["episode_id"]} == set(ids)
+        assert ann.post("/api/assignments/next", headers=ha).json()["id"] == a["id"]
+        key = str(uuid.uuid4())
+        body = {"episode_id": a["episode_id"], "step": 1, "kind": "progress", "comment": "'; DROP TABLE marks;--"}
+        for _ in range(3):
+            assert ann.put(f"/api/marks/{key}", json=body, headers=ha).json()["acked"] is True
+        assert bob.put(f"/api/marks/{key}", json={**body, "episode_id": b["episode_id"]}, headers=hb).status_code == 403
+        undone = str(uuid.uuid4())
+        ann.put(f"/api/marks/{undone}", json={**body, "deleted": True}, headers=ha)
+        assert ann.put(f"/api/marks/{undone}", json=body, headers=ha).json()["deleted"] is True
+        assert [m["uuid"] for m in ann.get(f"/api/episodes/{a['episode_id']}").json()["marks"]] == [key]
+        pid = ann.post("/api/play", json={"level": "BabyAI-GoToRedBall-v0", "seed": 5}, headers=ha).json()["play_id"]
+        first = ann.post(f"/api/play/{pid}/step", json={"action": 2, "seq": 1}, headers=ha).json()
+        assert ann.post(f"/api/play/{pid}/step", json={"action": 2, "seq": 1}, headers=ha).json() == first
+    assert _count_marks(postgres_url) == 2
+    from protege.systems.feedback.db import open_db
+    engine, sessions = open_db(postgres_url)
+    assert export_marks(sessions, tmp_path / "export") == {"marks": 1, "episodes": 1, "annotators": 3}
+    engine.dispose()

@@ -126,8 +126,10 @@ def put_mark(mark_uuid: str, body: MarkIn, request: Request, who: UserDep):
             # only the owner's row, for the same episode, and never a revived deleted mark
             where=and_(Mark.user_id == stmt.excluded.user_id, Mark.episode_id == stmt.excluded.episode_id,
                        Mark.deleted.is_(False)))
-        written = db.execute(stmt).rowcount
-        if not written:
+        # RETURNING, not rowcount: the row comes back only if inserted or updated (a refused
+        # update of someone else's row returns nothing, on SQLite and PostgreSQL alike)
+        written = db.execute(stmt.returning(Mark.uuid)).first()
+        if written is None:
             db.rollback()
             row = db.get(Mark, key)
             if row is None or row.user_id != who.user_id:
