@@ -6,17 +6,17 @@ each exactly once), and a level played with the keyboard becomes a demonstration
 README's picture); it is always written into the test's tmp_path.
 """
 
+import contextlib
+import io
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import protege_cmd, protege_env
 from tests.systems.feedback.conftest import PASSWORD, import_demos, serve_in_thread
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -83,11 +83,12 @@ def page_errors(driver) -> list[str]:
             and "ERR_INTERNET_DISCONNECTED" not in e["message"] and "ERR_BLOCKED" not in e["message"]]
 
 
-def studio_cli(*args) -> str:
-    """`protege studio ...` in-process (the real command, without a second interpreter start)."""
-    import protege.systems.feedback.cli  # noqa: F401  registers `protege studio`
+def protege(*args) -> str:
+    """The `protege` command in-process (every command registered, no second interpreter start)."""
+    from protege.cli.main import load_commands
     from protege.core.cli import app
-    result = CliRunner().invoke(app, ["studio", *map(str, args)], catch_exceptions=False)
+    load_commands()
+    result = CliRunner().invoke(app, list(map(str, args)), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -105,10 +106,23 @@ def marks_on_screen(driver) -> list[str]:
     return [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#mark-list li")]
 
 
+def admin_row(driver, user: str) -> dict:
+    """The admin page's table row of `user`, as {column: text}."""
+    from selenium.webdriver.common.by import By
+    for table in driver.find_elements(By.CSS_SELECTOR, "#progress table"):
+        columns = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+        for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
+            row = dict(zip(columns, (td.text for td in tr.find_elements(By.TAG_NAME, "td"))))
+            if row.get("user") == user:
+                return row
+    return {}
+
+
 def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, browser, tmp_path):
     """Mark with the hotkeys, cut the network, keep marking (and undoing), reload while offline,
     come back with the mark requests still refused, mark once more, let the queue drain: the export
     holds every live mark exactly once and none of the undone ones."""
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     import_demos(studio, bot_demos, limit=2)
     expected = []  # (step, kind, comment) of every mark that should be live at the end
@@ -124,7 +138,8 @@ def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, brow
         # 1. online: open the next episode, play it for a moment, mark progress and regress
         started = time.perf_counter()
         press(browser, "n")
-        wait_for(browser, lambda d: text(d, "mission").startswith("go to the red ball"), "episode opens")
+        wait_for(browser, lambda d: text(d, "mission").startswith("go to"), "episode opens")
+        mission = text(browser, "mission")
         length = int(text(browser, "length"))
         press(browser, Keys.SPACE)  # play at 1x (2 steps/s)
         wait_for(browser, lambda d: int(text(d, "step")) >= 2, "playback advances")
@@ -135,31 +150,32 @@ def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, brow
         wait_for(browser, lambda d: text(d, "queue-count") == "0", "marks acknowledged")
         seconds_online = time.perf_counter() - started
 
-        # 2. offline: undo the acknowledged regress mark, mark progress, success (undone), regress
+        # 2. offline: undo the acknowledged regress mark, mark progress, failure (undone), regress
         network(browser, offline=True)
         press(browser, "z")
         expected.pop()
         press(browser, Keys.ARROW_RIGHT)
         mark("p", "progress")
-        press(browser, "s", "z")  # a success mark, undone before it was ever sent
+        press(browser, "f", "z")  # a failure mark, undone before it was ever sent
         press(browser, Keys.ARROW_RIGHT)
         mark("r", "regress")
-        assert text(browser, "queue-count") == "4"  # undo(r), p, s (deleted), r: one entry per uuid
+        assert text(browser, "queue-count") == "4"  # undo(r), p, f (deleted), r: one entry per uuid
         assert len(marks_on_screen(browser)) == 3
 
         # 3. reload with the network cut: the page cannot even load, the queue stays in the browser
         browser.refresh()
+        assert not browser.find_elements(By.ID, "queue-count")  # the browser's offline error page
         network(browser, blocked=("*/api/marks/*",))  # the pages load again; mark requests still fail
         browser.refresh()
-        wait_for(browser, lambda d: text(d, "mission").startswith("go to the red ball"), "episode reopens")
+        wait_for(browser, lambda d: text(d, "mission") == mission, "episode reopens")
         assert text(browser, "queue-count") == "4"
         on_screen = marks_on_screen(browser)  # the server's marks overlaid with the unsent ones
         assert len(on_screen) == 3 and sum("unsent" in item for item in on_screen) == 2
         press(browser, Keys.END)
-        mark("f", "failure")
-        comment = '<img src=x onerror=alert(1)> "ok" & done'  # shown as text, stored as typed
-        browser.find_element("id", "comment").send_keys(comment, Keys.ENTER)
-        expected[-1] = (length, "failure", comment)
+        mark("s", "success")  # with a comment typed into the page
+        comment = 'stops facing the <red ball> & "done"'  # markup characters: shown as text, stored as typed
+        browser.find_element(By.ID, "comment").send_keys(comment, Keys.ENTER)
+        expected[-1] = (length, "success", comment)
         assert text(browser, "queue-count") == "5"
 
         # 4. the network is back: the queue drains within one retry period
@@ -171,7 +187,15 @@ def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, brow
             shutil.copyfile(tmp_path / "studio-viewer.png", os.environ["PROTEGE_STUDIO_SCREENSHOT"])
         assert page_errors(browser) == []
 
-    studio_cli("export", "--db", studio.db, "--out", tmp_path / "export")
+        # 5. the admin page counts ann's live marks
+        browser.find_element(By.ID, "logout").click()
+        wait_for(browser, lambda d: d.current_url == base + "/login", "signed out")
+        sign_in(browser, base, "admin")
+        browser.get(base + "/admin")
+        wait_for(browser, lambda d: admin_row(d, "ann").get("marks") == str(len(expected)),
+                 "the admin page counts ann's marks")
+
+    protege("studio", "export", "--db", studio.db, "--out", tmp_path / "export")
     lines = (tmp_path / "export" / "marks.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == {"format": "protege.feedback.marks", "version": 1}
     rows = [json.loads(line) for line in lines[1:]]
@@ -182,59 +206,68 @@ def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, brow
           f"{seconds_online:.2f} s")
 
 
-KEYS = {0: "ARROW_LEFT", 1: "ARROW_RIGHT", 2: "ARROW_UP", 3: "k", 4: "d", 5: "t", 6: "ENTER"}
-"""MiniGrid's action numbers -> the play page's keys"""
+def play_keys(actions: list[int]) -> list[str]:
+    """MiniGrid's action numbers -> the keys of the play page."""
+    from selenium.webdriver.common.keys import Keys
+    keys = {0: Keys.ARROW_LEFT, 1: Keys.ARROW_RIGHT, 2: Keys.ARROW_UP, 3: "k", 4: "d", 5: "t", 6: Keys.ENTER}
+    return [keys[a] for a in actions]
 
 
-def bot_actions(level: str, seed: int) -> list[int]:
-    """The BabyAI bot's solution of `level` from `seed` (the keys the test's player presses)."""
+def bot_actions(level: str, seed: int) -> tuple[str, list[int]]:
+    """The mission and the BabyAI bot's solution of `level` from `seed` (the keys the test's player
+    presses)."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
     from protege.worlds.babyai.levels import make_env
     env = make_env(level)
-    env.reset(seed=seed)
+    with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints the layouts it rejects
+        obs, _ = env.reset(seed=seed)
     bot, actions, done = BabyAIBot(env.unwrapped), [], False
     while not done:
         actions.append(int(bot.replan()))
         _, reward, terminated, truncated, _ = env.step(actions[-1])
         done = terminated or truncated
     assert terminated and reward > 0, "the bot should solve this seed"
-    return actions
+    return obs["mission"], actions
 
 
-def test_play_a_level_to_success_then_train_bc_on_it(studio, browser, tmp_path):
-    """A person plays GoToRedBall with the keyboard (the keys the BabyAI bot would press); the play is
-    exported as a demonstrations dataset, and `protege run babyai_bc` trains on it."""
+def test_play_a_level_to_success_then_train_bc_on_it(studio, browser, tmp_path, monkeypatch):
+    """A person plays GoToRedBall with the keyboard (the keys the BabyAI bot would press), losing the
+    network for a few key presses (they wait and are retried in order); the play is exported as a
+    demonstrations dataset, and `protege run babyai_bc` trains on it."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     from protege.worlds.babyai.demos import read_episodes
-    seed = 11
-    actions = bot_actions(LEVEL, seed)
+    seed = 14  # a 13-step solution: turns and forward moves
+    mission, actions = bot_actions(LEVEL, seed)
+    keys = play_keys(actions)
     with serve_in_thread(studio.db, studio.media) as base:
         sign_in(browser, base, "bob")
         browser.get(base + "/play")
-        seed_box = browser.find_element(By.ID, "seed")
-        seed_box.send_keys(str(seed))
+        browser.find_element(By.ID, "seed").send_keys(str(seed))
         browser.find_element(By.ID, "start").click()
-        wait_for(browser, lambda d: text(d, "mission") == "go to the red ball", "the level starts")
+        wait_for(browser, lambda d: text(d, "mission") == mission, "the level starts")
         started = time.perf_counter()
-        press(browser, *(getattr(Keys, KEYS[a]) if len(KEYS[a]) > 1 else KEYS[a] for a in actions))
+        press(browser, *keys[:5])
+        wait_for(browser, lambda d: text(d, "step") == "5", "five steps played")
+        network(browser, offline=True)
+        press(browser, *keys[5:9])
+        wait_for(browser, lambda d: text(d, "status").startswith("Connection problem"), "the step waits")
+        assert text(browser, "step") == "5" and text(browser, "pending") == "4"
+        network(browser)
+        press(browser, *keys[9:])
         wait_for(browser, lambda d: text(d, "outcome").startswith("success"), "the play succeeds")
         seconds = time.perf_counter() - started
         assert text(browser, "step") == str(len(actions)) and text(browser, "pending") == "0"
         assert page_errors(browser) == []
 
-    studio_cli("export", "--db", studio.db, "--demos", tmp_path / "demos")
+    protege("studio", "export", "--db", studio.db, "--demos", tmp_path / "demos")
     [episode] = read_episodes(tmp_path / "demos")
     assert episode.actions.tolist() == actions
-    run = subprocess.run(protege_cmd("run", "babyai_bc", f"demos={tmp_path / 'demos'}", "n_demos=1",
-                                     "name=bc-people", "trainer.steps=5", "trainer.batch_size=4",
-                                     "trainer.warmup_steps=0", "trainer.log_every=1",
-                                     "trainer.checkpoint_every=5", "policy.dim=16", "policy.n_film=1",
-                                     "eval_episodes=0"),
-                         cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    monkeypatch.chdir(tmp_path)
+    protege("run", "babyai_bc", f"demos={tmp_path / 'demos'}", "n_demos=1", "name=bc-people", "trainer.steps=5",
+            "trainer.batch_size=4", "trainer.warmup_steps=0", "trainer.log_every=1", "trainer.checkpoint_every=5",
+            "policy.dim=16", "policy.n_film=1", "eval_episodes=0")
     summary = json.loads((tmp_path / "runs" / "bc-people" / "summary.json").read_text())
     assert summary["demos"] == 1 and summary["train/loss"] > 0
     print(f"\nplaying {LEVEL} seed {seed} to success with {len(actions)} key presses: {seconds:.2f} s")
