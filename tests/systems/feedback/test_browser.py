@@ -194,6 +194,7 @@ def test_hotkey_marks_survive_a_cut_network_and_a_reload(studio, bot_demos, brow
         browser.get(base + "/admin")
         wait_for(browser, lambda d: admin_row(d, "ann").get("marks") == str(len(expected)),
                  "the admin page counts ann's marks")
+        assert page_errors(browser) == []
 
     protege("studio", "export", "--db", studio.db, "--out", tmp_path / "export")
     lines = (tmp_path / "export" / "marks.jsonl").read_text().splitlines()

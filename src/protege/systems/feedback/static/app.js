@@ -181,7 +181,9 @@ async function openEpisode(episodeId, assignmentId) {
   state.assignmentId = assignmentId ?? null;
   state.step = 0;
   state.marks = new Map(episode.marks.map((m) => [m.uuid, { ...m, episode_id: episode.id }]));
-  state.undo = episode.marks.map((m) => m.uuid); // server order: oldest first
+  // Undo order after a reload: the server's marks, then this browser's unsent ones (oldest first).
+  const unsent = queue.entries().filter((e) => e.body.episode_id === episode.id).map((e) => e.uuid);
+  state.undo = [...episode.marks.map((m) => m.uuid).filter((u) => !unsent.includes(u)), ...unsent];
   for (const url of episode.frames) new Image().src = url; // warm the cache: smooth playback
   $("mission").textContent = episode.mission;
   $("level").textContent = episode.level;
