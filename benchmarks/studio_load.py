@@ -359,7 +359,7 @@ async def load(server: Server, annotators: list[Annotator], args) -> dict:
             nonlocal restarted
             restarted = time.monotonic()
 
-    drop_at = lambda t: args.drop if t >= steady_end else 0.0
+    drop_at = lambda t: args.drop if steady_end <= t < end else 0.0
     cpu, *_ = await asyncio.gather(steady_cpu(), killer(),
                                    *(a.work(end, stats, drop_at, args.grace) for a in annotators))
     done = time.monotonic()
@@ -444,7 +444,22 @@ def run_database(kind: str, work: Path, args) -> dict:
             f.writelines(json.dumps(m) + "\n" for m in acked.values())
         found = problems(acked, read_database(db), read_export(db, work / "export"))
     return {"marks_acked": len(acked), "marks_undone": sum(m["deleted"] for m in acked.values()),
-            **found, **result, "db": "sqlite" if kind == "sqlite" else "postgresql"}
+            **found, **result}
+
+
+def combine(runs: list[dict]) -> dict:
+    """One run as it is; several: totals of the counts (lost and duplicated must be 0 in every
+    run), medians of the rates with their [min, max], and every run under `runs`."""
+    if len(runs) == 1:
+        return runs[0]
+    import statistics
+    rate_keys = ("marks_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_put")
+    out = {k: sum(r[k] for r in runs) for k in ("marks_acked", "marks_lost", "duplicates", "gave_up", "rejected")}
+    for k in rate_keys:
+        values = [r[k] for r in runs if r[k] is not None]
+        out[k] = round(statistics.median(values), 2) if values else None
+        out[f"{k}_range"] = [min(values), max(values)] if values else None
+    return {**out, "runs": runs}
 
 
 def cpu_model() -> str:
@@ -470,23 +485,29 @@ def main(argv=None) -> dict:
                    f"{PG_ENV}) or a postgresql:// URL of an empty database; repeatable")
     p.add_argument("--keep", type=Path, help="work in this folder and keep what was written")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=1, help="whole runs per database (fresh database each)")
     args = p.parse_args(argv)
     random.seed(args.seed)
     kinds = args.db or (["sqlite"] + (["postgresql"] if os.environ.get(PG_ENV) else []))
-    load_before = os.getloadavg()[0]
+    if args.repeats > 1 and any("://" in k for k in kinds):
+        raise SystemExit("--repeats > 1 needs --db sqlite or postgresql (a fresh database per repeat)")
     results = {}
     with tempfile.TemporaryDirectory(prefix="studio_load_") as tmp:
         base = args.keep or Path(tmp)
         for kind in kinds:
-            result = run_database(kind, base / ("sqlite" if kind == "sqlite" else "postgresql"), args)
-            results[result.pop("db")] = result
-            print(f"{kind.split('://')[0]}: {result['marks_acked']} marks acknowledged, "
-                  f"{result['marks_lost']} lost, {result['duplicates']} duplicated; steady "
-                  f"{result['marks_per_s']} marks/s, p99 {result['p99_ms']} ms", flush=True)
+            name = "sqlite" if kind == "sqlite" else "postgresql"
+            runs = []
+            for r in range(args.repeats):
+                load_avg = os.getloadavg()[0]
+                result = run_database(kind, base / (name if r == 0 else f"{name}-{r + 1}"), args)
+                runs.append({**result, "load_avg_1m": round(load_avg, 2)})
+                print(f"{name} run {r + 1}: {result['marks_acked']} marks acknowledged, "
+                      f"{result['marks_lost']} lost, {result['duplicates']} duplicated; steady "
+                      f"{result['marks_per_s']} marks/s, p99 {result['p99_ms']} ms", flush=True)
+            results[name] = combine(runs)
     summary = {**results, "annotators": args.annotators, "seconds": args.seconds,
-               "fault_seconds": args.fault_seconds, "drop": args.drop, "cpu": cpu_model(),
-               "threads": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-               "load_avg_1m_before": round(load_before, 2),
+               "fault_seconds": args.fault_seconds, "drop": args.drop, "repeats": args.repeats,
+               "cpu": cpu_model(), "threads": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
                "load_avg_1m_after": round(os.getloadavg()[0], 2)}
     print(json.dumps(summary))
     return summary
