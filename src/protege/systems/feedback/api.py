@@ -1,7 +1,8 @@
 """JSON routes: assignments (leased, k annotators per episode), episodes, marks, admin progress.
 
-Marks are upserted by the uuid the browser chose, in one statement, and the answer `acked: true`
-is sent only after the transaction committed: a retried PUT finds its row and updates it (never a
+Marks are upserted by the uuid the browser chose, in one statement (group-committed with other
+people's marks, `marks.py`), and the answer `acked: true` is sent only after the transaction
+committed: a retried PUT finds its row and updates it (never a
 second row), and an acknowledged mark is on disk. Undo is the same uuid with `deleted: true`;
 deletion is sticky (a late retry of the original PUT cannot revive an undone mark), so the final
 state does not depend on the order in which retries arrive.
@@ -13,8 +14,7 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 
 from protege.systems.feedback import assign
 from protege.systems.feedback.auth import AdminDep, Principal, UserDep
@@ -106,38 +106,36 @@ def _canonical_uuid(text: str) -> str:
     return str(value)
 
 
+def _visible_length(request: Request, db, who: Principal, episode_id: str) -> int:
+    """The length of an episode `who` may mark (403/404 otherwise); cached once allowed, since
+    episodes never change and assignments are never taken back."""
+    key = (who.user_id, episode_id)
+    cache = request.app.state.visible
+    if key not in cache:
+        cache[key] = _visible_episode(db, who, episode_id).length
+    return cache[key]
+
+
 @router.put("/api/marks/{mark_uuid}")
 def put_mark(mark_uuid: str, body: MarkIn, request: Request, who: UserDep):
     key = _canonical_uuid(mark_uuid)
     now = time.time()
     with request.app.state.db() as db:
-        episode = _visible_episode(db, who, body.episode_id)
-        if body.step > episode.length:
-            raise HTTPException(422, f"step {body.step} is past the episode's end ({episode.length})")
+        length = _visible_length(request, db, who, body.episode_id)
+        if body.step > length:
+            raise HTTPException(422, f"step {body.step} is past the episode's end ({length})")
         values = {"uuid": key, "episode_id": body.episode_id, "user_id": who.user_id, "step": body.step,
                   "kind": body.kind, "comment": body.comment, "deleted": body.deleted,
                   "created_at": now, "updated_at": now}
-        insert = (postgresql.insert if db.bind.dialect.name == "postgresql" else sqlite.insert)(Mark)
-        stmt = insert.values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[Mark.uuid],
-            set_={"step": stmt.excluded.step, "kind": stmt.excluded.kind, "comment": stmt.excluded.comment,
-                  "deleted": stmt.excluded.deleted, "updated_at": stmt.excluded.updated_at},
-            # only the owner's row, for the same episode, and never a revived deleted mark
-            where=and_(Mark.user_id == stmt.excluded.user_id, Mark.episode_id == stmt.excluded.episode_id,
-                       Mark.deleted.is_(False)))
-        # RETURNING, not rowcount: the row comes back only if inserted or updated (a refused
-        # update of someone else's row returns nothing, on SQLite and PostgreSQL alike)
-        written = db.execute(stmt.returning(Mark.uuid)).first()
-        if written is None:
-            db.rollback()
+    # group commit (marks.py): returns once the transaction holding this write committed
+    if not request.app.state.marks.write(values):  # the uuid exists and was not ours to update
+        with request.app.state.db() as db:
             row = db.get(Mark, key)
             if row is None or row.user_id != who.user_id:
                 raise HTTPException(403, "this mark belongs to another user")
             if row.episode_id != body.episode_id:
                 raise HTTPException(409, "this mark id is already used for another episode")
             return {"uuid": key, "acked": True, "deleted": True}  # an undone mark stays undone
-        db.commit()  # returns once the commit is durable (SQLite synchronous=FULL, PostgreSQL fsync)
     return {"uuid": key, "acked": True, "deleted": body.deleted}
 
 

@@ -8,6 +8,7 @@ forgot to escape it) and the usual hardening headers. Routes live in `api.py` (a
 episodes, marks, admin) and `play.py` (playing to demonstrate).
 """
 
+import contextlib
 import mimetypes
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from protege.systems.feedback import auth
 from protege.systems.feedback.db import open_db
+from protege.systems.feedback.marks import MarkWriter
 
 STATIC = Path(__file__).parent / "static"
 mimetypes.add_type("text/javascript", ".js")  # the standard type (RFC 9239), whatever /etc/mime.types says
@@ -68,10 +70,20 @@ def create_app(db_url: str, media_dir: Path, *, lease_seconds: float = 1800.0,
     engine, sessions = open_db(db_url)
     media_dir = Path(media_dir)
     (media_dir / "frames").mkdir(parents=True, exist_ok=True)
-    app = FastAPI(title="protege studio", docs_url=None, redoc_url=None, openapi_url=None)
+    writer = MarkWriter(engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        writer.close()  # the server stops: let the batch in flight commit and answer
+
+    app = FastAPI(title="protege studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.engine, app.state.db, app.state.media = engine, sessions, media_dir
     app.state.lease_seconds, app.state.secure_cookies = lease_seconds, secure_cookies
     app.state.limiter = auth.LoginLimiter(login_limit)
+    app.state.principals = auth.PrincipalCache()
+    app.state.visible = {}  # (user id, episode id) -> episode length, once the user may see it
+    app.state.marks = writer
     app.add_middleware(SecurityHeaders)
     app.include_router(_auth_routes())
     app.include_router(_pages())
@@ -123,6 +135,7 @@ def _auth_routes():
     def logout(request: Request, who: auth.UserDep):
         token = request.cookies.get(auth.COOKIE)
         if token:
+            request.app.state.principals.evict(("cookie", auth.digest(token)))
             with request.app.state.db() as db:
                 db.query(auth.Session).filter(auth.Session.token_hash == auth.digest(token)).delete()
                 db.commit()

@@ -90,21 +90,58 @@ def create_api_token(db, user: User) -> str:
     return token
 
 
+class PrincipalCache:
+    """Recently verified credentials (token digest -> Principal) for `ttl` seconds, so the hot path
+    (a mark PUT) costs no authentication query. Logging out evicts the session here at once; in
+    another server process sharing the database a logged-out cookie stays valid for at most `ttl`
+    seconds (never past the session's own expiry)."""
+
+    def __init__(self, ttl: float = 10.0, size: int = 10_000):
+        self.ttl, self.size = ttl, size
+        self._items: dict[tuple[str, str], tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Principal | None:
+        hit = self._items.get(key)
+        return hit[0] if hit is not None and hit[1] > time.time() else None
+
+    def put(self, key: tuple[str, str], who: Principal, expires_at: float = float("inf")) -> None:
+        with self._lock:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = (who, min(time.time() + self.ttl, expires_at))
+
+    def evict(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
 def principal(request: Request) -> Principal | None:
     """The caller of `request`, or None when anonymous (no, expired or unknown credentials)."""
     header = request.headers.get("authorization", "")
+    cache: PrincipalCache = request.app.state.principals
+    if header.lower().startswith("bearer "):
+        key = ("bearer", digest(header[7:].strip()))
+    elif request.cookies.get(COOKIE):
+        key = ("cookie", digest(request.cookies[COOKIE]))
+    else:
+        return None
+    who = cache.get(key)
+    if who is not None:
+        return who
     with request.app.state.db() as db:
-        if header.lower().startswith("bearer "):
+        if key[0] == "bearer":
             row = db.execute(select(User.id, User.name, User.role).join(ApiToken, ApiToken.user_id == User.id)
-                             .where(ApiToken.token_hash == digest(header[7:].strip()))).first()
-            return Principal(row.id, row.name, row.role, None) if row else None
-        token = request.cookies.get(COOKIE)
-        if not token:
-            return None
-        row = db.execute(select(User.id, User.name, User.role, Session.csrf_token)
-                         .join(Session, Session.user_id == User.id)
-                         .where(Session.token_hash == digest(token), Session.expires_at > time.time())).first()
-        return Principal(row.id, row.name, row.role, row.csrf_token) if row else None
+                             .where(ApiToken.token_hash == key[1])).first()
+            who, expires = (Principal(row.id, row.name, row.role, None), float("inf")) if row else (None, 0)
+        else:
+            row = db.execute(select(User.id, User.name, User.role, Session.csrf_token, Session.expires_at)
+                             .join(Session, Session.user_id == User.id)
+                             .where(Session.token_hash == key[1], Session.expires_at > time.time())).first()
+            who, expires = (Principal(row.id, row.name, row.role, row.csrf_token), row.expires_at) if row else (None, 0)
+    if who is not None:
+        cache.put(key, who, expires)
+    return who
 
 
 def require_user(request: Request) -> Principal:
