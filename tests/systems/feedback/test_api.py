@@ -232,3 +232,42 @@ def test_the_same_guarantees_on_postgresql(postgres_url, bot_demos, tmp_path):
     engine, sessions = open_db(postgres_url)
     assert export_marks(sessions, tmp_path / "export") == {"marks": 1, "episodes": 1, "annotators": 3}
     engine.dispose()
+
+
+def test_group_commit_batches_writes_and_isolates_a_bad_one(studio, bot_demos):
+    """Concurrent mark writes share commits; a write the database refuses (an unknown episode:
+    foreign key) fails alone, the others of its batch are committed and acknowledged."""
+    import threading
+
+    from sqlalchemy import event
+
+    from protege.systems.feedback.db import open_db
+    from protege.systems.feedback.marks import MarkWriter
+    ids = import_demos(studio, bot_demos, limit=1)
+    engine, sessions = open_db(studio.db)
+    commits = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    writer = MarkWriter(engine)
+    now = time.time()
+    good = [{"uuid": str(uuid.uuid4()), "episode_id": ids[0], "user_id": 2, "step": i % 5, "kind": "progress",
+             "comment": "", "deleted": False, "created_at": now, "updated_at": now} for i in range(60)]
+    bad = {**good[0], "uuid": str(uuid.uuid4()), "episode_id": "f" * 64}
+    outcomes, barrier = {}, threading.Barrier(len(good) + 1)
+
+    def write(values):
+        barrier.wait()
+        try:
+            outcomes[values["uuid"]] = writer.write(values)
+        except Exception as e:
+            outcomes[values["uuid"]] = type(e).__name__
+    threads = [threading.Thread(target=write, args=(v,)) for v in [*good, bad]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    writer.close()
+    assert all(outcomes[v["uuid"]] is True for v in good)
+    assert outcomes[bad["uuid"]] == "IntegrityError"
+    assert _count_marks(studio.db) == len(good)
+    assert len(commits) < len(good)  # writes shared transactions
+    engine.dispose()
