@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from protege.systems.feedback.db import ApiToken, Session, User
 
@@ -116,20 +117,19 @@ class PrincipalCache:
             self._items.pop(key, None)
 
 
-def principal(request: Request) -> Principal | None:
-    """The caller of `request`, or None when anonymous (no, expired or unknown credentials)."""
+def credentials(request: Request) -> tuple[str, str] | None:
+    """("bearer" | "cookie", SHA-256 of the token) of a request, None when it carries none."""
     header = request.headers.get("authorization", "")
-    cache: PrincipalCache = request.app.state.principals
     if header.lower().startswith("bearer "):
-        key = ("bearer", digest(header[7:].strip()))
-    elif request.cookies.get(COOKIE):
-        key = ("cookie", digest(request.cookies[COOKIE]))
-    else:
-        return None
-    who = cache.get(key)
-    if who is not None:
-        return who
-    with request.app.state.db() as db:
+        return "bearer", digest(header[7:].strip())
+    if request.cookies.get(COOKIE):
+        return "cookie", digest(request.cookies[COOKIE])
+    return None
+
+
+def lookup(app, key: tuple[str, str]) -> Principal | None:
+    """The holder of credentials `key` from the database (cached on success)."""
+    with app.state.db() as db:
         if key[0] == "bearer":
             row = db.execute(select(User.id, User.name, User.role).join(ApiToken, ApiToken.user_id == User.id)
                              .where(ApiToken.token_hash == key[1])).first()
@@ -140,14 +140,18 @@ def principal(request: Request) -> Principal | None:
                              .where(Session.token_hash == key[1], Session.expires_at > time.time())).first()
             who, expires = (Principal(row.id, row.name, row.role, row.csrf_token), row.expires_at) if row else (None, 0)
     if who is not None:
-        cache.put(key, who, expires)
+        app.state.principals.put(key, who, expires)
     return who
 
 
-def require_user(request: Request) -> Principal:
+async def require_user(request: Request) -> Principal:
     """FastAPI dependency of every authenticated route: 401 when anonymous; 403 for a cookie
-    request that changes state without the session's CSRF token."""
-    who = principal(request)
+    request that changes state without the session's CSRF token. Async, so a cached caller costs
+    no hop to a worker thread (only a database lookup runs in one)."""
+    key = credentials(request)
+    who = None if key is None else request.app.state.principals.get(key)
+    if who is None and key is not None:
+        who = await run_in_threadpool(lookup, request.app, key)
     if who is None:
         raise HTTPException(401, "log in first")
     if request.method in UNSAFE and who.csrf_token is not None:
@@ -158,8 +162,8 @@ def require_user(request: Request) -> Principal:
     return who
 
 
-def require_admin(request: Request) -> Principal:
-    who = require_user(request)
+async def require_admin(request: Request) -> Principal:
+    who = await require_user(request)
     if who.role != "admin":
         raise HTTPException(403, "admins only")
     return who
