@@ -271,3 +271,42 @@ def test_group_commit_batches_writes_and_isolates_a_bad_one(studio, bot_demos):
     assert _count_marks(studio.db) == len(good)
     assert len(commits) < len(good)  # writes shared transactions
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_models(tmp_path):
+    """`alembic upgrade head` (what every command runs) gives the schema the models declare."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from protege.systems.feedback.db import Base, open_db
+    engine, _ = open_db(str(tmp_path / "m.db"))
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_frames_are_rendered_once_under_their_content_hash(studio, bot_demos):
+    import hashlib
+
+    from protege.systems.feedback import episodes
+    ids = import_demos(studio, bot_demos, limit=1)
+    with client(studio) as c:
+        login(c, "admin")
+        first = c.get(f"/api/episodes/{ids[0]}").json()["frames"]
+        files = {p.name: p.stat().st_mtime_ns for p in (studio.media / "frames").iterdir()}
+        assert set(files) <= {u.rsplit("/", 1)[1] for u in first} and len(files) >= 2
+        for url in first:
+            body = c.get(url).content
+            assert url.endswith(f"/{hashlib.sha256(body).hexdigest()}.png")
+        rendered = []
+        original = episodes.render_pngs
+        episodes.render_pngs = lambda *a: rendered.append(a) or original(*a)
+        try:
+            assert c.get(f"/api/episodes/{ids[0]}").json()["frames"] == first
+            assert rendered == []  # cached: not rendered again
+            next(iter((studio.media / "frames").iterdir())).unlink()  # media lost a file
+            assert c.get(f"/api/episodes/{ids[0]}").json()["frames"] == first  # same names again
+            assert len(rendered) == 1
+        finally:
+            episodes.render_pngs = original
