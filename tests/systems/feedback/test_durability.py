@@ -17,7 +17,9 @@ from tests.conftest import protege_env
 from tests.systems.feedback.pg import postgres_url  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[3]
-LOAD = ["--annotators", "4", "--seconds", "1", "--fault-seconds", "5", "--drop", "0.2", "--kills", "1",
+# two kills: a server that acknowledged a mark 50 ms before committing it (write-behind) lost marks
+# in 4 of 4 runs with two kills, in 2 of 3 with one
+LOAD = ["--annotators", "4", "--seconds", "1", "--fault-seconds", "6", "--drop", "0.2", "--kills", "2",
         "--episodes", "2", "--grace", "15"]
 
 
@@ -34,7 +36,7 @@ def run_load(db: str, keep: Path) -> dict:
 def check_result(result: dict) -> None:
     """The faults happened, and the benchmark's own count found nothing lost or doubled."""
     faults = result["fault_phase"]
-    assert faults["kills"] == 1 and faults["drops"] > 0, faults
+    assert faults["kills"] == 2 and faults["drops"] > 0, faults
     assert faults["puts_acked_after_restart"] > 0, faults  # the load went on after the restart
     assert result["marks_acked"] > 20, result
     assert result["rejected"] == 0 and result["gave_up"] == 0, result
