@@ -123,3 +123,16 @@ def test_serve_binds_loopback_and_serves_the_login_page(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_database_urls():
+    from protege.core.errors import UserError
+    from protege.systems.feedback.db import database_url
+    assert database_url("postgresql://u:p@h:5/d") == "postgresql+psycopg://u:p@h:5/d"
+    assert database_url("postgres://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
+    assert database_url("postgresql+psycopg://u:p@h/d") == "postgresql+psycopg://u:p@h/d"
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert database_url("studio.db").startswith("sqlite:////") and database_url("studio.db").endswith("/studio.db")
+    for bad in ("mysql://u@h/d", "oracle://x"):
+        with pytest.raises(UserError, match="unsupported database"):
+            database_url(bad)

@@ -196,3 +196,10 @@ def test_media_paths_cannot_leave_the_frames_folder(world):
         conn.request("GET", f"/media/frames/{frame}", headers={"Cookie": cookie})
         assert conn.getresponse().status == 200
         conn.close()
+
+
+def test_oversized_bodies_are_refused(world):
+    ann, h = world["ann"]
+    body = {"episode_id": world["params"]["episode_id"], "step": 0, "kind": "progress", "comment": "x" * 200_000}
+    assert ann.put(f"/api/marks/{uuid.uuid4()}", json=body, headers=h).status_code == 413
+    assert world["anon"].post("/login", json={"username": "a" * 100_000, "password": "b"}).status_code == 413

@@ -35,6 +35,8 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 FRAME_CACHE = b"private, max-age=31536000, immutable"  # content-hashed names never change
+MAX_BODY = 64 * 1024
+"""bytes of a request body; every request is a small JSON object (a mark's comment <= 1000 chars)"""
 PUBLIC = {("GET", "/login"), ("POST", "/login")}
 """routes open to anonymous callers (besides /static/*): the security tests read this set"""
 
@@ -77,7 +79,8 @@ def create_app(db_url: str, media_dir: Path, *, lease_seconds: float = 1800.0,
         yield
         writer.close()  # the server stops: let the batch in flight commit and answer
 
-    app = FastAPI(title="protege studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(title="protege studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
+                  max_body_size=MAX_BODY)
     app.state.engine, app.state.db, app.state.media = engine, sessions, media_dir
     app.state.lease_seconds, app.state.secure_cookies = lease_seconds, secure_cookies
     app.state.limiter = auth.LoginLimiter(login_limit)
