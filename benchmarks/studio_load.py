@@ -27,7 +27,8 @@ process: it costs a fraction of httpx's CPU per request (on 2 cores the server, 
 generator, should get the CPU) and it can cut a connection at an exact point of a request.
 `--keep DIR` runs in DIR and keeps the database, server log, export and `acked.jsonl` (the
 acknowledged marks, which the durability test checks on its own). The last line printed is one JSON
-object.
+object: per database (`sqlite`, `postgresql`) the counts and rates above, then where it ran
+(`protege.core.precision.machine_info`: CPU model, thread count, load average).
 """
 
 import argparse
@@ -462,15 +463,6 @@ def combine(runs: list[dict]) -> dict:
     return {**out, "runs": runs}
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    import platform
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--annotators", type=int, default=20)
@@ -505,10 +497,11 @@ def main(argv=None) -> dict:
                       f"{result['marks_lost']} lost, {result['duplicates']} duplicated; steady "
                       f"{result['marks_per_s']} marks/s, p99 {result['p99_ms']} ms", flush=True)
             results[name] = combine(runs)
+    # imported after the load: it brings torch
+    from protege.core.precision import machine_info
     summary = {**results, "annotators": args.annotators, "seconds": args.seconds,
                "fault_seconds": args.fault_seconds, "drop": args.drop, "repeats": args.repeats,
-               "cpu": cpu_model(), "threads": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-               "load_avg_1m_after": round(os.getloadavg()[0], 2)}
+               "cpus_usable": len(os.sched_getaffinity(0)), **machine_info()}  # CPU model, threads, load
     print(json.dumps(summary))
     return summary
 
