@@ -12,7 +12,8 @@ settings the results table's recipes pin (`*_before_steps_per_s`, see RECIPE_SET
 Each learner first takes `--warmup` random steps (filling the replay, no updates), then the timed
 `--steps` steps. All measurements run in one process, one thread, interleaved over `--repeats`
 rounds; the best round of each is reported (the machine is shared, so the best round is the one
-least disturbed by other processes), and the ratios also from the median round (`*_median`).
+least disturbed by other processes), and the ratios also from the median round (`*_median`) and from the
+median steps per CPU second of the thread (`*_cpu`: leaves out the time other jobs held the core).
 The last line printed is one JSON object; it says where it ran (CPU model, torch's CPU capability,
 threads, load average and what `auto` resolved to: `protege.core.precision.machine_info`).
 """
@@ -31,17 +32,28 @@ from protege.core.precision import machine_info
 TASK = "cartpole-swingup"
 
 
-def raw_env(steps: int) -> float:
+def clock() -> tuple[float, float]:
+    """(wall time, CPU time of this thread): everything runs on one thread, and on a shared machine the CPU
+    time leaves out the time other jobs held the core, so its rate is the steadier measure."""
+    return time.perf_counter(), time.thread_time()
+
+
+def rates(steps: int, start: tuple[float, float], end: tuple[float, float]) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second)."""
+    return steps / (end[0] - start[0]), steps / (end[1] - start[1])
+
+
+def raw_env(steps: int) -> tuple[float, float]:
     from protege.worlds.control.suite import make_control_env
     env = make_control_env(TASK, seed=0)
     env.reset(seed=0)
     env.action_space.seed(0)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
-    return steps / (time.perf_counter() - start)
+    return rates(steps, start, clock())
 
 
 # the reward-model settings the results table's recipes pin (fp32, p_E evaluated every update, the gradient
@@ -51,7 +63,7 @@ RECIPE_SETTINGS = {"form": {"precision": "fp32", "cache_expert": False},
 
 
 def ours(method: str, steps: int, warmup: int, demos_dir: Path, precision: str = "auto", before: bool = False,
-         overrides: dict | None = None) -> float:
+         overrides: dict | None = None) -> tuple[float, float]:
     """With the defaults (what `protege run` uses unless a recipe pins otherwise); `precision`: SAC's;
     `before`: the reward models with the table recipes' settings (`RECIPE_SETTINGS`); `overrides`: other
     config fields."""
@@ -72,11 +84,11 @@ def ours(method: str, steps: int, warmup: int, demos_dir: Path, precision: str =
                 SACConfig(learning_starts=warmup, precision=precision), _reward_model(cfg, demos))
     marks = []
     train_online(env, eval_env, agent, LoopConfig(steps=warmup + steps, eval_every=10**9, eval_episodes=0),
-                 seed=0, on_step=lambda step, replay, rng: marks.append(time.perf_counter()), show_progress=False)
-    return (len(marks) - 1) / (marks[-1] - marks[0])
+                 seed=0, on_step=lambda step, replay, rng: marks.append(clock()), show_progress=False)
+    return rates(len(marks) - 1, marks[0], marks[-1])
 
 
-def sb3(steps: int, warmup: int) -> float:
+def sb3(steps: int, warmup: int) -> tuple[float, float]:
     from stable_baselines3 import SAC as SB3SAC
 
     from protege.worlds.control.suite import make_control_env
@@ -84,9 +96,9 @@ def sb3(steps: int, warmup: int) -> float:
     model = SB3SAC("MlpPolicy", env, batch_size=256, learning_starts=warmup, train_freq=1, gradient_steps=1,
                    policy_kwargs={"net_arch": [256, 256]}, seed=0, device="cpu")
     model.learn(warmup + 10)
-    start = time.perf_counter()
+    start = clock()
     model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - start)
+    return rates(steps, start, clock())
 
 
 def main():
@@ -123,14 +135,21 @@ def main():
     if args.only:
         runs = {k: fn for k, fn in runs.items() if k.removesuffix("_steps_per_s") in args.only}
     values = {key: [] for key in runs}
+    cpu = {key: [] for key in runs}
     for round_ in range(args.repeats):
         for key, fn in runs.items():
-            values[key].append(fn())
-            print(f"round {round_} {key}: {values[key][-1]:.1f}", flush=True)
+            wall, per_cpu_s = fn()
+            values[key].append(wall)
+            cpu[key].append(per_cpu_s)
+            print(f"round {round_} {key}: {wall:.1f} (per CPU second {per_cpu_s:.1f})", flush=True)
     best = {k: max(v) for k, v in values.items()}
     median = {k: float(np.median(v)) for k, v in values.items()}
+    cpu_median = {k: float(np.median(v)) for k, v in cpu.items()}
     result = {k: round(v, 1) for k, v in best.items()}
-    for suffix, stat in (("", best), ("_median", median)):  # best round, and the median round (robust to one lucky round)
+    result.update({k.replace("_steps_per_s", "_cpu_steps_per_s"): round(v, 1) for k, v in cpu_median.items()})
+    # best round, the median round (robust to one lucky round), and the median of steps per CPU second (robust
+    # to other jobs on a shared machine; it leaves out time the process waited for a core)
+    for suffix, stat in (("", best), ("_median", median), ("_cpu", cpu_median)):
         if "sb3_sac_steps_per_s" in stat and "sac_steps_per_s" in stat:
             result[f"sac_speedup_vs_sb3{suffix}"] = round(stat["sac_steps_per_s"] / stat["sb3_sac_steps_per_s"], 2)
         for method in ("form", "gail", "gaifo", "gail_every_step", "gaifo_every_step"):
