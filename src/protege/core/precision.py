@@ -121,8 +121,9 @@ def announce(settings: dict[str, str], device: str = "cpu") -> str:
     native, why = native_bf16(device)
     values = ", ".join(f"{key}={value}" for key, value in settings.items())
     slow = [key for key, value in settings.items() if value == "bf16"] if not native else []
+    where = "CPU" if device == "cpu" else device
     if slow:
-        line = (f"warning: precision {values}: bf16 was asked for but this {device} has no native "
+        line = (f"warning: precision {values}: bf16 was asked for but this {where} has no native "
                 f"bfloat16 ({cpu_model()}: {why}); expect it to run several times slower than fp32 "
                 f"(SAC ~16x), set {'/'.join(slow)} to auto or fp32 unless you need bf16 here")
     else:
