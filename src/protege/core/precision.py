@@ -11,7 +11,7 @@ torch's own cpuinfo probe where /proc is absent) *and* torch dispatches its AVX5
 (`torch.backends.cpu.get_cpu_capability()` is AVX512; `ATEN_CPU_CAPABILITY=avx2` turns that off), on
 an ARM CPU when it lists the `bf16` feature, and on a GPU when `torch.cuda.is_bf16_supported` says
 so without emulation. Anything else resolves to fp32. Why flags and not a micro-benchmark:
-  * the gap is not subtle: where bfloat16 is emulated (AVX2) SAC's update is ~16x *slower* than fp32
+  * the gap is not subtle: where bfloat16 is emulated (AVX2) SAC runs 10-17x *slower* than in fp32
     (docs/results/form.md), where it is native it is ~1.3-2x faster; a flag check tells them apart;
   * a resumed run must resolve to the same value as the run it continues (its saved config is compared
     with the new one): the flags of a machine never change, while a timing on a shared, loaded machine
@@ -125,7 +125,7 @@ def announce(settings: dict[str, str], device: str = "cpu") -> str:
     if slow:
         line = (f"warning: precision {values}: bf16 was asked for but this {where} has no native "
                 f"bfloat16 ({cpu_model()}: {why}); expect it to run several times slower than fp32 "
-                f"(SAC ~16x), set {'/'.join(slow)} to auto or fp32 unless you need bf16 here")
+                f"(SAC 10-17x), set {'/'.join(slow)} to auto or fp32 unless you need bf16 here")
     else:
         line = f"precision {values} ({cpu_model()}: {why}; auto picks {'bf16' if native else 'fp32'})"
     if line not in _ANNOUNCED:

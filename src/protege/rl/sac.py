@@ -56,7 +56,7 @@ class SACConfig:
     """replay capacity in transitions (a ring buffer: the oldest are overwritten)"""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """bf16: hidden layers' matmuls in bfloat16 (fp32 weights, accumulation and output layers), ~1.3-2x
-    faster where the CPU has native bfloat16 and ~16x slower where it does not; auto: bf16 only on such
+    faster where the CPU has native bfloat16 and 10-17x slower where it does not; auto: bf16 only on such
     a CPU, else fp32 (resolved when the config is built, see protege.core.precision)"""
     act_bf16: bool = False
     """with precision bf16, bfloat16 also when choosing each environment action (batch of one); off by
