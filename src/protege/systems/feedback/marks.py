@@ -77,8 +77,9 @@ class MarkWriter:
             self._commit(batch)
 
     def _commit(self, batch: list) -> None:
-        """One transaction for the batch; if it fails, each write alone (so one bad write fails
-        only its own request). Answers go out only after the commit returned."""
+        """One transaction for the batch; if it fails, each half alone, recursively (so one bad
+        write fails only its own request, and the others still share a few commits rather than
+        taking one each). Answers go out only after the commit returned."""
         try:
             with self.engine.begin() as connection:
                 results = [connection.execute(self.statement, values).first() is not None
@@ -87,8 +88,9 @@ class MarkWriter:
             if len(batch) == 1:
                 batch[0][1].set_exception(e)
             else:
-                for item in batch:
-                    self._commit([item])
+                half = len(batch) // 2
+                self._commit(batch[:half])
+                self._commit(batch[half:])
             return
         for (_, future), written in zip(batch, results):
             future.set_result(written)
