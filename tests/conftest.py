@@ -11,6 +11,9 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# `auto` precision is fp32 in tests whatever the CPU: exact-equality checks (accumulation, resume,
+# two processes) must mean the same on a CPU with native bfloat16 (tests of `auto` itself unset it)
+os.environ.setdefault("PROTEGE_AUTO_PRECISION", "fp32")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 

@@ -13,6 +13,13 @@ from protege.rl.fit import TrainerConfig
 from protege.rl.sac import SACConfig
 
 
+@pytest.fixture(autouse=True)
+def auto_follows_the_hardware(monkeypatch):
+    """The suite pins `auto` to fp32 (tests/conftest.py); these tests are about `auto` itself."""
+    monkeypatch.delenv("PROTEGE_AUTO_PRECISION", raising=False)
+
+
+
 def pretend(monkeypatch, capability: str, flags: set[str], machine: str = "x86_64") -> None:
     """Make this process see another CPU: torch's capability, the CPU flags and the architecture."""
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
@@ -109,3 +116,14 @@ def test_this_machines_flags_are_read():
         assert "sse2" in flags
     native = precision.native_bf16()[0]
     assert precision.resolve_precision("auto") == ("bf16" if native else "fp32")
+
+
+def test_the_environment_can_pin_what_auto_means(monkeypatch):
+    from protege.core import precision
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": (True, "patched"))
+    assert precision.resolve_precision("auto") == "bf16"
+    monkeypatch.setenv("PROTEGE_AUTO_PRECISION", "fp32")
+    assert precision.resolve_precision("auto") == "fp32" and precision.resolve_precision("bf16") == "bf16"
+    monkeypatch.setenv("PROTEGE_AUTO_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="expected fp32 or bf16"):
+        precision.resolve_precision("auto")

@@ -39,6 +39,9 @@ from pathlib import Path
 import torch
 
 CHOICES = ("auto", "fp32", "bf16")
+AUTO_ENV = "PROTEGE_AUTO_PRECISION"
+"""set to fp32 or bf16, what `auto` resolves to whatever the hardware (one arithmetic on a mixed
+cluster; the test suite pins fp32 so its exact-equality checks mean the same on every CPU)"""
 X86_BF16 = ("avx512_bf16", "amx_bf16")
 """x86 flags (as /proc/cpuinfo spells them) of native bfloat16 arithmetic"""
 
@@ -108,6 +111,11 @@ def resolve_precision(requested: str, device: str = "cpu") -> str:
         raise ValueError(f"precision must be one of {', '.join(CHOICES)}, got {requested!r}")
     if requested != "auto":
         return requested
+    pinned = os.environ.get(AUTO_ENV)
+    if pinned:
+        if pinned not in ("fp32", "bf16"):
+            raise ValueError(f"{AUTO_ENV}={pinned!r}: expected fp32 or bf16")
+        return pinned
     return "bf16" if native_bf16(device)[0] else "fp32"
 
 

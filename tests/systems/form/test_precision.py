@@ -12,6 +12,13 @@ from protege.core.errors import UserError
 from protege.core.registry import resolve
 from protege.systems import start
 
+
+@pytest.fixture(autouse=True)
+def auto_follows_the_hardware(monkeypatch):
+    """The suite pins `auto` to fp32 (tests/conftest.py); these tests are about `auto` itself."""
+    monkeypatch.delenv("PROTEGE_AUTO_PRECISION", raising=False)
+
+
 TINY = ["time_limit=0.5", "action_repeat=4", "demo_episodes=1", "random_episodes=1", "eval_episodes=1",
         "loop.steps=30", "loop.eval_every=30", "loop.eval_episodes=1", "loop.log_every=10",
         "loop.checkpoint_every=10", "sac.learning_starts=10", "sac.batch_size=8", "sac.hidden=8",
