@@ -62,13 +62,89 @@ def check_source(cfg: ModelConfig) -> None:
 def load_hf_model(cfg: ModelConfig):
     from transformers import AutoModelForCausalLM
     check_source(cfg)
-    model = AutoModelForCausalLM.from_pretrained(cfg.source, local_files_only=True,
-                                                 torch_dtype=torch.float32, use_safetensors=True)
+    model = _load_pretrained(cfg.source)
     if cfg.lora_r > 0:
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+                                                 target_modules="all-linear", task_type="CAUSAL_LM",
+                                                 fan_in_fan_out=_uses_conv1d(model)))
     return model
+
+
+def _load_pretrained(folder: str | Path):
+    from transformers import AutoModelForCausalLM
+    # `dtype` (not the deprecated `torch_dtype`): weights in float32 whatever the checkpoint holds
+    return AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+                                                use_safetensors=True)
+
+
+def _uses_conv1d(model) -> bool:
+    """GPT-2-style models store linear layers as transposed `Conv1D`; LoRA must know (fan_in_fan_out),
+    else peft warns and flips the flag itself."""
+    from transformers.pytorch_utils import Conv1D
+    return any(isinstance(m, Conv1D) for m in model.modules())
+
+
+# saving and loading a trained model: full weights, or an adapter over a recorded base ---------------
+BASE_RECORD = "protege-base.json"
+"""beside an adapter: which base model it was trained on, and how to tell if that base changed"""
+
+
+def _base_fingerprint(base: Path) -> dict:
+    from protege.data.manifest import file_sha256
+    weights = sorted(p for p in base.iterdir() if p.suffix == ".safetensors")
+    return {"config_sha256": file_sha256(base / "config.json"),
+            "weights_bytes": {p.name: p.stat().st_size for p in weights}}
+
+
+def save_lm(model, folder: Path, base: str | None = None) -> None:
+    """Write a trained model to `folder` atomically: full weights, or for an adapter-wrapped (peft)
+    model the adapter alone plus a record of its base model (path and fingerprint)."""
+    import json
+
+    from protege.core.runs import atomic_path
+    with atomic_path(Path(folder), replace_folder=True) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        if is_adapter(model):
+            base = Path(base).resolve()
+            record = {"base": str(base), "adapter": type(model.peft_config["default"]).__name__,
+                      **_base_fingerprint(base)}
+            (tmp / BASE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def is_adapter(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def load_lm(folder: Path):
+    """A model saved by `save_lm`: the full model, or its recorded base with the adapter on top.
+    Raises `UserError` (one line) when the folder holds neither, or the base is missing or changed."""
+    import json
+    folder = Path(folder)
+    if (folder / "adapter_config.json").exists():
+        record_path = folder / BASE_RECORD
+        if not record_path.is_file():
+            raise UserError(f"{folder}: an adapter without {BASE_RECORD}, so its base model is unknown")
+        record = json.loads(record_path.read_text())
+        base = Path(record["base"])
+        if not (base / "config.json").is_file():
+            raise UserError(f"{folder}: its base model {base} is missing (the adapter needs it; restore "
+                            f"the base there)")
+        found = _base_fingerprint(base)
+        for key in ("config_sha256", "weights_bytes"):
+            if found[key] != record[key]:
+                raise UserError(f"{folder}: the base model {base} changed since training "
+                                f"({key} differs); the adapter only fits the base it was trained on")
+        from peft import PeftModel
+        return PeftModel.from_pretrained(_load_pretrained(base), str(folder))
+    if not (folder / "config.json").exists():
+        raise UserError(f"{folder}: neither a model (config.json) nor an adapter (adapter_config.json)")
+    return _load_pretrained(folder)
+
+
+def merged(model):
+    """A plain HF model equal to `model`: an adapter's update folded into the base weights."""
+    return model.merge_and_unload() if is_adapter(model) else model
 
 
 def position_limit(model) -> int | None:

@@ -7,7 +7,7 @@ import typer
 
 from protege.core.cli import app, console, data_app, eval_app, print_summary
 
-lm_app = typer.Typer(help="Language-model tools: reward extraction, sampling.", no_args_is_help=True)
+lm_app = typer.Typer(help="Language-model tools: reward extraction, sampling, merging adapters.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
 
 
@@ -56,6 +56,24 @@ def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top
     sampled = beams == 1 and not greedy
     outs = generate(model, tokenizer, [prompt], cfg, n=n if sampled else 1, sample=sampled)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
+
+
+@lm_app.command("merge")
+def merge(run_dir: Path = typer.Argument(..., help="a finished `lm` run directory (LoRA or full)"),
+          out: Path = typer.Option(..., help="folder to write the merged Hugging Face model to")):
+    """Write a run's model as one plain HF model folder (an adapter folded into its base weights)."""
+    from protege.data.manifest import check_output_folder, output_folder, write_manifest
+    from protege.nn.lm import merged
+    from protege.systems.lm_irl.evaluate import load_trained
+    kind = "lm-merged"
+    check_output_folder(out, kind, [run_dir])  # before loading: a refusal costs nothing
+    model, tokenizer, _ = load_trained(run_dir)
+    model = merged(model)
+    with output_folder(out, kind, [run_dir]) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        write_manifest(tmp, {"kind": kind, "run": str(Path(run_dir).resolve())})
+    console.print(f"merged model of {run_dir}: {out}")
 
 
 @eval_app.command("lm")

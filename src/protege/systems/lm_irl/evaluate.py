@@ -135,21 +135,26 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
 
 
 def load_trained(run_dir: Path):
-    """(model, tokenizer, resolved config) of a finished `lm` run."""
-    from transformers import AutoModelForCausalLM
-
+    """(model, tokenizer, resolved config) of a finished `lm` run: the full model, or for an adapter
+    (LoRA) run the recorded base model with the adapter on top."""
     from protege.core.runs import check_safetensors, read_run_config
+    from protege.nn.lm import load_lm
     from protege.nn.tokenizer import load_tokenizer
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    if not (run_dir / "model" / "config.json").exists():
-        raise UserError(f"{run_dir}: no trained model (expected {run_dir / 'model'}; has the run finished?)")
-    check_safetensors(run_dir / "model" / "model.safetensors")
+    folder = run_dir / "model"
+    if not (folder / "config.json").exists() and not (folder / "adapter_config.json").exists():
+        why = "the run has not finished; resume it with --resume" if not (run_dir / "summary.json").exists() \
+            else "the run finished, so the folder was moved or removed"
+        raise UserError(f"{run_dir}: no trained model in {folder} ({why})")
+    if (folder / "config.json").exists():
+        check_safetensors(folder / "model.safetensors")
+    else:
+        check_safetensors(folder / "adapter_model.safetensors")
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(run_dir / "model"), local_files_only=True,
-                                                     use_safetensors=True)
+        model = load_lm(folder)
     except (OSError, ValueError, KeyError, TypeError) as e:  # e.g. an empty or hand-edited config.json
-        raise UserError(f"{run_dir / 'model'}: cannot load the trained model "
+        raise UserError(f"{folder}: cannot load the trained model "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:150]})") from None
     return model, load_tokenizer(run_dir / "tokenizer"), config
 

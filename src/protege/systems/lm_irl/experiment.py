@@ -8,7 +8,7 @@ from protege.core.config_help import check_fields
 from protege.core.runs import Run
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
-from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count
+from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count, save_lm
 from protege.nn.tokenizer import check_matches, load_tokenizer, train_bpe
 from protege.rl.fit import TrainerConfig, distributed, fit
 from protege.systems.lm_irl.evaluate import EvalConfig, evaluate_lm
@@ -86,7 +86,7 @@ def run(cfg: Config, run: Run) -> dict:
     summary = {"method": cfg.objective.method, "lam": cfg.objective.lam, "train_examples": len(encoded),
                "truncated": truncated}
     if rank == 0:
-        model.save_pretrained(str(run.dir / "model"), safe_serialization=True)
+        save_lm(model, run.dir / "model", cfg.model.source)
         metrics = evaluate_lm(model, tokenizer, cfg.task.kind, data.eval, cfg.eval, cfg.model.context,
                               cfg.objective.gamma)
         run.log(cfg.trainer.steps, metrics)
