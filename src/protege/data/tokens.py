@@ -29,11 +29,30 @@ class TokenBatch:
     """[B] bool: demonstration rows (false for the policy's own samples in online IQLearn)"""
 
 
+def special_prefix(tokenizer) -> list[int]:
+    """The ids the tokenizer's own template puts before a text by default: Llama's BOS; none for
+    GPT-2's tokenizer or the built-in BPE (whose ids therefore stay as they always were)."""
+    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x")["input_ids"]
+    for k in range(len(full) - len(plain) + 1):
+        if full[k:k + len(plain)] == plain:
+            return full[:k]
+    return []
+
+
+def prompt_ids(tokenizer, prompt: str, prefix: list[int] | None = None) -> list[int]:
+    """A prompt's ids as the model sees them: the template's prefix (BOS), the prompt, a newline. The
+    completion is encoded without specials: the EOS after it is ours (it ends the episode)."""
+    prefix = special_prefix(tokenizer) if prefix is None else prefix
+    return prefix + tokenizer(prompt + "\n", add_special_tokens=False)["input_ids"]
+
+
 def encode(examples: list[TextExample], tokenizer, context: int, overflow: str = "truncate"):
     """Token ids per example; returns (encoded, number truncated). overflow: "truncate" or "refuse"."""
     encoded, truncated = [], 0
+    prefix = special_prefix(tokenizer)
     for i, ex in enumerate(examples):
-        prompt = tokenizer(ex.prompt + "\n", add_special_tokens=False)["input_ids"]
+        prompt = prompt_ids(tokenizer, ex.prompt, prefix)
         completion = tokenizer(ex.completion, add_special_tokens=False)["input_ids"]
         ids = prompt + completion + [tokenizer.eos_token_id]
         if len(ids) > context:

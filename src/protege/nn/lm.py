@@ -157,13 +157,16 @@ def position_limit(model) -> int | None:
     return None
 
 
-def fit_prompt(ids: list[int], max_new_tokens: int, limit: int | None) -> tuple[list[int], int]:
+def fit_prompt(ids: list[int], max_new_tokens: int, limit: int | None,
+               keep: int = 0) -> tuple[list[int], int]:
     """(prompt ids, new-token budget) within the position limit: generating past it indexes beyond the
-    position table. A prompt that leaves no room keeps its last `limit - 1` tokens (the end of a prompt
-    is what the completion continues from)."""
+    position table. A prompt that leaves no room keeps its first `keep` tokens (a BOS) and its last
+    ones, `limit - 1` in all (the end of a prompt is what the completion continues from)."""
     if limit is None:
         return ids, max_new_tokens
-    ids = ids[-(limit - 1):]
+    if len(ids) > limit - 1:
+        keep = min(keep, limit - 2)
+        ids = ids[:keep] + ids[len(ids) - (limit - 1 - keep):]
     return ids, max(1, min(max_new_tokens, limit - len(ids)))
 
 

@@ -36,6 +36,25 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
+def save_tokenizer(tokenizer, folder: str | Path, source: str | Path | None = None) -> None:
+    """Save a tokenizer (atomically) so it loads back as the class its source loads as. Saving writes
+    the class of the object in hand; where transformers had loaded the source's named class as another
+    (e.g. `TokenizersBackend` for a byte-level tokenizer.json under `LlamaTokenizer`), the copy keeps
+    the source's name, so loading the copy resolves exactly as loading the source did."""
+    import json
+
+    from protege.core.runs import atomic_path
+    with atomic_path(Path(folder), replace_folder=True) as tmp:
+        tokenizer.save_pretrained(str(tmp))
+        source_config = Path(source) / "tokenizer_config.json" if source else None
+        if source_config and source_config.is_file():
+            named = json.loads(source_config.read_text()).get("tokenizer_class")
+            config = json.loads((tmp / "tokenizer_config.json").read_text())
+            if named and config.get("tokenizer_class") != named:
+                config["tokenizer_class"] = named
+                (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
 def check_matches(tokenizer, model) -> None:
     """Refuse a tokenizer whose ids fall outside the model's embedding table."""
     size = model.get_input_embeddings().num_embeddings

@@ -16,7 +16,7 @@ import torch
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
 from protege.data.text import TextExample
-from protege.data.tokens import collate, encode, step_logits
+from protege.data.tokens import collate, encode, prompt_ids, special_prefix, step_logits
 from protege.eval.text_metrics import distinct_n, rouge, self_bleu
 from protege.losses.iqlearn import extracted_reward
 from protege.nn.lm import fit_prompt, position_limit
@@ -68,8 +68,9 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
     """`n` completions per prompt. Prompts are batched by token length, so no padding is needed."""
     model.eval()
     limit = position_limit(model)
-    encoded = [fit_prompt(tokenizer(p + "\n", add_special_tokens=False)["input_ids"], cfg.max_new_tokens,
-                          limit)[0] for p in prompts]
+    prefix = special_prefix(tokenizer)
+    encoded = [fit_prompt(prompt_ids(tokenizer, p, prefix), cfg.max_new_tokens, limit, len(prefix))[0]
+               for p in prompts]
     by_length = defaultdict(list)
     for i, ids in enumerate(encoded):
         by_length[len(ids)].append(i)
@@ -81,7 +82,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
             ids = torch.tensor([encoded[i] for i in chunk])
             kwargs = dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p) if sample \
                 else dict(do_sample=False, num_beams=cfg.num_beams)
-            _, max_new = fit_prompt(encoded[chunk[0]], cfg.max_new_tokens, limit)
+            _, max_new = fit_prompt(encoded[chunk[0]], cfg.max_new_tokens, limit, len(prefix))
             tokens = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                     max_new_tokens=max_new, num_return_sequences=n,
                                     eos_token_id=tokenizer.eos_token_id,

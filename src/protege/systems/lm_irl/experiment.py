@@ -9,7 +9,7 @@ from protege.core.runs import Run
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
 from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count, save_lm
-from protege.nn.tokenizer import check_matches, load_tokenizer, train_bpe
+from protege.nn.tokenizer import check_matches, load_tokenizer, save_tokenizer, train_bpe
 from protege.rl.fit import TrainerConfig, distributed, fit
 from protege.systems.lm_irl.evaluate import EvalConfig, evaluate_lm
 from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
@@ -50,10 +50,10 @@ def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
     saved = run.dir / "tokenizer"
     if (saved / "tokenizer.json").exists():
         return load_tokenizer(saved)
-    tokenizer = train_bpe(texts, cfg.vocab_size) if cfg.model.source == "builtin" \
-        else load_tokenizer(cfg.model.source)
+    builtin = cfg.model.source == "builtin"
+    tokenizer = train_bpe(texts, cfg.vocab_size) if builtin else load_tokenizer(cfg.model.source)
     if run.is_main:
-        tokenizer.save_pretrained(str(saved))
+        save_tokenizer(tokenizer, saved, None if builtin else cfg.model.source)
     return tokenizer
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from protege.data.tokens import EncodedExample, collate
+from protege.data.tokens import EncodedExample, collate, special_prefix
 from protege.nn.lm import fit_prompt, position_limit
 
 
@@ -15,10 +15,12 @@ class OnlineMixer:
         self.max_new_tokens = min(cfg.eval.max_new_tokens, cfg.model.context)
         self.context = cfg.model.context
         self.limit = position_limit(model)
+        self.keep = len(special_prefix(tokenizer))  # a BOS survives cutting a long prompt
 
     @torch.no_grad()
     def sample(self, row: EncodedExample) -> EncodedExample:
-        ids, max_new = fit_prompt(row.ids[:row.prompt_len], self.max_new_tokens, self.limit)
+        ids, max_new = fit_prompt(row.ids[:row.prompt_len], self.max_new_tokens, self.limit,
+                                  self.keep)
         prompt = torch.tensor([ids])
         was_training = self.model.training
         self.model.eval()
