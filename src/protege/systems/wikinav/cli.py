@@ -5,15 +5,11 @@ from pathlib import Path
 import typer
 
 from protege.core.cli import app, console, print_summary
+from protege.worlds.graphs import DEAD_END_HELP, DEFAULT_DEAD_END
 
 nav_app = typer.Typer(help="Hyperlink navigation by cloning random walks (arXiv:2211.00177).",
                       no_args_is_help=True)
 app.add_typer(nav_app, name="nav")
-
-
-def _progress():
-    from protege.core.progress import progress_bar
-    return progress_bar(console=console)
 
 
 @nav_app.command("build")
@@ -33,7 +29,7 @@ def build(source_type: str = typer.Argument(..., help="dictd | html | edgelist")
 def walks(graph: Path = typer.Argument(..., help="graph folder"),
           walks_per_page: int = typer.Option(10, help="walks started from every page"),
           length: int = typer.Option(20, help="steps per walk"),
-          dead_end: str = typer.Option("stop", help="stop | restart | jump"),
+          dead_end: str = typer.Option(DEFAULT_DEAD_END, help=DEAD_END_HELP),
           horizon: int = typer.Option(20, help="BC goals: at most this many steps ahead"),
           seed: int = typer.Option(0),
           out: Path = typer.Option(None, help="folder for nodes.npy, actions.npy and BC examples")):
@@ -49,7 +45,11 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
           encoder: str = typer.Option("minilm", help="minilm | tfidf"),
           steps: int = typer.Option(3000), batch_size: int = typer.Option(256),
           lr: float = typer.Option(2e-3), walks_per_page: int = typer.Option(20),
-          walk_length: int = typer.Option(20), dead_end: str = typer.Option("jump"),
+          walk_length: int = typer.Option(20),
+          dead_end: str = typer.Option(DEFAULT_DEAD_END, help=DEAD_END_HELP),
+          warmup_frac: float = typer.Option(
+              0.05, help="fraction of --steps in linear learning-rate warm-up, in [0, 1) (until this "
+                         "option, a fixed 100 steps: the published 8000-step runs used 0.0125)"),
           page_vectors: bool = typer.Option(True, help="learn a vector per page"),
           checkpoint_every: int = typer.Option(None, help="steps between checkpoints "
                                                "(default: min(200, steps // 5), at least 1)"),
@@ -60,7 +60,8 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
     from protege.systems.wikinav.experiment import run_from_cli
     summary = run_from_cli(graph, out, resume=resume, encoder=encoder, steps=steps,
                            batch_size=batch_size, lr=lr, walks_per_page=walks_per_page,
-                           walk_length=walk_length, dead_end=dead_end, page_vectors=page_vectors,
+                           walk_length=walk_length, dead_end=dead_end, warmup_frac=warmup_frac,
+                           page_vectors=page_vectors,
                            seed=seed, checkpoint_every=checkpoint_every)
     print_summary(f"nav train -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
 
@@ -94,10 +95,7 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
                             budget_factor=budget_factor, seed=seed)
     except ValueError as e:
         raise UserError(f"nav eval settings: {e}") from None
-    with _progress() as progress:
-        task = progress.add_task("navigate", total=None)
-        rows = evaluate_policy(policy, cfg, out or policy / "eval.json",
-                               progress=lambda: progress.advance(task))
+    rows = evaluate_policy(policy, cfg, out or policy / "eval.json", show_progress=True)
     if markdown is not None:
         write_text_atomic(markdown, markdown_tables(rows))
     headline = headline_rows(rows)

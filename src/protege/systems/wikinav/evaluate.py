@@ -99,24 +99,37 @@ def oracle_lengths(graph, sources: np.ndarray, goals: np.ndarray) -> np.ndarray:
     return np.array([bfs_distances(offsets, targets, s)[g] for s, g in zip(sources, goals)])
 
 
-def evaluate(graph, scorers: dict, cfg: NavEvalConfig, progress=None) -> list[dict]:
-    """One row per (pair kind, k, method, mode): success rate, Wilson 95% CI, mean steps on success,
-    with the BFS oracle's mean path length on the same pairs."""
-    rows = []
+def eval_pairs(graph, cfg: NavEvalConfig) -> dict:
+    """(pair kind, k) -> (sources, targets) for every k with at least `min_pairs` pairs."""
     dist_pairs = distance_pairs(graph, cfg.ks, cfg.pairs, cfg.bfs_sources, cfg.seed)
+    pairs = {}
     for kind in ("walk", "distance"):
         for k in cfg.ks:
             src, tgt = walk_pairs(graph, k, cfg.pairs, cfg.seed) if kind == "walk" else dist_pairs[k]
-            if len(src) < cfg.min_pairs:
-                continue
+            if len(src) >= cfg.min_pairs:
+                pairs[kind, k] = (src, tgt)
+    return pairs
+
+
+def evaluate(graph, scorers: dict, cfg: NavEvalConfig, show_progress: bool = False) -> list[dict]:
+    """One row per (pair kind, k, method, mode): success rate, Wilson 95% CI, mean steps on success,
+    with the BFS oracle's mean path length on the same pairs. The progress bar counts navigation
+    episodes (pairs x methods x modes), all known before the first one runs."""
+    from protege.core.progress import progress_bar
+    rows = []
+    pairs = eval_pairs(graph, cfg)
+    modes = ("greedy", "backtrack")
+    total = sum(len(src) for src, _ in pairs.values()) * len(scorers) * len(modes)
+    with progress_bar(show_progress) as bar:
+        task = bar.add_task("navigation episodes", total=total)
+        for (kind, k), (src, tgt) in pairs.items():
             oracle = oracle_lengths(graph, src, tgt)
             budget = budget_for(k, cfg)
             for name, score in scorers.items():
-                for mode in ("greedy", "backtrack"):
+                for mode in modes:
                     steps = navigate(graph, score, src, tgt, budget, backtrack=mode == "backtrack")
                     rows.append(_row(kind, k, name, mode, budget, steps, oracle))
-                    if progress is not None:
-                        progress()
+                    bar.advance(task, len(src))
     return rows
 
 
@@ -130,7 +143,7 @@ def _row(kind, k, method, mode, budget, steps, oracle) -> dict:
             "oracle_within_budget": float(((oracle >= 0) & (oracle <= budget)).mean())}
 
 
-def evaluate_policy(policy_dir, cfg: NavEvalConfig, out_json, progress=None) -> list[dict]:
+def evaluate_policy(policy_dir, cfg: NavEvalConfig, out_json, show_progress: bool = False) -> list[dict]:
     """Evaluate a trained policy and the baselines on its graph; rows are also written to `out_json`."""
     import torch
 
@@ -144,10 +157,10 @@ def evaluate_policy(policy_dir, cfg: NavEvalConfig, out_json, progress=None) -> 
     )
     torch.set_num_threads(1)
     model, graph = load_policy(policy_dir)
-    emb = load_or_encode(graph, json_encoder(policy_dir))
+    emb = load_or_encode(graph, json_encoder(policy_dir), show_progress=show_progress)
     scorers = {"policy": policy_scorer(model), "similarity": similarity_scorer(emb),
                "random": random_scorer(cfg.seed)}
-    rows = evaluate(graph, scorers, cfg, progress)
+    rows = evaluate(graph, scorers, cfg, show_progress)
     write_json_atomic(out_json, {"config": cfg.__dict__, "graph": str(graph.folder), "rows": rows})
     return rows
 

@@ -21,7 +21,7 @@ from protege.nn.link_scorer import LinkScorer, PolicyConfig, bc_loss, candidates
 from protege.nn.text_encoders import load_or_encode
 from protege.rl.fit import TrainerConfig, fit
 from protege.worlds.graphs.store import open_graph
-from protege.worlds.graphs.walks import bc_examples, random_walks
+from protege.worlds.graphs.walks import DEFAULT_DEAD_END, bc_examples, random_walks
 
 POLICY_FILE = "policy.safetensors"
 POLICY_META = "policy.json"
@@ -46,18 +46,25 @@ class Config:
     """steps per walk (the longest goal distance seen in training)"""
     goals_per_step: int = 2
     """hindsight goals drawn per step taken"""
-    dead_end: Literal["stop", "restart", "jump"] = "jump"
-    """what a walk does at a page without links (protege.worlds.graphs.walks.DEAD_END_POLICIES)"""
+    dead_end: Literal["stop", "restart", "jump"] = DEFAULT_DEAD_END
+    """what a walk does at a page without links: jump (the default, as in the published runs) to a
+    uniform page, restart from the walk's start, or stop (protege.worlds.graphs.walks.DEFAULT_DEAD_END)"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """sizes of the link scorer"""
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         steps=3000, batch_size=256, lr=2e-3, weight_decay=0.0, warmup_steps=100,
         schedule="cosine", log_every=50, checkpoint_every=200))
     """the offline loop: steps, batch, learning-rate schedule, logging and checkpoint intervals"""
+    warmup_frac: float | None = None
+    """fraction of trainer.steps spent in linear warm-up, in [0, 1); it sets trainer.warmup_steps to
+    round(warmup_frac * steps) so the warm-up scales with the run (None: keep trainer.warmup_steps)"""
 
     def __post_init__(self):
         check_fields(self, graph="nonempty", walks_per_page=">=1", walk_length=">=1",
                      goals_per_step=">=1")
+        if self.warmup_frac is not None:
+            check_fields(self, warmup_frac="[0,1)")
+            self.trainer.warmup_steps = round(self.warmup_frac * self.trainer.steps)
 
 
 def make_examples(graph, cfg: Config):
@@ -69,12 +76,12 @@ def make_examples(graph, cfg: Config):
                        seed=stream_seed(cfg.seed, "nav/goals"))
 
 
-def run(cfg: Config, run: Run, progress=None) -> dict:
+def run(cfg: Config, run: Run) -> dict:
     """Train the link scorer; `fit` resumes it when `run.restore()` returns a checkpoint."""
     seed_everything(cfg.seed)  # before the scorer is built: its initial weights come from torch's RNG
     torch.set_num_threads(1)  # the machine is shared; the model is small
     graph = open_graph(Path(cfg.graph))
-    emb = load_or_encode(graph, cfg.encoder, progress=progress)
+    emb = load_or_encode(graph, cfg.encoder, show_progress=run.is_main)
     ex = make_examples(graph, cfg)
     model = LinkScorer(emb, cfg.policy)
     offsets, targets = np.asarray(graph.offsets), np.asarray(graph.targets)
@@ -134,15 +141,15 @@ def default_checkpoint_every(steps: int) -> int:
 
 def cli_overrides(graph: Path, out: Path, encoder: str, steps: int, batch_size: int, lr: float,
                   walks_per_page: int, walk_length: int, dead_end: str, page_vectors: bool,
-                  seed: int, checkpoint_every: int | None) -> list[str]:
+                  seed: int, checkpoint_every: int | None, warmup_frac: float | None = None) -> list[str]:
     """The `nav_bc` recipe overrides equivalent to `protege nav train`'s options."""
     every = default_checkpoint_every(steps) if checkpoint_every is None else checkpoint_every
     return [f"name={_quoted(Path(out).name)}", f"graph={_quoted(str(graph))}", f"encoder={encoder}",
             f"dead_end={dead_end}", f"seed={seed}", f"walks_per_page={walks_per_page}",
             f"walk_length={walk_length}", f"policy.page_vectors={str(page_vectors).lower()}",
             f"trainer.steps={steps}", f"trainer.batch_size={batch_size}",
-            f"trainer.lr={lr!r}",
-            f"trainer.checkpoint_every={every}"]
+            f"trainer.lr={lr!r}", f"trainer.checkpoint_every={every}"] + (
+                [] if warmup_frac is None else [f"warmup_frac={warmup_frac!r}"])
 
 
 def _quoted(text: str) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from protege.core.errors import unknown_name
+from protege.worlds.graphs import DEAD_END_HELP, DEFAULT_DEAD_END  # noqa: F401  (re-exported)
 
 DEAD_END_POLICIES = {"stop": 0, "restart": 1, "jump": 2}
 NO_ACTION = -1  # a stop (padding) or a restart/jump: no link was taken
