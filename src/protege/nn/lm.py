@@ -4,6 +4,9 @@ The built-in model is GPT-2's architecture from `transformers` at a small size, 
 cache, sampling, top-p, beam search) and saving come from the library rather than our own code.
 """
 
+import logging
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +68,10 @@ def load_hf_model(cfg: ModelConfig):
     model = _load_pretrained(cfg.source)
     if cfg.lora_r > 0:
         from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM",
-                                                 fan_in_fan_out=_uses_conv1d(model)))
+        with _quiet_peft():
+            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                     target_modules="all-linear", task_type="CAUSAL_LM",
+                                                     fan_in_fan_out=_uses_conv1d(model)))
     return model
 
 
@@ -76,6 +80,34 @@ def _load_pretrained(folder: str | Path):
     # `dtype` (not the deprecated `torch_dtype`): weights in float32 whatever the checkpoint holds
     return AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
                                                 use_safetensors=True)
+
+
+@contextmanager
+def _quiet_peft():
+    """peft reads transformers' deprecated `is_gradient_checkpointing` when wrapping a model: a
+    FutureWarning about peft's own code that a user can do nothing about."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+class _DropPaddingWarning(logging.Filter):
+    def filter(self, record):
+        return "passing in an `attention_mask`" not in record.getMessage()
+
+
+def generate(model, **kwargs):
+    """`model.generate(**kwargs)` (with the attention mask in kwargs). During decoding transformers
+    drops an all-ones mask as redundant, then warns on seeing the pad token that finished sequences
+    emit that no mask was passed; that warning is false here, so it is filtered for this call only."""
+    if "attention_mask" not in kwargs:
+        raise ValueError("generate needs the attention mask")
+    logger, drop = logging.getLogger("transformers.modeling_utils"), _DropPaddingWarning()
+    logger.addFilter(drop)
+    try:
+        return model.generate(**kwargs)
+    finally:
+        logger.removeFilter(drop)
 
 
 def _uses_conv1d(model) -> bool:
@@ -136,7 +168,8 @@ def load_lm(folder: Path):
                 raise UserError(f"{folder}: the base model {base} changed since training "
                                 f"({key} differs); the adapter only fits the base it was trained on")
         from peft import PeftModel
-        return PeftModel.from_pretrained(_load_pretrained(base), str(folder))
+        with _quiet_peft():
+            return PeftModel.from_pretrained(_load_pretrained(base), str(folder))
     if not (folder / "config.json").exists():
         raise UserError(f"{folder}: neither a model (config.json) nor an adapter (adapter_config.json)")
     return _load_pretrained(folder)

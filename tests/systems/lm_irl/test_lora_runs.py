@@ -96,3 +96,34 @@ def test_unfinished_run_says_so(lora_run, tmp_path):
     (copy / "summary.json").unlink()
     with pytest.raises(UserError, match="has not finished"):
         load_trained(copy)
+
+
+def test_runs_print_no_library_warnings(tmp_path, capfd):
+    """Missing attention mask, deprecated torch_dtype, peft's fan_in_fan_out on GPT-2's Conv1D and its
+    is_gradient_checkpointing: none of them is printed by a built-in run, a full HF run, a LoRA run."""
+    import functools
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+    for name in ("warning_once", "info_once"):  # cached per process: another test may have hit them
+        cached = getattr(hf_logging, name, None) or getattr(hf_logging.logging.Logger, name, None)
+        if isinstance(cached, functools._lru_cache_wrapper):
+            cached.cache_clear()
+    logged = []  # transformers' own handler holds whatever stderr was when it was made: record here
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage() + "\n")
+    logging.getLogger("transformers").addHandler(handler)
+    folder = save_local_model(tmp_path / "hf")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start("lm_arithmetic_mle", SMALL + [f"runs_dir={tmp_path}", "name=builtin"])
+        for lora in (0, 4):
+            start("lm_arithmetic_iqlearn", SMALL + [f"model.source={folder}", f"model.lora_r={lora}",
+                                                    "objective.method=iqlearn_online", "objective.mixin=0.5",
+                                                    f"runs_dir={tmp_path}", f"name=hf{lora}"])
+        load_trained(tmp_path / "hf4")
+    logging.getLogger("transformers").removeHandler(handler)
+    printed = capfd.readouterr().err + "".join(logged) + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+    for text in ("attention_mask", "torch_dtype", "fan_in_fan_out", "is_gradient_checkpointing"):
+        assert text not in printed, printed

@@ -20,6 +20,7 @@ from protege.data.tokens import collate, encode, prompt_ids, special_prefix, ste
 from protege.eval.text_metrics import distinct_n, rouge, self_bleu
 from protege.losses.iqlearn import extracted_reward
 from protege.nn.lm import fit_prompt, position_limit
+from protege.nn.lm import generate as generate_tokens
 
 
 @dataclass
@@ -83,10 +84,10 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
             kwargs = dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p) if sample \
                 else dict(do_sample=False, num_beams=cfg.num_beams)
             _, max_new = fit_prompt(encoded[chunk[0]], cfg.max_new_tokens, limit, len(prefix))
-            tokens = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                    max_new_tokens=max_new, num_return_sequences=n,
-                                    eos_token_id=tokenizer.eos_token_id,
-                                    pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **kwargs)
+            tokens = generate_tokens(model, input_ids=ids, attention_mask=torch.ones_like(ids),
+                                     max_new_tokens=max_new, num_return_sequences=n,
+                                     eos_token_id=tokenizer.eos_token_id,
+                                     pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **kwargs)
             texts = tokenizer.batch_decode(tokens[:, ids.shape[1]:], skip_special_tokens=True)
             for j, i in enumerate(chunk):
                 out[i] = [t.strip() for t in texts[j * n:(j + 1) * n]]

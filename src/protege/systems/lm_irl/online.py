@@ -3,7 +3,7 @@
 import torch
 
 from protege.data.tokens import EncodedExample, collate, special_prefix
-from protege.nn.lm import fit_prompt, position_limit
+from protege.nn.lm import fit_prompt, generate, position_limit
 
 
 class OnlineMixer:
@@ -24,10 +24,10 @@ class OnlineMixer:
         prompt = torch.tensor([ids])
         was_training = self.model.training
         self.model.eval()
-        out = self.model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
-                                  do_sample=True, max_new_tokens=max_new,
-                                  eos_token_id=self.tokenizer.eos_token_id,
-                                  pad_token_id=self.tokenizer.pad_token_id)
+        out = generate(self.model, input_ids=prompt, attention_mask=torch.ones_like(prompt),
+                       do_sample=True, max_new_tokens=max_new,
+                       eos_token_id=self.tokenizer.eos_token_id,
+                       pad_token_id=self.tokenizer.pad_token_id)
         self.model.train(was_training)
         ids = out[0].tolist()[:self.context]
         if ids[-1] != self.tokenizer.eos_token_id and len(ids) < self.context:
