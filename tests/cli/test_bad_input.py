@@ -234,6 +234,8 @@ CASES = [
     ("nav", "train", "graph", "--out", "new_run", "--warmup-frac", "1"),
     ("nav", "train", "graph", "--out", "new_run", "--warmup-frac", "-0.1"),
     ("nav", "train", "graph", "--out", "new_run", "--warmup-frac", "nan"),
+    ("nav", "train", "graph", "--out", "new_run", "--estimate", "--steps", "0"),
+    ("nav", "train", "missing", "--out", "new_run", "--estimate"),
     ("nav", "train", "graph_corrupt", "--out", "new_run", "--steps", "2"),
     ("nav", "eval", "nav_trunc"), ("nav", "eval", "nav_badjson"), ("nav", "eval", "missing_run"),
     ("nav", "eval", "nav_trunc", "--out", "graph/eval.json"), ("nav", "eval", "nav_trunc", "--out", "foreign"),

@@ -157,3 +157,27 @@ def test_every_file_build_walks_train_and_eval_write_follows_the_umask(dictd_pat
         assert name in modes
     wanted = 0o666 & ~umask
     assert {name: mode for name, mode in modes.items() if mode != wanted} == {}
+
+
+def test_estimate_times_real_steps_and_writes_nothing(dictd_path, tmp_path):
+    from protege.systems.wikinav.estimate import from_cli
+    assert invoke("nav", "build", "dictd", dictd_path, "--out", tmp_path / "g").exit_code == 0
+    before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    r = invoke("nav", "train", tmp_path / "g", "--out", tmp_path / "run", "--encoder", "tfidf",
+               "--steps", 500, "--batch-size", 8, "--estimate")
+    assert r.exit_code == 0, r.output
+    assert "step_s" in r.output and "train_s" in r.output and "--estimate" in r.output
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+    options = {"encoder": "tfidf", "steps": 500, "batch_size": 8, "lr": 2e-3, "walks_per_page": 2,
+               "walk_length": 5, "dead_end": DEFAULT_DEAD_END, "page_vectors": True, "seed": 0,
+               "checkpoint_every": None}
+    est = from_cli(tmp_path / "g", tmp_path / "run", **options)
+    assert est["step_s"] > 0 and est["train_s"] == pytest.approx(500 * est["step_s"], rel=0.01, abs=0.1)
+    assert est["encode_from"] == f"{est['pages']}-page sample"  # not cached yet: timed on a sample
+    from protege.nn.text_encoders import load_or_encode
+    from protege.worlds.graphs.store import open_graph
+    load_or_encode(open_graph(tmp_path / "g"), "tfidf", show_progress=False)
+    est = from_cli(tmp_path / "g", tmp_path / "run", **options)
+    assert est["encode_from"] == "cache" and est["encode_s"] == 0
+    with pytest.raises(UserError, match="warmup_frac"):  # the run's own validation, before any work
+        from_cli(tmp_path / "g", tmp_path / "run", **options, warmup_frac=2.0)

@@ -54,15 +54,24 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
           checkpoint_every: int = typer.Option(None, help="steps between checkpoints "
                                                "(default: min(200, steps // 5), at least 1)"),
           seed: int = typer.Option(0),
-          resume: bool = typer.Option(False, help="continue a killed run in --out from its last checkpoint")):
+          resume: bool = typer.Option(False, help="continue a killed run in --out from its last checkpoint"),
+          estimate: bool = typer.Option(False, "--estimate",
+                                        help="time a few real steps and print the expected seconds per "
+                                             "step and for the run; writes nothing")):
     """Behavioural cloning of random walks: a link scorer given current page and target
     (the `nav_bc` recipe with these options as overrides)."""
     from protege.systems.wikinav.experiment import run_from_cli
-    summary = run_from_cli(graph, out, resume=resume, encoder=encoder, steps=steps,
-                           batch_size=batch_size, lr=lr, walks_per_page=walks_per_page,
-                           walk_length=walk_length, dead_end=dead_end, warmup_frac=warmup_frac,
-                           page_vectors=page_vectors,
-                           seed=seed, checkpoint_every=checkpoint_every)
+    options = {"encoder": encoder, "steps": steps, "batch_size": batch_size, "lr": lr,
+               "walks_per_page": walks_per_page, "walk_length": walk_length, "dead_end": dead_end,
+               "warmup_frac": warmup_frac, "page_vectors": page_vectors, "seed": seed,
+               "checkpoint_every": checkpoint_every}
+    if estimate:
+        from protege.systems.wikinav.estimate import from_cli
+        summary = from_cli(graph, out, **options)
+        print_summary("nav train --estimate (nothing written)",
+                      [{"field": k, "value": v} for k, v in summary.items()])
+        return
+    summary = run_from_cli(graph, out, resume=resume, **options)
     print_summary(f"nav train -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
 
 

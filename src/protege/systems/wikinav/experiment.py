@@ -76,14 +76,8 @@ def make_examples(graph, cfg: Config):
                        seed=stream_seed(cfg.seed, "nav/goals"))
 
 
-def run(cfg: Config, run: Run) -> dict:
-    """Train the link scorer; `fit` resumes it when `run.restore()` returns a checkpoint."""
-    seed_everything(cfg.seed)  # before the scorer is built: its initial weights come from torch's RNG
-    torch.set_num_threads(1)  # the machine is shared; the model is small
-    graph = open_graph(Path(cfg.graph))
-    emb = load_or_encode(graph, cfg.encoder, show_progress=run.is_main)
-    ex = make_examples(graph, cfg)
-    model = LinkScorer(emb, cfg.policy)
+def batch_maker(graph, ex):
+    """`make_batch(indices)` for `fit`: the examples' current pages with all their links."""
     offsets, targets = np.asarray(graph.offsets), np.asarray(graph.targets)
 
     def make_batch(idx: np.ndarray) -> dict:
@@ -92,8 +86,18 @@ def run(cfg: Config, run: Run) -> dict:
                 "cand": torch.from_numpy(cand), "seg": torch.from_numpy(seg),
                 "starts": torch.from_numpy(starts),
                 "action": torch.from_numpy(ex.action[idx].astype(np.int64))}
+    return make_batch
 
-    fit(model, bc_loss, len(ex), make_batch, cfg.trainer, run, cfg.seed)
+
+def run(cfg: Config, run: Run) -> dict:
+    """Train the link scorer; `fit` resumes it when `run.restore()` returns a checkpoint."""
+    seed_everything(cfg.seed)  # before the scorer is built: its initial weights come from torch's RNG
+    torch.set_num_threads(1)  # the machine is shared; the model is small
+    graph = open_graph(Path(cfg.graph))
+    emb = load_or_encode(graph, cfg.encoder, show_progress=run.is_main)
+    ex = make_examples(graph, cfg)
+    model = LinkScorer(emb, cfg.policy)
+    fit(model, bc_loss, len(ex), batch_maker(graph, ex), cfg.trainer, run, cfg.seed)
     save_policy(run.dir, model, cfg)
     # the last logged training row, not fit's return value: a run resumed after its final checkpoint
     # trains no further step but reports the same numbers
