@@ -42,7 +42,9 @@ def test_sample_eval_reward_and_merge(lora_run, tmp_path):
     result = runner.invoke(app, ["eval", "lm", str(run_dir), "--prompts", "3", "--samples", "2",
                                  "--sample-prompts", "2"])
     assert result.exit_code == 0, result.output
-    assert "eval/greedy_score" in result.output and list((run_dir / "eval").glob("lm-3p-*.json"))
+    assert "eval/greedy_score" in result.output and "baseline/best_constant" in result.output
+    saved = json.loads(next((run_dir / "eval").glob("lm-3p-*.json")).read_text())["results"]
+    assert {"baseline/empty", "baseline/most_common", "baseline/retrieval_tfidf"} <= set(saved)
     data = tmp_path / "data.jsonl"
     data.write_text('{"prompt": "Tom has 3 apples.", "completion": "3"}\n'
                     '{"prompt": "Ann has 2 pears.", "completion": "5"}\n')

@@ -83,7 +83,7 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     """Re-evaluate a trained language model on its task's held-out prompts (other sampling settings)."""
     import torch
 
-    from protege.systems.lm_irl.evaluate import eval_config, evaluate_lm, load_trained
+    from protege.systems.lm_irl.evaluate import baselines, eval_config, evaluate_lm, load_trained
     from protege.worlds.text.tasks import TaskConfig, load_task
     eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
                 temperature=temperature, top_p=top_p, num_beams=beams)
@@ -96,6 +96,8 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     torch.manual_seed(seed)
     metrics = evaluate_lm(model, tokenizer, config["task"]["kind"], task.eval, cfg,
                           config["model"]["context"], config["objective"]["gamma"])
+    # trivial baselines on the same held-out prompts, under the same metric, beside the model's score
+    metrics.update(baselines(config["task"]["kind"], task.train, task.eval[:prompts], config["seed"]))
     print_summary(f"evaluation of {run_dir}", [{"key": k, "value": v} for k, v in metrics.items()])
     # kept beside the run, with the settings used
     from protege.core.runs import save_eval

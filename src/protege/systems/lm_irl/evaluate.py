@@ -161,6 +161,12 @@ def load_trained(run_dir: Path):
     return model, load_tokenizer(run_dir / "tokenizer"), config
 
 
+def baselines(kind: str, train: list[TextExample], examples: list[TextExample], seed: int) -> dict:
+    """The trivial baselines (see `baselines.py`) under this task's metric, on the model's prompts."""
+    from protege.systems.lm_irl.baselines import trivial_baselines
+    return trivial_baselines(lambda e, c: task_score(kind, e, c), train, examples, seed)
+
+
 def reward_table(run_dir: Path, examples: list[TextExample]) -> list[dict]:
     """Extracted sequence reward (and mean token entropy) of each completion under a trained model."""
     model, tokenizer, config = load_trained(run_dir)

@@ -11,7 +11,7 @@ from protege.data.tokens import collate, encode
 from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count, save_lm
 from protege.nn.tokenizer import check_matches, load_tokenizer, save_tokenizer, train_bpe
 from protege.rl.fit import TrainerConfig, distributed, fit
-from protege.systems.lm_irl.evaluate import EvalConfig, evaluate_lm
+from protege.systems.lm_irl.evaluate import EvalConfig, baselines, evaluate_lm
 from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
 from protege.systems.lm_irl.online import OnlineMixer
 from protege.worlds.text.tasks import TaskConfig, load_task
@@ -89,6 +89,7 @@ def run(cfg: Config, run: Run) -> dict:
         save_lm(model, run.dir / "model", cfg.model.source)
         metrics = evaluate_lm(model, tokenizer, cfg.task.kind, data.eval, cfg.eval, cfg.model.context,
                               cfg.objective.gamma)
+        metrics.update(baselines(cfg.task.kind, data.train, data.eval[:cfg.eval.prompts], cfg.seed))
         run.log(cfg.trainer.steps, metrics)
         summary.update(metrics)
     return summary
