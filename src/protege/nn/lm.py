@@ -63,7 +63,6 @@ def check_source(cfg: ModelConfig) -> None:
 
 
 def load_hf_model(cfg: ModelConfig):
-    from transformers import AutoModelForCausalLM
     check_source(cfg)
     model = _load_pretrained(cfg.source)
     if cfg.lora_r > 0:

@@ -75,7 +75,7 @@ def test_sample_eval_reward_and_merge(lora_run, tmp_path):
 
 
 def test_missing_or_changed_base_is_named(lora_run, tmp_path):
-    run_dir, folder = lora_run
+    run_dir, _ = lora_run
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     record_path = copy / "model" / "protege-base.json"

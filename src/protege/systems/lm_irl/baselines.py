@@ -9,7 +9,7 @@ Each is scored with the task's own metric on the same held-out prompts as the mo
 """
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
