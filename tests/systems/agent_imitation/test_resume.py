@@ -106,31 +106,39 @@ GAIL = ["iterations=60", "disc_steps=1", "disc_batch=16", "n_demos=50", "init_fr
         "checkpoint_every=1", "eval_episodes=0", "seed=2"]
 
 
+def straight_killed_and_resumed(recipe: str, overrides: list[str], tmp_path, kill_at: str):
+    """Run `recipe` uninterrupted (runs/straight) and once more killed with SIGKILL after checkpoint
+    `kill_at`, then resumed (runs/killed); returns both run directories."""
+    def command(name, *extra):
+        return protege_cmd("run", recipe, f"name={name}", *overrides, *extra)
+
+    def finish(cmd):
+        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    finish(command("straight"))
+    kill_after_checkpoint(command("killed"), tmp_path / "runs" / "killed", tmp_path, kill_at)
+    finish(command("killed", "--resume"))
+    return tmp_path / "runs" / "straight", tmp_path / "runs" / "killed"
+
+
+def same_weights(a_dir, b_dir, step: str) -> bool:
+    a = load_file(str(a_dir / "checkpoints" / step / "model.safetensors"))
+    b = load_file(str(b_dir / "checkpoints" / step / "model.safetensors"))
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(redball_demos, tmp_path):
-    def command(name, *extra):
-        return protege_cmd("run", "babyai_gail", f"name={name}", f"demos={redball_demos}", *GAIL, *extra)
-
-    straight = subprocess.run(command("straight"), cwd=tmp_path, env=protege_env(),
-                              capture_output=True, text=True, timeout=600)
-    assert straight.returncode == 0, straight.stderr
-
-    killed = tmp_path / "runs" / "killed"
-    assert kill_after_checkpoint(command("killed"), killed, tmp_path, "step-00000020") < "step-00000060"
-
-    resumed = subprocess.run(command("killed", "--resume"), cwd=tmp_path, env=protege_env(),
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    for file in ("model.safetensors",):
-        a = load_file(str(tmp_path / "runs" / "straight" / "checkpoints" / "step-00000060" / file))
-        b = load_file(str(killed / "checkpoints" / "step-00000060" / file))
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    sa = torch.load(tmp_path / "runs" / "straight" / "checkpoints" / "step-00000060" / "state.pt",
-                    weights_only=True)
+    straight, killed = straight_killed_and_resumed("babyai_gail", [f"demos={redball_demos}", *GAIL],
+                                                   tmp_path, "step-00000020")
+    assert same_weights(straight, killed, "step-00000060")
+    sa = torch.load(straight / "checkpoints" / "step-00000060" / "state.pt", weights_only=True)
     sb = torch.load(killed / "checkpoints" / "step-00000060" / "state.pt", weights_only=True)
     assert all(torch.equal(sa["disc"][k], sb["disc"][k]) for k in sa["disc"])
     assert sa["pool"]["episode_seeds"] == sb["pool"]["episode_seeds"]
-    rows = read_metrics(tmp_path / "runs" / "straight", wall_clock=False)
+    rows = read_metrics(straight, wall_clock=False)
     assert len(rows) == 60 and any("charts/success_rate" in r for r in rows)
     assert rows == read_metrics(killed, wall_clock=False)
 
@@ -142,19 +150,8 @@ BC = ["trainer.steps=300", "trainer.batch_size=8", "trainer.log_every=10", "trai
 @pytest.mark.slow
 def test_offline_sigkill_then_resume_equals_uninterrupted_run(redball_demos, tmp_path):
     """babyai_offline (BC / IQ-Learn through the shared offline loop) killed and resumed."""
-    def command(name, *extra):
-        return protege_cmd("run", "babyai_iqlearn", f"name={name}", f"demos={redball_demos}", *BC, *extra)
-
-    straight = subprocess.run(command("straight"), cwd=tmp_path, env=protege_env(),
-                              capture_output=True, text=True, timeout=600)
-    assert straight.returncode == 0, straight.stderr
-    killed = tmp_path / "runs" / "killed"
-    kill_after_checkpoint(command("killed"), killed, tmp_path, "step-00000100")
-    resumed = subprocess.run(command("killed", "--resume"), cwd=tmp_path, env=protege_env(),
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    a = load_file(str(tmp_path / "runs" / "straight" / "checkpoints" / "step-00000300" / "model.safetensors"))
-    b = load_file(str(killed / "checkpoints" / "step-00000300" / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    rows = read_metrics(tmp_path / "runs" / "straight", wall_clock=False)
+    straight, killed = straight_killed_and_resumed("babyai_iqlearn", [f"demos={redball_demos}", *BC],
+                                                   tmp_path, "step-00000100")
+    assert same_weights(straight, killed, "step-00000300")
+    rows = read_metrics(straight, wall_clock=False)
     assert len(rows) >= 30 and rows == read_metrics(killed, wall_clock=False)
