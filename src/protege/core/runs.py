@@ -186,6 +186,7 @@ class Run:
         self._tb = None
         self._finished = False
         self._rows = 0  # complete rows in metrics.jsonl: a checkpoint records how many it follows
+        self._restored_state: tuple = (None, None)  # (checkpoint, its state) read when resuming
         if resume and not (self.dir / "config.yaml").is_file():
             raise UserError(f"--resume: {self.dir} holds no run to resume (no config.yaml)")
         if is_main:
@@ -197,9 +198,11 @@ class Run:
                     raise UserError(f"--resume: the config differs from the one saved in "
                                     f"{self.dir / 'config.yaml'} ({_differences(saved, config)}); "
                                     f"resume with the same recipe and overrides")
-                latest = self.latest_checkpoint()  # drop what a killed run logged past it
-                self.truncate_metrics(load_state(latest / "state.pt") if latest else None)
-            self._rows = len(read_metrics(self.dir)) if resume else 0
+                latest = self.latest_checkpoint()
+                state = load_state(latest / "state.pt") if latest else None
+                # kept for `restore`: a training state (a replay buffer, say) is read once, not twice
+                self._restored_state = (latest, state)
+                self._rows = self.truncate_metrics(state)  # drop what a killed run logged past it
             if is_main and not resume:
                 write_text_atomic(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         except BaseException:
@@ -254,22 +257,24 @@ class Run:
             self._tb = SummaryWriter(str(self.dir / "tb"), purge_step=step)
         return self._tb
 
-    def truncate_metrics(self, checkpoint_state: dict | None) -> None:
+    def truncate_metrics(self, checkpoint_state: dict | None) -> int:
         """Drop the metric rows a killed run logged after its last checkpoint (all of them if it has
         none). A checkpoint records how many rows preceded it, which also drops a row logged at the
-        checkpoint's own step after it was written (a final evaluation); rows of later steps go too."""
+        checkpoint's own step after it was written (a final evaluation); rows of later steps go too.
+        Returns the number of rows kept."""
         path = self.dir / "metrics.jsonl"
         if not self.is_main or not path.exists():
-            return
-        rows = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
-                if _complete_row_step(line) is not None]
+            return 0
+        rows = [(line, step) for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if (step := _complete_row_step(line)) is not None]
         if checkpoint_state is None:
             rows = []
         elif "metrics_rows" in checkpoint_state:
             rows = rows[:int(checkpoint_state["metrics_rows"])]
-        step = checkpoint_state["step"] if checkpoint_state is not None else -1
-        keep = [line for line in rows if _complete_row_step(line) <= step]
+        last = checkpoint_state["step"] if checkpoint_state is not None else -1
+        keep = [line for line, step in rows if step <= last]
         write_text_atomic(path, "".join(line + "\n" for line in keep))
+        return len(keep)
 
     def metrics(self) -> list[dict]:
         return read_metrics(self.dir)
@@ -311,7 +316,12 @@ class Run:
         if not self.resumed:
             return None
         latest = self.latest_checkpoint()
-        return None if latest is None else self.load_checkpoint(latest)
+        if latest is None:
+            return None
+        cached, self._restored_state = self._restored_state, (None, None)
+        if cached[0] == latest:
+            return load_weights(latest / "model.safetensors"), cached[1]
+        return self.load_checkpoint(latest)
 
     def finish(self, summary: dict) -> None:
         """Write summary.json (once: a second call is a no-op), close the TensorBoard writer and
