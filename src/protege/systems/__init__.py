@@ -6,4 +6,13 @@ system: what two systems share lives one layer down (core, data, worlds, nn, los
 """
 
 from protege.core.registry import SYSTEMS, builtin_recipes, resolve, start  # noqa: F401
-from protege.systems import agent_imitation, feedback, form, lm_irl, wikinav  # noqa: F401  (each registers itself)
+from protege.systems import (  # noqa: F401  (each registers itself)
+    agent_imitation,
+    feedback,
+    form,
+    lm_irl,
+    long_context,
+    sts,
+    subgoals,
+    wikinav,
+)

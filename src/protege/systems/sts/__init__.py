@@ -1,0 +1,12 @@
+"""The standardised test suite (arXiv:2205.13274): scenarios replayed from recorded episodes,
+continuations by each agent, judges (verifier, people, a learned detector), rankings with intervals."""
+
+from pathlib import Path
+
+from protege.core.registry import System, register
+
+SYSTEM = register(System(
+    name="sts",
+    recipes=Path(__file__).parent / "recipes",
+    cli="protege.systems.sts.cli",
+))

@@ -1,0 +1,12 @@
+"""Agents with language subgoals (arXiv:2309.11564): a high level that names a subgoal in words and a
+low level that reaches it, trained by BC from the bot's annotated demonstrations, then RL."""
+
+from pathlib import Path
+
+from protege.core.registry import System, register
+
+SYSTEM = register(System(
+    name="subgoals",
+    recipes=Path(__file__).parent / "recipes",
+    cli="protege.systems.subgoals.cli",
+))

@@ -1,0 +1,1 @@
+"""Commands of this system (filled in as it grows)."""
