@@ -1,0 +1,70 @@
+"""Judge commands of `protege sts`: judged episodes for the detector, training it, and judging.
+
+    protege sts detector-data --level L [--level L2 ...] --out DIR     judged episodes of many agents
+    protege sts detector-train DATA --out RUN [--resume]              the learned success detector
+    protege sts judge EPISODES --judge verifier|human|detector ...    labels (+ agreement for people)
+
+`register(sts_app)` adds them to the `sts` command group (called by `systems/sts/cli.py`, which owns
+the group); the CLI holds no logic: every command calls one function of `detector_data`,
+`detector` or `judges`.
+"""
+
+from pathlib import Path
+
+import typer
+
+from protege.core.cli import print_summary
+
+DETECTOR_LEVELS = ("BabyAI-GoToLocal-v0", "BabyAI-GoToObj-v0", "BabyAI-GoToRedBallGrey-v0",
+                   "BabyAI-PickupLoc-v0", "BabyAI-PickupDist-v0", "BabyAI-GoToDoor-v0",
+                   "BabyAI-OpenDoor-v0", "BabyAI-PutNextLocal-v0", "BabyAI-GoToRedBlueBall-v0",
+                   "BabyAI-GoToObjDoor-v0", "BabyAI-UnlockLocal-v0", "BabyAI-OpenDoorLoc-v0")
+"""levels of the results' judged episodes: the last four are the detector's unseen levels"""
+
+
+def detector_data(level: list[str] = typer.Option(list(DETECTOR_LEVELS), help="BabyAI levels to play (repeat)"),
+                  agent: list[str] = typer.Option(None, help="agents (repeat; default: random, bot, "
+                                                             "bot-noise-0.2/0.5/0.8, bot-stop)"),
+                  episodes: int = typer.Option(100, help="episodes per (level, agent)"),
+                  max_steps: int = typer.Option(64, help="step budget of every episode"),
+                  seed: int = typer.Option(0, help="seeds the agents' random choices"),
+                  out: Path = typer.Option(..., help="folder to write (rerun the same command to resume)")) -> None:
+    """Episodes of a spread of agents on a spread of levels, each labelled by the world's verifier."""
+    from protege.systems.sts.detector_data import AGENTS, DataConfig, generate
+    cfg = DataConfig(tuple(level), out, tuple(agent or AGENTS), episodes, max_steps, seed)
+    print_summary(f"judged episodes in {out}", [generate(cfg)])
+
+
+def detector_train(data: Path = typer.Argument(..., help="a judged-episodes folder (`sts detector-data`)"),
+                   out: Path = typer.Option(..., help="run directory"),
+                   human: Path = typer.Option(None, help="a studio export: people's majority labels "
+                                                         "replace the verifier's where they exist"),
+                   heldout_agent: list[str] = typer.Option(None, help="agents kept out of training (repeat)"),
+                   heldout_level: list[str] = typer.Option(None, help="levels kept out of training (repeat)"),
+                   steps: int = typer.Option(None, help="optimiser steps"),
+                   seed: int = typer.Option(0, help="run seed"),
+                   resume: bool = typer.Option(False, help="continue a killed run from its last checkpoint")) -> None:
+    """Train the success detector and report balanced accuracy and ECE on its three held-out splits."""
+    from protege.systems.sts.detector import Config, train_command
+    overrides = {k: v for k, v in {"steps": steps, "heldout_agents": tuple(heldout_agent or ()) or None,
+                                   "heldout_levels": tuple(heldout_level or ()) or None}.items() if v is not None}
+    cfg = Config(data=str(data), human=str(human) if human else "", seed=seed, **overrides)
+    print_summary(f"success detector {out}", train_command(cfg, out, resume))
+
+
+def judge(episodes: Path = typer.Argument(..., help="episodes to judge: judged episodes, a demonstrations "
+                                                    "folder or continuations"),
+          by: str = typer.Option("verifier", "--judge", help="verifier | human | detector"),
+          export: Path = typer.Option(None, help="with --judge human: a studio export (`protege studio export`)"),
+          detector: Path = typer.Option(None, help="with --judge detector: a trained detector run"),
+          out: Path = typer.Option(None, help="write one JSON line per episode here")) -> None:
+    """Judge every episode: success or failure, with people's agreement for --judge human."""
+    from protege.systems.sts.judges import judge_command
+    print_summary(f"{by} judgements of {episodes}", judge_command(episodes, by, export, detector, out))
+
+
+def register(sts_app: typer.Typer) -> None:
+    """Add the judge commands to the `sts` group."""
+    sts_app.command("detector-data")(detector_data)
+    sts_app.command("detector-train")(detector_train)
+    sts_app.command("judge")(judge)
