@@ -179,3 +179,6 @@ def export(db: str = typer.Option("studio.db", help=DB_HELP),
     if demos is not None:
         rows.append({"output": str(demos), **ex.export_demos(sessions, demos, level)})
     print_summary(f"exported from {db}", rows)
+
+
+from protege.systems.feedback import simulate_cli  # noqa: E402,F401  (registers `studio simulate`)
