@@ -142,9 +142,9 @@ def continuation_episode(row: dict) -> Episode:
     if row.get("task"):
         obs = {**obs, "mission": set_task(env, tuple(row["task"]))}
     images, directions, rewards = [obs["image"]], [int(obs["direction"])], []
-    terminated = truncated = False
+    terminated = False
     for action in row["actions"]:
-        obs, reward, terminated, truncated, _ = env.step(int(action))
+        obs, reward, terminated, _, _ = env.step(int(action))
         images.append(obs["image"]); directions.append(int(obs["direction"])); rewards.append(float(reward))
     if bool(terminated) != bool(row["terminated"]) or not np.allclose(rewards, row["rewards"], atol=1e-6):
         raise UserError(f"continuation {row['agent']} / {row['scenario']}: replay does not reproduce "

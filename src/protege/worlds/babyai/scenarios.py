@@ -134,7 +134,7 @@ def play_bot(env, obs, budget: int, noise: float = 0.0, rng: np.random.Generator
             break
         action = int(rng.integers(N_ACTIONS)) if noise and rng.random() < noise else suggested
         taken = None if action == suggested else action
-        obs, reward, terminated, truncated, _ = env.step(action)
+        _, reward, terminated, truncated, _ = env.step(action)
         actions.append(action); rewards.append(float(reward))
     return {"actions": actions, "rewards": rewards, "terminated": bool(terminated),
             "truncated": bool(truncated or not terminated)}

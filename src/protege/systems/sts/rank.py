@@ -1,0 +1,140 @@
+"""`protege sts rank`: agents ranked by their judged continuations, with intervals (eval/ranking.py).
+
+The outcome matrix [agents, scenarios] comes from a continuations folder, judged by the world's
+verifier (each continuation's `success`) or by a judgements file (people or the learned detector;
+k judges per item decided by majority, `formats.read_judgements`). Items a judgements file leaves
+out are dropped for every agent (the comparison stays paired); their count is reported.
+
+`--against` names a second evaluation of the same agents (another continuations folder, e.g. the
+full online evaluation: scenarios cut at step 0 of held-out seeds, or the same folder judged by
+another judgements file): Kendall's tau between the two rankings' success rates, with a bootstrap
+interval (scenarios resampled within each evaluation; paired when both use the same scenarios).
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from protege.core.errors import UserError
+from protege.eval.ranking import (
+    RESAMPLES,
+    bootstrap_indices,
+    kendall_tau_interval,
+    paired_bootstrap,
+    pairwise,
+)
+from protege.eval.stats import wilson_interval
+from protege.systems.sts.formats import read_continuations, read_judgements
+
+
+def outcome_matrix(continuations: Path, judgements: Path | None = None) -> tuple[list[str], list[str], np.ndarray, int]:
+    """(agents, scenario ids, outcomes [A, S] bool, items dropped for lack of a judgement)."""
+    header, rows = read_continuations(continuations)
+    agents = list(header.get("agents") or dict.fromkeys(r["agent"] for r in rows))
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    judged = read_judgements(judgements) if judgements else {(r["agent"], r["scenario"]): bool(r["success"])
+                                                             for r in rows}
+    if judgements and not any((a, s) in judged for a in agents for s in scenarios):
+        raise UserError(f"--judgements {judgements}: judges none of the continuations in {continuations} "
+                        f"(agents {agents[:3]}...)")
+    keep = [s for s in scenarios if all((a, s) in judged for a in agents)]
+    if not keep:
+        raise UserError(f"--judgements {judgements}: no scenario is judged for every agent; judge all "
+                        f"agents' continuations of at least one scenario")
+    outcomes = np.asarray([[judged[(a, s)] for s in keep] for a in agents], bool)
+    return agents, keep, outcomes, len(scenarios) - len(keep)
+
+
+def rank_agents(continuations: Path, judgements: Path | None = None, against: Path | None = None,
+                against_judgements: Path | None = None, png: Path | None = None, seed: int = 0,
+                resamples: int = RESAMPLES, alpha: float = 0.05) -> dict:
+    """The ranking table, pairwise comparisons and (with `against`) the agreement; draws `png`."""
+    agents, scenarios, outcomes, dropped = outcome_matrix(continuations, judgements)
+    boot = paired_bootstrap(outcomes, resamples, seed)
+    table = []
+    for i in np.argsort(boot["rank"], kind="stable"):
+        wins, n = int(outcomes[i].sum()), outcomes.shape[1]
+        lo, hi = wilson_interval(wins, n)
+        table.append({"agent": agents[i], "scenarios": n, "success": wins / n, "success_lo": lo,
+                      "success_hi": hi, "rank": int(boot["rank"][i]), "rank_lo": int(boot["rank_lo"][i]),
+                      "rank_hi": int(boot["rank_hi"][i])})
+    pairs = pairwise(outcomes, agents, alpha)
+    index = {a: i for i, a in enumerate(agents)}
+    for p in pairs:
+        p["win_probability"] = float(boot["win"][index[p["a"]], index[p["b"]]])
+    result = {"table": table, "pairs": pairs, "dropped": dropped, "judge": str(judgements or "verifier"),
+              "agents": agents, "boot": boot, "scenarios": scenarios, "outcomes": outcomes}
+    if against is not None or against_judgements is not None:
+        result["agreement"] = agreement(result, against or continuations, against_judgements, seed, resamples)
+    if png is not None:
+        draw_ranking(table, png, f"{Path(continuations).name} ({result['judge']})")
+    return result
+
+
+def agreement(first: dict, against: Path, against_judgements: Path | None, seed: int, resamples: int) -> dict:
+    """Kendall's tau between `first`'s success rates and those of `against`, over common agents."""
+    agents, scenarios, outcomes, _ = outcome_matrix(against, against_judgements)
+    common = [a for a in first["agents"] if a in agents]
+    if len(common) < 2:
+        raise UserError(f"--against {against}: shares {len(common)} agent(s) with the ranked "
+                        f"continuations; Kendall's tau needs at least 2 common agents")
+    x = first["outcomes"][[first["agents"].index(a) for a in common]]
+    y = outcomes[[agents.index(a) for a in common]]
+    rng = np.random.default_rng(seed + 1)
+    x_idx = bootstrap_indices(x.shape[1], resamples, rng)
+    y_idx = x_idx if first["scenarios"] == scenarios else bootstrap_indices(y.shape[1], resamples, rng)
+    x_rep, y_rep = x[:, x_idx].mean(axis=2).T, y[:, y_idx].mean(axis=2).T
+    tau, lo, hi = kendall_tau_interval(x.mean(axis=1), y.mean(axis=1), x_rep, y_rep)
+    return {"against": str(against), "against_judge": str(against_judgements or "verifier"),
+            "agents": len(common), "tau": tau, "tau_lo": lo, "tau_hi": hi,
+            "paired": first["scenarios"] == scenarios,
+            "against_success": {a: float(y[i].mean()) for i, a in enumerate(common)}}
+
+
+def draw_ranking(table: list[dict], png: Path, title: str) -> None:
+    """Two panels: each agent's rank with its bootstrap interval, and its success with Wilson's."""
+    import matplotlib
+    import matplotlib.ticker
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from protege.core.runs import atomic_path
+    names = [r["agent"] for r in table][::-1]
+    y = np.arange(len(names))
+    rows = table[::-1]
+    fig, (ax_rank, ax_rate) = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5), sharey=True)
+    ax_rank.errorbar([r["rank"] for r in rows], y, xerr=[[r["rank"] - r["rank_lo"] for r in rows],
+                                                        [r["rank_hi"] - r["rank"] for r in rows]],
+                     fmt="o", capsize=3)
+    ax_rank.set_xlabel("rank (95% paired bootstrap interval)")
+    ax_rank.invert_xaxis()
+    ax_rank.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_rate.errorbar([r["success"] for r in rows], y, xerr=[[r["success"] - r["success_lo"] for r in rows],
+                                                           [r["success_hi"] - r["success"] for r in rows]],
+                     fmt="s", capsize=3, color="tab:green")
+    ax_rate.set_xlabel("success (95% Wilson)")
+    ax_rate.set_xlim(-0.02, 1.02)
+    ax_rank.set_yticks(y, names)
+    fig.suptitle(title)
+    fig.tight_layout()
+    png = Path(png)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def format_tables(result: dict) -> tuple[list[dict], list[dict], list[str]]:
+    """(ranking rows, pair rows, warnings) as printed by the CLI."""
+    ranking = [{"agent": r["agent"], "scenarios": r["scenarios"],
+                "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
+                "rank (95% bootstrap)": f"{r['rank']} [{r['rank_lo']}, {r['rank_hi']}]"} for r in result["table"]]
+    pairs = [{"a": p["a"], "b": p["b"], "P(a beats b)": f"{p['win_probability']:.3f}",
+              "a only / b only": f"{p['only_a']} / {p['only_b']}",
+              "McNemar p": f"{p['p']:.3g} ({'exact' if p['exact'] else 'chi2'})",
+              "scenarios needed": "-" if not np.isfinite(p["needed"]) else str(int(p["needed"]))} for p in result["pairs"]]
+    warnings = [f"underpowered: {p['a']} vs {p['b']} differ on {p['only_a'] + p['only_b']} of {result['table'][0]['scenarios']} "
+                f"scenarios (McNemar p = {p['p']:.3g}); about {int(p['needed'])} scenarios are needed for 80% power"
+                for p in result["pairs"] if p["underpowered"] and np.isfinite(p["needed"])]
+    if result["dropped"]:
+        warnings.append(f"{result['dropped']} scenario(s) dropped: not judged for every agent")
+    return ranking, pairs, warnings
