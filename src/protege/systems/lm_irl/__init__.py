@@ -6,7 +6,8 @@ from protege.core.registry import System, register
 
 SYSTEM = register(System(
     name="lm_irl",
-    experiments={"lm": "protege.systems.lm_irl.experiment"},
+    experiments={"lm": "protege.systems.lm_irl.experiment",
+                 "prm": "protege.systems.lm_irl.process_reward"},
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.lm_irl.cli",
 ))

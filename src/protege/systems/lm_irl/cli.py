@@ -125,3 +125,54 @@ def data_arithmetic(out: Path, n: int = 1000, seed: int = 0):
     from protege.worlds.text.arithmetic import generate
     save_text_dataset(generate(n, seed), out)
     print_summary(f"{out}", [{"examples": n, "seed": seed}])
+
+
+@lm_app.command("rerank")
+def rerank(policy_run: Path = typer.Argument(..., help="a finished `lm` run on the arithmetic task: whose samples to rerank"),
+           reward: list[str] = typer.Option([], help="NAME=RUN: a `prm` run, or an `lm` run for its extracted reward (repeatable)"),
+           prompts: int = typer.Option(200, help="held-out prompts of the policy's task"),
+           samples: int = typer.Option(16, help="samples per prompt (every N must divide it)"),
+           n: list[int] = typer.Option([1, 4, 16], help="best-of-N sizes (repeatable)"),
+           seed: int = typer.Option(0, help="seeds the sampling"),
+           out: Optional[Path] = typer.Option(None, help="write the summary (JSON) and the scored samples (JSONL beside it) here")):
+    """Best-of-N accuracy of a policy's samples reranked by each reward, beside greedy, majority vote and pass@N."""
+    import json
+
+    from protege.core.errors import UserError
+    from protege.core.runs import write_json_atomic, write_text_atomic
+    from protege.systems.lm_irl.best_of_n import rerank as rerank_samples
+    if prompts < 1 or samples < 1:
+        raise UserError(f"--prompts and --samples must be >= 1, got {prompts} and {samples}")
+    named = {}
+    for spec in reward:
+        name, sep, run_dir = spec.partition("=")
+        if not sep or not name or not run_dir:
+            raise UserError(f"--reward {spec!r}: expected NAME=RUN_DIR (e.g. prm=runs/prm-arithmetic)")
+        named[name] = Path(run_dir)
+    if out:
+        from protege.data.manifest import check_output_file
+        check_output_file(out, [policy_run, *named.values()])
+    summary, rows = rerank_samples(policy_run, named, prompts, samples, sorted(set(n)), seed)
+    if out:
+        write_json_atomic(out, {"policy": str(policy_run), "rewards": {k: str(v) for k, v in named.items()},
+                                **summary})
+        write_text_atomic(out.with_suffix(".samples.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+        console.print(f"wrote {out} and {out.with_suffix('.samples.jsonl')}")
+    print_summary(f"best-of-N on {policy_run}", [{"key": k, "value": v} for k, v in summary.items()])
+
+
+@data_app.command("arithmetic-marks")
+def data_arithmetic_marks(out: Path = typer.Argument(..., help="the marks file to write (.jsonl)"),
+                          prompts: int = 1000, solutions: int = 4, error_prob: float = 0.5,
+                          miss: float = 0.0, flip: float = 0.0, seed: int = 0):
+    """Arithmetic solutions (some with errors) whose steps a simulated annotator marked progress/regress."""
+    from protege.core.errors import UserError
+    from protege.worlds.text.step_marks import simulated_marks, write_marks
+    if prompts < 1 or solutions < 1 or not all(0 <= p <= 1 for p in (error_prob, miss, flip)):
+        raise UserError("--prompts and --solutions must be >= 1; --error-prob, --miss, --flip in [0, 1]")
+    from protege.data.manifest import check_output_file
+    check_output_file(out, flag="OUT")
+    marked = simulated_marks(prompts, solutions, seed, error_prob, miss, flip)
+    write_marks(marked, out)
+    print_summary(f"{out}", [{"solutions": len(marked), "marks": sum(len(s.marks) for s in marked),
+                              "regress": sum(m.kind == "regress" for s in marked for m in s.marks)}])

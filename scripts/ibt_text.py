@@ -1,0 +1,106 @@
+"""Best-of-N on arithmetic with a process reward (IBT on step marks), an outcome reward and IQLearn's
+extracted reward: trains what is missing, reranks, and prints the table of docs/results/ibt_text.md.
+
+Per seed, one process at a time (a killed step resumes when the script is run again):
+  1. the policy:        protege run lm_arithmetic_<policy> (trainer.steps=--lm-steps)
+  2. process reward:    protege run prm_arithmetic          init_from=<the iqlearn policy of the seed>
+  3. outcome reward:    protege run prm_arithmetic_outcome  init_from=<the same>
+  4. reranking:         protege lm rerank <policy> --reward process=... --reward outcome=...
+                        --reward iqlearn=<the iqlearn run of the seed>
+The last line printed is one JSON object (every cell: mean and 95% t interval over the seeds).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from protege.eval.stats import mean_interval  # noqa: E402
+
+PROTEGE = [str(Path(sys.executable).parent / "protege")]  # the venv's entry point
+
+
+def protege(*args: str) -> None:
+    print("$ protege " + " ".join(args), flush=True)
+    subprocess.run(PROTEGE + list(args), check=True, cwd=ROOT)
+
+
+def train(recipe: str, name: str, out: Path, overrides: list[str]) -> Path:
+    run_dir = out / name
+    if (run_dir / "summary.json").exists():
+        return run_dir
+    resume = ["--resume"] if (run_dir / "config.yaml").exists() else []
+    protege("run", recipe, f"name={name}", f"runs_dir={out}", *overrides, *resume)
+    return run_dir
+
+
+def one_seed(args, seed: int) -> dict[str, dict]:
+    common = [f"seed={seed}", "threads=1"]
+    lms = {p: train(f"lm_arithmetic_{p}", f"lm-{p}-s{seed}", args.out,
+                    common + [f"trainer.steps={args.lm_steps}"]) for p in args.policies}
+    init = f"init_from={lms['iqlearn']}"
+    steps = f"trainer.steps={args.prm_steps}"
+    rewards = {"process": train("prm_arithmetic", f"prm-process-s{seed}", args.out, common + [init, steps]),
+               "outcome": train("prm_arithmetic_outcome", f"prm-outcome-s{seed}", args.out,
+                                common + [init, steps]),
+               "iqlearn": lms["iqlearn"]}
+    results = {}
+    for policy, run_dir in lms.items():
+        path = args.out / f"rerank-{policy}-s{seed}.json"
+        if not path.exists():
+            protege("lm", "rerank", str(run_dir), *[f"--reward={k}={v}" for k, v in rewards.items()],
+                    f"--prompts={args.prompts}", f"--samples={args.samples}", f"--seed={seed}",
+                    *[f"--n={n}" for n in args.n], f"--out={path}")
+        results[policy] = json.loads(path.read_text())
+    return results
+
+
+def table(per_seed: list[dict], policy: str, ns: list[int]) -> tuple[str, dict]:
+    rows = [("greedy (no reranking)", "greedy", False), ("majority vote", "majority", True),
+            ("outcome reward (BT on final answers)", "outcome", True),
+            ("IQLearn extracted reward", "iqlearn", True),
+            ("process reward (IBT on step marks)", "process", True), ("pass@N (oracle)", "pass", True)]
+    lines = ["| reranker | " + " | ".join(f"N = {n}" for n in ns) + " |",
+             "|---|" + "---|" * len(ns)]
+    cells = {}
+    for label, key, by_n in rows:
+        out = []
+        for n in ns:
+            name = f"{key}@{n}" if by_n else key
+            mean, low, high = mean_interval([r[policy][name] for r in per_seed])
+            cells[f"{policy}/{name}"] = [round(mean, 4), round(low, 4), round(high, 4)]
+            out.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
+        lines.append(f"| {label} | " + " | ".join(out) + " |")
+    return "\n".join(lines), cells
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--policies", nargs="+", default=["iqlearn"], choices=["iqlearn", "mle"])
+    parser.add_argument("--out", type=Path, default=Path("runs/ibt_text"))
+    parser.add_argument("--lm-steps", type=int, default=800)
+    parser.add_argument("--prm-steps", type=int, default=250)
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])
+    args = parser.parse_args()
+    if "iqlearn" not in args.policies:
+        parser.error("--policies must include iqlearn (its run gives the extracted reward and the "
+                     "reward models' initial weights)")
+    args.out = (ROOT / args.out) if not args.out.is_absolute() else args.out
+    per_seed = [one_seed(args, seed) for seed in args.seeds]
+    cells = {}
+    for policy in args.policies:
+        text, c = table(per_seed, policy, args.n)
+        cells.update(c)
+        print(f"\npolicy {policy}, seeds {args.seeds}, mean [95% t interval]:\n{text}\n")
+    print(json.dumps({"seeds": args.seeds, **cells}))
+
+
+if __name__ == "__main__":
+    main()
