@@ -44,6 +44,7 @@ from protege.systems.sts.formats import (
     scenario_row,
 )
 from protege.worlds.babyai.levels import episode_success
+from protege.worlds.babyai.scenarios import restore
 
 
 def _job_file(out: Path, agent_index: int, start: int) -> Path:
@@ -85,6 +86,18 @@ def _check_job(out: Path, job: dict) -> None:
     check_output_folder(out, CONTINUATIONS_KIND, inputs=[job["scenarios"]])
 
 
+def _check_restorable(scenarios_dir: Path, scenarios, budget: int) -> None:
+    """Replay every prefix before any work, so a bad scenario is one line, not a failed worker."""
+    import contextlib
+    import io
+    for s in scenarios:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                restore(s, budget)
+        except UserError as e:
+            raise UserError(f"{scenarios_dir / SCENARIOS_FILE}: {e}") from None
+
+
 def run_continuations(scenarios_dir: Path, agent_specs: list[str], out: Path, budget: int | None = None,
                       workers: int = 2, seed: int = 0, chunk_size: int = 25, progress: bool = True) -> list[dict]:
     """Continue every scenario with every agent; returns a summary row per agent."""
@@ -104,6 +117,7 @@ def run_continuations(scenarios_dir: Path, agent_specs: list[str], out: Path, bu
     budget = int(budget or header.get("budget") or 64)
     if budget < 1:
         raise UserError(f"--budget must be >= 1, got {budget}")
+    _check_restorable(scenarios_dir, scenarios, budget)
     job = {"scenarios": str(scenarios_dir.resolve()), "scenarios_sha256": file_sha256(scenarios_dir / SCENARIOS_FILE),
            "agents": [a.__dict__ for a in agents], "budget": budget, "seed": seed}
     _check_job(out, job)
