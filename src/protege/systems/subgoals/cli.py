@@ -1,1 +1,54 @@
-"""Commands of this system (filled in as it grows)."""
+"""Subgoal commands: `protege data subgoals` (bot demos -> subgoal phrases), `protege eval subgoals`
+(a hierarchical agent on held-out seeds) and `protege subgoals show` (an episode's subgoals)."""
+
+from pathlib import Path
+
+import typer
+
+from protege.core.cli import app, console, data_app, eval_app, print_summary
+
+subgoals_app = typer.Typer(help="Language subgoals of BabyAI episodes.", no_args_is_help=True)
+app.add_typer(subgoals_app, name="subgoals")
+
+
+@data_app.command("subgoals")
+def data_subgoals(demos: Path = typer.Option(..., help="folder written by `protege data demos`"),
+                  out: Path = typer.Option(..., help="output folder (subgoals.npz + manifest)"),
+                  seed: int = typer.Option(0, help="seeds the choice of paraphrase templates")) -> None:
+    """Turn the bot's per-step subgoals into English phrases with subgoal boundaries."""
+    from protege.worlds.babyai.subgoals import write_subgoal_data
+    print_summary(f"subgoal phrases in {out}", [write_subgoal_data(demos, out, seed)])
+
+
+@eval_app.command("subgoals")
+def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run directories or checkpoints"),
+                  level: str = typer.Option(None, help="BabyAI level (default: the run's level)"),
+                  episodes: int = typer.Option(200, help="held-out episodes (seeds from 10^9)"),
+                  agreement: int = typer.Option(100, help="held-out bot episodes for phrase agreement (0 skips)")) -> None:
+    """Success with 95% intervals, and agreement of the chosen phrases with the bot's."""
+    from protege.systems.subgoals.evaluate import evaluate_agent, load_agent, phrase_agreement
+    rows = []
+    for path in runs:
+        agent, config = load_agent(path)
+        lvl = level or config["level"]
+        r = evaluate_agent(agent, lvl, episodes)
+        row = {"run": Path(path).name, "level": lvl, "episodes": r["episodes"],
+               "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
+               "length": f"{r['length']:.1f}", "subgoals/episode": f"{r['subgoals_per_episode']:.1f}"}
+        if agreement:
+            a = phrase_agreement(agent, lvl, agreement)
+            row["agreement at boundaries (95%)"] = (f"{a['boundaries']:.3f} [{a['boundaries_lo']:.3f}, "
+                                                    f"{a['boundaries_hi']:.3f}]")
+            row["agreement all steps"] = f"{a['steps']:.3f}"
+        rows.append(row)
+    print_summary("hierarchical agent, held-out evaluation", rows)
+
+
+@subgoals_app.command("show")
+def show(source: Path = typer.Argument(..., help="a subgoals run (plays an episode) or a subgoal dataset"),
+         episode: int = typer.Option(0, help="dataset: episode index; run: held-out seed offset"),
+         level: str = typer.Option(None, help="run: BabyAI level (default: the run's level)")) -> None:
+    """Print an episode's subgoal phrases with the steps where each starts."""
+    from protege.systems.subgoals.show import show_episode
+    for line in show_episode(source, episode, level):
+        console.print(line, markup=False, highlight=False)

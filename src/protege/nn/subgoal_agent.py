@@ -1,0 +1,121 @@
+"""A hierarchical BabyAI agent whose levels talk in subgoal phrases (arXiv:2309.11564).
+
+    high level  `SubgoalChooser`: mission + observation history -> one of K phrases seen in the data
+    low level   `BabyAIPolicy` (nn/babyai_policy.py) with the phrase as its instruction, its memory
+                reset at every new subgoal
+    done head   `SubgoalDone`: (current view, current phrase) -> "this subgoal is reached"
+
+Why a choice among the phrases seen in data rather than a decoder: the bot's subgoal language over a
+BabyAI level is small and closed (one PutNextLocal dataset holds ~100 distinct phrases, all
+"verb the colour type"), so a K-way classifier covers it exactly, can never say a phrase the low
+level was not trained on, and gives PPO a plain categorical policy whose KL to the BC prior is exact
+(a token decoder would need a sequence-level policy gradient and an approximate KL). The cost:
+a phrase never seen in training (e.g. a colour/type pair absent from the demos) cannot be chosen.
+
+Acting (`HierarchicalAgent.step`, N environments in lockstep): the chooser reads every observation
+(its LSTM keeps the history); a new phrase is chosen at the first step, and whenever the done head
+fires on the current view or the subgoal has run `max_segment_steps` steps; the low level then acts.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, ViewEncoder, reset_state, tokenize
+
+
+class SubgoalChooser(nn.Module):
+    """The high level: mission-conditioned view encoder -> LSTM over the history -> K phrase logits
+    (and a value, for PPO on the environment reward)."""
+
+    def __init__(self, n_phrases: int, cfg: PolicyConfig = PolicyConfig()):
+        super().__init__()
+        d = cfg.dim
+        self.encoder = ViewEncoder(cfg)
+        self.memory = nn.LSTM(d, d, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, n_phrases))
+        self.critic = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, 1))
+
+    def forward(self, images: Tensor, directions: Tensor, tokens: Tensor, state=None,
+                mask: Tensor | None = None):
+        """images [B, T, 7, 7, 3], directions [B, T], mission tokens [B, L] ->
+        phrase logits [B, T, K], values [B, T], state."""
+        feats = self.encoder(images, directions, self.encoder.instruction(tokens), mask)
+        out, state = self.memory(feats, state)
+        return self.head(out), self.critic(out).squeeze(-1), state
+
+
+class SubgoalDone(nn.Module):
+    """The done head: one view and the phrase being pursued -> logit of "reached" (the bot's
+    subgoal changes at this step). A single frame suffices in BabyAI: facing the object, carrying it
+    (shown in the agent's cell), an open door and empty hands are all in view."""
+
+    def __init__(self, cfg: PolicyConfig = PolicyConfig()):
+        super().__init__()
+        self.encoder = ViewEncoder(cfg)
+        self.head = nn.Sequential(nn.Linear(cfg.dim, 64), nn.Tanh(), nn.Linear(64, 1))
+
+    def forward(self, images: Tensor, directions: Tensor, tokens: Tensor) -> Tensor:
+        """images [N, 7, 7, 3], directions [N], phrase tokens [N, L] -> logits [N]."""
+        h = self.encoder.frames(images, directions, self.encoder.instruction(tokens))
+        return self.head(h).squeeze(-1)
+
+
+@dataclass
+class AgentMemory:
+    """What `HierarchicalAgent.step` carries between steps for N environments."""
+    chooser: tuple | None
+    actor: tuple | None
+    phrase: Tensor
+    """[N] index of the phrase being pursued (-1 before the first choice)"""
+    segment_steps: Tensor
+    """[N] steps taken under the current phrase"""
+
+
+class HierarchicalAgent(nn.Module):
+    """Chooser + low-level `BabyAIPolicy` + done head, over a fixed list of phrases."""
+
+    def __init__(self, phrases: list[str], cfg: PolicyConfig = PolicyConfig(),
+                 max_segment_steps: int = 32):
+        super().__init__()
+        if not phrases:
+            raise ValueError("a hierarchical agent needs at least one subgoal phrase")
+        self.phrases = list(phrases)
+        self.max_segment_steps = max_segment_steps
+        self.chooser = SubgoalChooser(len(phrases), cfg)
+        self.actor = BabyAIPolicy(cfg)
+        self.done = SubgoalDone(cfg)
+        self.register_buffer("phrase_tokens", tokenize(self.phrases), persistent=False)
+
+    def memory(self, n: int) -> AgentMemory:
+        return AgentMemory(None, None, torch.full((n,), -1), torch.zeros(n, dtype=torch.long))
+
+    @torch.no_grad()
+    def step(self, images: Tensor, directions: Tensor, mission_tokens: Tensor, mem: AgentMemory,
+             greedy: bool = True, generator: torch.Generator | None = None):
+        """One step for N environments: images [N, 7, 7, 3], directions [N], mission tokens [N, L].
+        Returns actions [N], new-subgoal flags [N] bool, the new memory (mem.phrase: the phrases)."""
+        logits, _, chooser_state = self.chooser(images.unsqueeze(1), directions.unsqueeze(1),
+                                                mission_tokens, mem.chooser)
+        new = (mem.phrase < 0) | (mem.segment_steps >= self.max_segment_steps)
+        started = ~new
+        if started.any():
+            idx = started.nonzero().squeeze(1)
+            done = self.done(images[idx], directions[idx], self.phrase_tokens[mem.phrase[idx]]) > 0
+            new[idx[done]] = True
+        choice = logits[:, 0].argmax(-1) if greedy else torch.multinomial(
+            F.softmax(logits[:, 0], -1), 1, generator=generator).squeeze(-1)
+        phrase = torch.where(new, choice, mem.phrase)
+        actor_state = reset_state(mem.actor, new)
+        actions, _, _, actor_state = self.actor.act(images, directions, self.phrase_tokens[phrase],
+                                                    actor_state, greedy, generator)
+        steps = torch.where(new, torch.ones_like(mem.segment_steps), mem.segment_steps + 1)
+        return actions, new, AgentMemory(chooser_state, actor_state, phrase, steps)
+
+    def reset_rows(self, mem: AgentMemory, rows: Tensor) -> AgentMemory:
+        """Start fresh episodes in the rows where `rows` [N] bool is true."""
+        return AgentMemory(reset_state(mem.chooser, rows), reset_state(mem.actor, rows),
+                           torch.where(rows, torch.full_like(mem.phrase, -1), mem.phrase),
+                           torch.where(rows, torch.zeros_like(mem.segment_steps), mem.segment_steps))

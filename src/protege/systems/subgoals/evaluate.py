@@ -1,0 +1,155 @@
+"""Held-out evaluation of the hierarchical agent: success over seeds from 10^9 (never a training
+layout), the subgoal phrases it says on the way, and agreement of its chooser with the bot.
+
+Agreement is measured teacher-forced: the bot plays held-out episodes; at every step the chooser,
+having read the same history, names its most likely phrase, compared with the bot's phrase at that
+step ("all steps") and at the steps where the bot starts a new subgoal ("boundaries", the only
+steps where the agent consults its chooser). A phrase outside the agent's list counts as a miss.
+"""
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protege.core.errors import UserError
+from protege.eval.stats import mean_interval, wilson_interval
+from protege.nn.babyai_policy import PolicyConfig, tokenize
+from protege.nn.subgoal_agent import HierarchicalAgent
+from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_success, make_env
+
+
+def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 16,
+         greedy: bool = True, sample_seed: int = 0) -> list[dict]:
+    """One episode per seed, `n_envs` environments in lockstep; returns per seed {seed, mission,
+    success, return, length, actions, subgoals: [(step, phrase)]} in seed order."""
+    check_level(level)
+    envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
+    queue, results, gen = list(seeds), {}, torch.Generator().manual_seed(sample_seed)
+    current, obs, trace = [None] * len(envs), [None] * len(envs), [None] * len(envs)
+    mem = agent.memory(len(envs))
+    fresh = torch.ones(len(envs), dtype=torch.bool)
+    with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout
+        while True:
+            for i, env in enumerate(envs):
+                if fresh[i]:
+                    current[i] = queue.pop(0) if queue else None
+                    if current[i] is not None:
+                        obs[i], _ = env.reset(seed=current[i])
+                        trace[i] = {"mission": str(obs[i]["mission"]), "actions": [], "rewards": [],
+                                    "subgoals": []}
+            active = [i for i in range(len(envs)) if current[i] is not None]
+            if not active:
+                break
+            mem = agent.reset_rows(mem, fresh)
+            images = torch.from_numpy(np.stack([obs[i]["image"] for i in range(len(envs))]))
+            directions = torch.tensor([int(obs[i]["direction"]) for i in range(len(envs))])
+            missions = tokenize([obs[i]["mission"] for i in range(len(envs))])
+            actions, new, mem = agent.step(images, directions, missions, mem, greedy, gen)
+            fresh = torch.zeros(len(envs), dtype=torch.bool)
+            for i in active:
+                t = trace[i]
+                if new[i]:
+                    t["subgoals"].append((len(t["actions"]), agent.phrases[int(mem.phrase[i])]))
+                obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
+                t["actions"].append(int(actions[i])); t["rewards"].append(float(reward))
+                if terminated or truncated:
+                    results[current[i]] = {"seed": current[i], **t, "return": sum(t["rewards"]),
+                                           "length": len(t["actions"]),
+                                           "success": episode_success(terminated, reward)}
+                    fresh[i] = True
+            for i in range(len(envs)):
+                fresh[i] |= current[i] is None
+    return [results[s] for s in seeds]
+
+
+def summarise(level: str, played: list[dict]) -> dict:
+    n, wins = len(played), sum(p["success"] for p in played)
+    lo, hi = wilson_interval(wins, n)
+    length, len_lo, len_hi = mean_interval([p["length"] for p in played])
+    subgoals, _, _ = mean_interval([len(p["subgoals"]) for p in played])
+    return {"level": level, "episodes": n, "success": wins / n, "success_lo": lo, "success_hi": hi,
+            "length": length, "length_lo": len_lo, "length_hi": len_hi,
+            "subgoals_per_episode": subgoals,
+            "seeds": f"{played[0]['seed']}..{played[-1]['seed']}"}
+
+
+def evaluate_agent(agent: HierarchicalAgent, level: str, episodes: int,
+                   seed_start: int = EVAL_SEED_START) -> dict:
+    if episodes <= 0:
+        raise UserError(f"--episodes must be positive, got {episodes}")
+    from protege.core.progress import progress_bar
+    with progress_bar() as bar:
+        bar.add_task(f"eval {level} ({episodes} episodes)", total=None)
+        played = play(agent, level, list(range(seed_start, seed_start + episodes)))
+    return summarise(level, played)
+
+
+def bot_phrase_episodes(level: str, episodes: int, seed_start: int = EVAL_SEED_START):
+    """Held-out bot episodes (seeds from 10^9) annotated with phrases, as a `SubgoalData`."""
+    from protege.data.episodes import Episode
+    from protege.worlds.babyai.demos import bot_episode
+    from protege.worlds.babyai.subgoals import annotate
+    env, out = make_env(level), []
+    with contextlib.redirect_stdout(io.StringIO()):
+        for seed in range(seed_start, seed_start + episodes):
+            e = bot_episode(env, seed)
+            if e is not None:
+                out.append(Episode(observations={"image": e["images"], "direction": e["directions"]},
+                                   actions=e["actions"], rewards=e["rewards"].astype(np.float32),
+                                   terminated=True, truncated=False, instruction=e["mission"],
+                                   env_id=level, seed=seed,
+                                   annotations={"subgoal": e["subgoals"],
+                                                "subgoal_reason": e["reasons"]}))
+    if not out:
+        raise UserError(f"{level}: the bot solved none of {episodes} held-out episodes")
+    return annotate(out)
+
+
+@torch.no_grad()
+def phrase_agreement(agent: HierarchicalAgent, level: str, episodes: int) -> dict:
+    """Teacher-forced agreement of the chooser's phrase with the bot's (module docstring)."""
+    data = bot_phrase_episodes(level, episodes)
+    index = {p: i for i, p in enumerate(agent.phrases)}
+    hits, boundary_hits = [], []
+    for e, (s, o, n) in enumerate(zip(data.starts, data.obs_starts, data.lengths)):
+        images = torch.from_numpy(data.images[o:o + n]).unsqueeze(0)
+        directions = torch.from_numpy(data.directions[o:o + n]).unsqueeze(0)
+        logits, _, _ = agent.chooser(images, directions, tokenize([str(data.missions[e])]))
+        said = logits[0].argmax(-1).tolist()
+        truth = [index.get(str(p), -1) for p in data.phrases[s:s + n]]
+        step_hits = [a == b for a, b in zip(said, truth)]
+        hits += step_hits
+        boundary_hits += [h for h, b in zip(step_hits, data.boundary[s:s + n]) if b]
+    lo, hi = wilson_interval(sum(boundary_hits), len(boundary_hits))
+    return {"steps": float(np.mean(hits)), "boundaries": float(np.mean(boundary_hits)),
+            "boundaries_lo": lo, "boundaries_hi": hi, "bot_episodes": len(data)}
+
+
+def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
+    """A hierarchical agent from a run directory (its latest checkpoint) or a checkpoint folder."""
+    from protege.core.runs import load_weights, read_run_config
+    path = Path(path)
+    if (path / "checkpoints" / "latest").exists():
+        path = path / "checkpoints" / (path / "checkpoints" / "latest").read_text().strip()
+    run_dir = path.parent.parent
+    phrases_file = run_dir / "phrases.json"
+    if not (path / "model.safetensors").exists() or not phrases_file.exists():
+        raise UserError(f"{path}: not a subgoals run or checkpoint (needs model.safetensors and "
+                        f"phrases.json in the run directory)")
+    config = read_run_config(run_dir)
+    try:
+        policy_cfg = PolicyConfig(**config.get("policy", {}))
+        phrases = json.loads(phrases_file.read_text())
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{run_dir}: policy or phrases.json: {e}") from None
+    agent = HierarchicalAgent(phrases, policy_cfg, int(config.get("max_segment_steps", 32)))
+    try:
+        agent.load_state_dict(load_weights(path / "model.safetensors"))
+    except RuntimeError as e:
+        raise UserError(f"{path}/model.safetensors: does not fit a subgoals agent ({str(e)[:200]})") from None
+    agent.eval()
+    return agent, config
