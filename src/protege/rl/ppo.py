@@ -1,4 +1,5 @@
-"""A lean recurrent PPO (arXiv:1707.06347) for BabyAI policies, used as GAIL's policy optimiser.
+"""A lean recurrent PPO (arXiv:1707.06347) for BabyAI policies, used as GAIL's policy optimiser and
+for RL against rewards learned from marks (`systems/feedback/ibt_rl.py`).
 
 Written here rather than taken from sb3-contrib: its RecurrentPPO builds its own LSTM policy from
 flat Box observations and does not take dict observations holding text, nor a FiLM-conditioned
@@ -82,11 +83,16 @@ class EnvPool:
 
     def step(self, actions: torch.Tensor) -> torch.Tensor:
         """Step every environment; a finished episode is recorded and its env reset. Returns
-        dones [N] bool (those envs now show a new episode's first observation)."""
+        dones [N] bool (those envs now show a new episode's first observation). The step's
+        environment rewards and the observations it reached (an episode's last one, not the next
+        episode's first) stay in `last_rewards` and `reached` (for rewards of a learned utility)."""
         dones = torch.zeros(len(self.envs), dtype=torch.bool)
+        self.last_rewards = torch.zeros(len(self.envs))
+        self.reached = [None] * len(self.envs)
         for i, env in enumerate(self.envs):
             action = int(actions[i])
             obs, reward, terminated, truncated, _ = env.step(action)
+            self.last_rewards[i], self.reached[i] = float(reward), obs
             self.actions[i].append(action)
             self.ep_return[i] += reward
             self.ep_length[i] += 1
@@ -140,10 +146,13 @@ def _same_obs(obs: dict, saved: dict) -> bool:
 
 @torch.no_grad()
 def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator) -> dict:
-    """Roll the pool forward `steps` steps with the sampling policy. Tensors are [N, T, ...]."""
+    """Roll the pool forward `steps` steps with the sampling policy. Tensors are [N, T, ...]:
+    the observation before each step (images, directions, missions), what the policy did (actions,
+    logp, values), starts (a new episode's first step), dones, env_rewards, and the observation
+    each step reached (next_images, next_directions: an episode's last one where it ended)."""
     N = len(pool.envs)
     out = {k: [] for k in ("images", "directions", "missions", "actions", "logp", "values",
-                           "starts", "dones")}
+                           "starts", "dones", "env_rewards", "next_images", "next_directions")}
     state0 = None if pool.state is None else (pool.state[0].clone(), pool.state[1].clone())
     for _ in range(steps):
         images = torch.from_numpy(np.stack([o["image"] for o in pool.obs]))
@@ -158,6 +167,9 @@ def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator
                      ("starts", pool.starts.clone())):
             out[k].append(v)
         out["dones"].append(pool.step(actions))
+        out["env_rewards"].append(pool.last_rewards)
+        out["next_images"].append(torch.from_numpy(np.stack([o["image"] for o in pool.reached])))
+        out["next_directions"].append(torch.tensor([o["direction"] for o in pool.reached]))
     batch = {k: torch.stack(v, 1) for k, v in out.items() if k != "missions"}
     batch["missions"] = [[out["missions"][t][i] for t in range(steps)] for i in range(N)]
     batch["state0"] = state0

@@ -1,0 +1,210 @@
+"""Experiment `ibt_rl`: PPO from a BC policy against a frozen reward learned from marks (`ibt`),
+optionally plus the environment's reward (arXiv:2211.11602's BC+RL).
+
+The reward of a rollout step t (the observation x_t, the one it reached x'_{t+1}) comes from the
+utility model of an `ibt` run through the reward-model protocol (`rl/reward_model.py`):
+r_t = o(x_{<=t+1}) - o(x_{<=t}) for an ibt model, r_t = o(x_{<=t+1}) for the per-step and
+episode-preference baselines, times `reward_scale`, plus `env_reward` times minigrid's reward.
+The model's LSTM memory runs along each environment's episode across rollouts (reset where an
+episode starts) and is part of the checkpoint, so a killed run resumes exactly.
+`reward_from: ""` with `env_reward: 1` is the environment-reward ceiling; `iterations: 0`
+evaluates the starting policy alone (the BC row, with the same evaluation).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from protege.core.config_help import check_fields
+from protege.core.errors import UserError
+from protege.core.runs import Run, read_metrics, rng_state, seed_everything, set_rng_state
+from protege.core.seeds import stream_seed
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, tokenize
+from protege.nn.utility import UtilityModel
+from protege.rl.ppo import EnvPool, PPOConfig, collect, pad_cat, ppo_update
+from protege.rl.reward_model import train_and_reward
+
+SUMMARY_KEYS = ("charts/success_rate", "charts/learned_reward", "charts/env_reward")
+
+
+@dataclass
+class Config:
+    name: str = "ibt_rl"
+    """run name: the run directory is runs/<name>"""
+    seed: int = 0
+    """seeds action sampling, PPO's minibatches and the training episodes"""
+    level: str = "BabyAI-PickupLoc-v0"
+    """BabyAI level id"""
+    init_from: str = "runs/bc-PickupLoc-1k-s0"
+    """the BC run directory (or checkpoint) PPO starts from"""
+    reward_from: str = ""
+    """an ibt run directory whose frozen utility rewards the steps; "" for none"""
+    reward_scale: float = 1.0
+    """multiplies the learned reward"""
+    env_reward: float = 0.0
+    """weight of minigrid's own reward (1 - 0.9 t/T at success)"""
+    iterations: int = 40
+    """collect-reward-update iterations (n_envs x rollout_steps environment steps each); 0 only evaluates"""
+    critic_warmup: int = 2
+    """first iterations in which PPO fits only the value head (keeps the BC start intact)"""
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(dim=64))
+    """sizes of the policy (must match init_from's)"""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """the PPO optimiser of the policy"""
+    checkpoint_every: int = 10
+    """iterations between checkpoints (the last one is always saved)"""
+    log_every: int = 1
+    """iterations between metric rows"""
+    eval_episodes: int = 300
+    """held-out episodes (seeds from 10^9, greedy) evaluated at the end; 0 skips"""
+
+    def __post_init__(self):
+        check_fields(self, init_from="nonempty", reward_scale=">=0", env_reward=">=0", iterations=">=0",
+                     critic_warmup=">=0", checkpoint_every=">=1", log_every=">=1", eval_episodes=">=0")
+        if not self.reward_from and self.env_reward == 0 and self.iterations:
+            raise ValueError("reward_from is empty and env_reward is 0: PPO would have no reward")
+
+
+class UtilityReward(torch.nn.Module):
+    """A frozen utility model behind the reward-model protocol; call once per rollout (it carries
+    its memory from one rollout to the next)."""
+
+    def __init__(self, model: UtilityModel, method: str, scale: float):
+        super().__init__()
+        self.model, self.method, self.scale = model, method, scale
+        self.memory = None  # (h, c) each [1, N, D] after the last rollout's last step
+
+    @torch.no_grad()
+    def loss_and_reward(self, batch: dict):
+        N, T = batch["directions"].shape
+        tokens = batch["flat_tokens"]
+        feats = self.model.frames(batch["images"].reshape(N * T, 7, 7, 3), batch["directions"].reshape(-1),
+                                  tokens).view(N, T, -1)
+        o, (h, c), self.memory = self.model.step_with_memory(feats, self.memory, batch["starts"])
+        o_next = torch.cat([o[:, 1:], o[:, -1:]], 1)  # x'_{t+1} is the next step's x unless the episode ended
+        need = batch["dones"].clone()
+        need[:, -1] = True
+        n, t = need.nonzero(as_tuple=True)
+        flat = n * T + t
+        extra = self.model.frames(batch["next_images"][n, t], batch["next_directions"][n, t], tokens[flat])
+        o_next[n, t] = self.model.extend(extra, (h[n, t], c[n, t]))
+        reward = (o_next - o) if self.method == "ibt" else o_next
+        return torch.zeros(()), self.scale * reward, {}
+
+    def training_state(self) -> dict:
+        return {"memory": None if self.memory is None else tuple(m.clone() for m in self.memory)}
+
+    def load_training_state(self, state: dict) -> None:
+        self.memory = state["memory"]
+
+
+@dataclass
+class Learner:
+    policy: BabyAIPolicy
+    reward: UtilityReward | None
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    pool: EnvPool
+
+    def training_state(self) -> dict:
+        return {"opt": self.opt.state_dict(), "rng": rng_state(), "gen": self.gen.get_state(),
+                "pool": self.pool.state_dict(),
+                "reward": self.reward.training_state() if self.reward is not None else {}}
+
+    def load(self, weights: dict, state: dict) -> int:
+        self.policy.load_state_dict(weights)
+        self.opt.load_state_dict(state["opt"])
+        set_rng_state(state["rng"])
+        self.gen.set_state(state["gen"])
+        self.pool.load_state_dict(state["pool"])
+        if self.reward is not None:
+            self.reward.load_training_state(state["reward"])
+        return int(state["step"])
+
+
+def build(config: Config) -> Learner:
+    from protege.rl.babyai_rollout import load_policy
+    from protege.systems.feedback.ibt import load_utility
+    from protege.worlds.babyai.levels import TRAIN_SEED_START, episode_success, make_env
+    init, init_cfg, _ = load_policy(Path(config.init_from))
+    if init_cfg != config.policy:
+        raise UserError(f"init_from {config.init_from}: policy {init_cfg} differs from the config's {config.policy}")
+    policy = BabyAIPolicy(config.policy)
+    policy.load_state_dict(init.state_dict())
+    reward = None
+    if config.reward_from:
+        model, method = load_utility(Path(config.reward_from))
+        reward = UtilityReward(model, method, config.reward_scale)
+    envs = [make_env(config.level) for _ in range(config.ppo.n_envs)]
+    return Learner(policy=policy, reward=reward, opt=torch.optim.Adam(policy.parameters(), lr=config.ppo.lr),
+                   gen=torch.Generator().manual_seed(stream_seed(config.seed, "ibt_rl/sampling")),
+                   pool=EnvPool(envs, TRAIN_SEED_START + stream_seed(config.seed, "ibt_rl/episodes"),
+                                success=episode_success))
+
+
+def iteration(learner: Learner, config: Config, it: int) -> dict:
+    """Collect a rollout, reward it (learned and/or environment reward), one PPO update."""
+    batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen)
+    rewards = config.env_reward * batch["env_rewards"]
+    metrics = {"charts/env_reward": float(batch["env_rewards"].sum(1).mean())}
+    if learner.reward is not None:
+        batch["flat_tokens"] = pad_cat([tokenize(m) for m in batch["missions"]])
+        learned, _ = train_and_reward(learner.reward, None, batch, updates=0)
+        rewards = rewards + learned
+        metrics["charts/learned_reward"] = float(learned.mean())
+    metrics.update(ppo_update(learner.policy, learner.opt, batch, rewards, config.ppo, learner.gen,
+                              value_only=it < config.critic_warmup))
+    done, learner.pool.finished = learner.pool.finished, []
+    if done:
+        metrics.update({"charts/success_rate": float(np.mean([d[0] for d in done])),
+                        "charts/episodic_length": float(np.mean([d[2] for d in done])),
+                        "charts/episodes": len(done)})
+    return metrics
+
+
+def evaluate(policy: BabyAIPolicy, level: str, episodes: int) -> dict:
+    """Greedy success on held-out seeds (from 10^9) with a Wilson 95% interval."""
+    import contextlib
+    import io
+
+    from protege.eval.stats import mean_interval, wilson_interval
+    from protege.rl.babyai_rollout import play_episodes
+    from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
+    policy.eval()
+    with contextlib.redirect_stdout(io.StringIO()):
+        played = play_episodes(policy, lambda: make_env(level), list(range(EVAL_SEED_START, EVAL_SEED_START + episodes)))
+    wins = sum(episode_success(p["terminated"], p["rewards"][-1]) for p in played)
+    lo, hi = wilson_interval(wins, len(played))
+    length, _, _ = mean_interval([p["length"] for p in played])
+    return {"eval/success": wins / len(played), "eval/success_lo": lo, "eval/success_hi": hi,
+            "eval/episodes": len(played), "eval/length": length}
+
+
+def run(config: Config, run: Run) -> dict:
+    from protege.core.progress import progress_bar
+    seed_everything(config.seed)
+    torch.set_num_threads(1)
+    learner = build(config)
+    restored = run.restore()
+    start = 0 if restored is None else learner.load(*restored)
+    with progress_bar() as bar:
+        task = bar.add_task(f"ppo {config.level}", total=config.iterations, completed=start)
+        for it in range(start, config.iterations):
+            metrics = iteration(learner, config, it)
+            done = it + 1
+            if done % config.log_every == 0 or done == config.iterations:
+                run.log(done, metrics)
+            if done % config.checkpoint_every == 0 or done == config.iterations:
+                run.save_checkpoint(done, learner.policy.state_dict(), learner.training_state())
+            bar.update(task, completed=done)
+    rows = [r for r in read_metrics(run.dir) if "ppo/policy_loss" in r]
+    summary = {"env_steps": config.iterations * config.ppo.n_envs * config.ppo.rollout_steps}
+    if rows:
+        recent = rows[-max(1, len(rows) // 4):]  # the last quarter of training
+        summary.update({k: float(np.mean([r[k] for r in recent if k in r])) for k in SUMMARY_KEYS
+                        if any(k in r for r in recent)})
+    if config.eval_episodes:
+        summary.update(evaluate(learner.policy, config.level, config.eval_episodes))
+    return summary
