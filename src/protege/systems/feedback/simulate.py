@@ -241,15 +241,13 @@ def simulate(cfg: SimulationConfig, out: Path, progress: bool = True) -> dict:
     """Play cfg.episodes (split evenly over the agents, consecutive seeds), compute d_f, mark them
     with `annotators` independent simulated annotators and write a studio export to `out`."""
     from protege.core.progress import progress_bar
-    from protege.data.manifest import output_folder, write_manifest
     from protege.worlds.babyai.levels import check_level, episode_success, make_env
     from protege.worlds.babyai.replay import replay
     check_level(cfg.level)
     env = make_env(cfg.level)
     rng = np.random.default_rng(stream_seed(cfg.seed, "simulate/agents"))
-    mark_rng = np.random.default_rng(stream_seed(cfg.seed, "simulate/annotators"))
     seeds = list(range(cfg.seed_start, cfg.seed_start + cfg.episodes))
-    rows, truth, marks, per_user = [], [], [], {f"sim-{k}": 0 for k in range(cfg.annotators)}
+    rows, truth = [], []
     with progress_bar(progress) as bar:
         task = bar.add_task(f"simulated marks {cfg.level}", total=cfg.episodes)
         for agent, agent_seeds in zip(cfg.agents, np.array_split(seeds, len(cfg.agents))):
@@ -260,30 +258,60 @@ def simulate(cfg: SimulationConfig, out: Path, progress: bool = True) -> dict:
             for i, seed in enumerate(agent_seeds):
                 actions = played[i] if kind == "policy" else play_bot(env, seed, 1.0 if kind == "random" else float(arg), rng)
                 r = replay(cfg.level, seed, actions, env=env)
-                remaining = remaining_steps(env, seed, actions, cfg.cap)
-                success = episode_success(r.terminated, float(r.rewards[-1]) if len(r.rewards) else 0.0)
                 eid = episode_id(cfg.level, seed, actions)
-                ep_marks = []
-                for k in range(cfg.annotators):
-                    for frame, mark_kind in noisy_marks(remaining, success, cfg.annotator, mark_rng):
-                        ep_marks.append((f"sim-{k}", frame, mark_kind))
                 rows.append({"id": eid, "level": cfg.level, "seed": seed, "mission": r.mission,
                              "actions": [int(a) for a in actions], "rewards": [float(x) for x in r.rewards],
-                             "terminated": r.terminated, "truncated": r.truncated,
-                             "annotators": sorted({u for u, _, _ in ep_marks}),
-                             "labels": {u: k for u, _, k in ep_marks if k in ("success", "failure")},
-                             "annotations": per_step(len(actions), [(f, k) for _, f, k in ep_marks])})
-                truth.append({"episode": eid, "agent": agent, "success": success, "remaining": remaining})
-                for user, frame, mark_kind in ep_marks:
-                    t = T0 + len(marks)
-                    stamp = _iso(t)
-                    marks.append({"uuid": str(uuid.UUID(int=int(mark_rng.integers(0, 2**63)) << 64
-                                                        | int(mark_rng.integers(0, 2**63)), version=4)),
-                                  "episode": eid, "user": user, "step": frame, "kind": mark_kind,
-                                  "comment": "", "created_at": stamp, "updated_at": stamp})
-                    per_user[user] += 1
+                             "terminated": r.terminated, "truncated": r.truncated})
+                truth.append({"episode": eid, "agent": agent,
+                              "success": episode_success(r.terminated, float(r.rewards[-1]) if len(r.rewards) else 0.0),
+                              "remaining": remaining_steps(env, seed, actions, cfg.cap)})
                 bar.advance(task)
-    return _write(out, cfg, rows, truth, marks, per_user, output_folder, write_manifest)
+    meta = {"level": cfg.level, "agents": list(cfg.agents), "seed_start": cfg.seed_start}
+    return annotate(rows, truth, cfg.annotator, cfg.annotators, cfg.seed, out, meta)
+
+
+def reannotate(source: Path, out: Path, annotator: Annotator, annotators: int, seed: int) -> dict:
+    """Mark the episodes of an earlier simulated export again with other annotators (other noise):
+    no episode is played again and no bot runs (its remaining steps are in truth.jsonl)."""
+    from protege.systems.feedback.export import _check, _rows
+    source = Path(source)
+    meta = _check(source)
+    if not (source / "truth.jsonl").exists() or "simulated" not in meta:
+        raise UserError(f"--reannotate {source}: not a simulated export (no truth.jsonl); "
+                        f"only `protege studio simulate` folders can be marked again")
+    keys = ("id", "level", "seed", "mission", "actions", "rewards", "terminated", "truncated")
+    rows = [{k: row[k] for k in keys} for _, row in _rows(source, "episodes.jsonl")]
+    truth = {row["episode"]: row for _, row in _rows(source, "truth.jsonl")}
+    base = {k: meta["simulated"][k] for k in ("level", "agents", "seed_start")}
+    return annotate(rows, [truth[r["id"]] for r in rows], annotator, annotators, seed, out,
+                    {**base, "reannotated_from": str(source.resolve())})
+
+
+def annotate(rows: list[dict], truth: list[dict], a: Annotator, annotators: int, seed: int,
+             out: Path, meta: dict) -> dict:
+    """Mark every episode (rows as the studio's episodes.jsonl without the mark fields; truth:
+    agent, success, remaining) with `annotators` simulated annotators; write the export."""
+    mark_rng = np.random.default_rng(stream_seed(seed, "simulate/annotators"))
+    marks, per_user = [], {f"sim-{k}": 0 for k in range(annotators)}
+    for row, known in zip(rows, truth):
+        ep_marks = [(f"sim-{k}", frame, kind) for k in range(annotators)
+                    for frame, kind in noisy_marks(known["remaining"], known["success"], a, mark_rng)]
+        row.update({"annotators": sorted({u for u, _, _ in ep_marks}),
+                    "labels": {u: k for u, _, k in ep_marks if k in ("success", "failure")},
+                    "annotations": per_step(len(row["actions"]), [(f, k) for _, f, k in ep_marks])})
+        for user, frame, kind in ep_marks:
+            stamp = _iso(T0 + len(marks))
+            marks.append({"uuid": str(uuid.UUID(int=int(mark_rng.integers(0, 2**63)) << 64
+                                                | int(mark_rng.integers(0, 2**63)), version=4)),
+                          "episode": row["id"], "user": user, "step": frame, "kind": kind,
+                          "comment": "", "created_at": stamp, "updated_at": stamp})
+            per_user[user] += 1
+    settings = {**meta, "seed": seed, "annotators": annotators, "stride": a.stride, "miss": a.miss,
+                "false_rate": a.false_rate, "jitter": a.jitter, "delay": a.delay, "optimism": a.optimism}
+    _write(out, rows, truth, marks, per_user, settings)
+    return {"episodes": len(rows), "marks": len(marks), "successes": sum(bool(t["success"]) for t in truth),
+            "progress_marks": sum(m["kind"] == "progress" for m in marks),
+            "regress_marks": sum(m["kind"] == "regress" for m in marks)}
 
 
 def _iso(t: float) -> str:
@@ -291,25 +319,18 @@ def _iso(t: float) -> str:
     return iso(t)
 
 
-def _write(out, cfg, rows, truth, marks, per_user, output_folder, write_manifest) -> dict:
-    order = {r["id"]: i for i, r in enumerate(sorted(rows, key=lambda r: r["id"]))}
-    rows = sorted({r["id"]: r for r in rows}.values(), key=lambda r: r["id"])  # as the studio: by id
+def _write(out: Path, rows: list, truth: list, marks: list, per_user: dict, settings: dict) -> None:
+    """The studio's export layout (episodes by id, marks by episode, user, step), plus truth.jsonl."""
+    from protege.data.manifest import output_folder, write_manifest
+    order = {eid: i for i, eid in enumerate(sorted(r["id"] for r in rows))}
+    pairs = sorted({r["id"]: (r, t) for r, t in zip(rows, truth)}.values(), key=lambda p: p[0]["id"])
     marks.sort(key=lambda m: (order[m["episode"]], m["user"], m["step"], m["created_at"], m["uuid"]))
     with output_folder(Path(out), KIND) as tmp:
         _write_jsonl(tmp / "marks.jsonl", [MARKS_FORMAT, *marks])
         _write_jsonl(tmp / "annotators.jsonl", (
-            {"user": u, "role": "annotator", "assigned": len(rows), "done": len(rows), "marks": n}
+            {"user": u, "role": "annotator", "assigned": len(pairs), "done": len(pairs), "marks": n}
             for u, n in sorted(per_user.items())))
-        _write_jsonl(tmp / "episodes.jsonl", rows)
-        _write_jsonl(tmp / "truth.jsonl", truth)
-        a = cfg.annotator
+        _write_jsonl(tmp / "episodes.jsonl", (r for r, _ in pairs))
+        _write_jsonl(tmp / "truth.jsonl", (t for _, t in pairs))
         write_manifest(tmp, {"kind": KIND, "version": MARKS_FORMAT["version"], "marks": len(marks),
-                             "episodes": len(rows), "annotators": len(per_user),
-                             "simulated": {"level": cfg.level, "agents": list(cfg.agents), "seed": cfg.seed,
-                                           "seed_start": cfg.seed_start, "stride": a.stride, "miss": a.miss,
-                                           "false_rate": a.false_rate, "jitter": a.jitter, "delay": a.delay,
-                                           "optimism": a.optimism}})
-    successes = sum(t["success"] for t in truth)
-    return {"episodes": len(rows), "marks": len(marks), "successes": successes,
-            "progress_marks": sum(m["kind"] == "progress" for m in marks),
-            "regress_marks": sum(m["kind"] == "regress" for m in marks)}
+                             "episodes": len(pairs), "annotators": len(per_user), "simulated": settings})

@@ -10,7 +10,7 @@ from protege.systems.feedback.cli import studio_app
 
 
 @studio_app.command("simulate")
-def simulate_(level: str = typer.Option(..., help="BabyAI level id, e.g. BabyAI-PickupLoc-v0"),
+def simulate_(level: str = typer.Option(None, help="BabyAI level id, e.g. BabyAI-PickupLoc-v0"),
               out: Path = typer.Option(..., help="folder for the export (marks.jsonl, episodes.jsonl, ...)"),
               episodes: int = typer.Option(200, help="episodes to play and mark, split evenly over the agents"),
               agents: str = typer.Option("random,bot:0,bot:0.25,bot:0.5,bot:0.75",
@@ -24,14 +24,19 @@ def simulate_(level: str = typer.Option(..., help="BabyAI level id, e.g. BabyAI-
               optimism: float = typer.Option(0.0, help="probability of recording a regress mark as progress"),
               seed: int = typer.Option(0, help="seeds the agents' and annotators' randomness"),
               seed_start: int = typer.Option(None, help="first episode seed (default 2e9: no demo or eval layout)"),
-              cap: int = typer.Option(100, help="most steps the bot may take to finish from a frame")) -> None:
+              cap: int = typer.Option(100, help="most steps the bot may take to finish from a frame"),
+              reannotate: Path = typer.Option(None, help="mark the episodes of this earlier simulated export "
+                                                         "again (other noise; no playing, no bot)")) -> None:
     """Play episodes with a spread of agents and mark them with simulated annotators (the bot's
     remaining steps as ground truth); writes the studio's export format."""
     from protege.data.manifest import check_output_folder
     from protege.systems.feedback import simulate as sim
     from protege.systems.feedback.export import KIND
     from protege.worlds.babyai.levels import check_level
-    check_level(level)
+    if (level is None) == (reannotate is None):
+        raise UserError("give --level LEVEL (play new episodes) or --reannotate DIR (mark a simulated export again)")
+    if level is not None:
+        check_level(level)
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
     if annotators <= 0:
@@ -45,6 +50,10 @@ def simulate_(level: str = typer.Option(..., help="BabyAI level id, e.g. BabyAI-
                                   delay=delay, optimism=optimism)
     except ValueError as e:
         raise UserError(f"--{str(e).split(':')[0].replace('_', '-')}: {e}") from None
+    if reannotate is not None:
+        check_output_folder(out, KIND, inputs=[reannotate])
+        print_summary(f"simulated marks in {out}", [sim.reannotate(reannotate, out, annotator, annotators, seed)])
+        return
     names = sim.parse_agents(agents)
     check_output_folder(out, KIND)
     cfg = sim.SimulationConfig(level=level, episodes=episodes, agents=tuple(names), annotator=annotator,
