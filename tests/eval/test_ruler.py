@@ -3,8 +3,13 @@
 
 import pytest
 
-from protege.eval.ruler import (postprocess_pred, sample_match_all, sample_match_part, string_match_all,
-                                string_match_part)
+from protege.eval.ruler import (
+    postprocess_pred,
+    sample_match_all,
+    sample_match_part,
+    string_match_all,
+    string_match_part,
+)
 
 # (prediction, references, match_all, match_part)
 CASES = [

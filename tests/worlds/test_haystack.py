@@ -6,21 +6,27 @@ import functools
 import pytest
 
 from protege.core.errors import UserError
-from protege.worlds.text.haystack import (Haystack, count_tokens, exact_prompt, haystack_for,
-                                          place_needles, source_text)
+from protege.worlds.text.haystack import (
+    Haystack,
+    count_tokens,
+    exact_prompt,
+    haystack_for,
+    place_needles,
+    source_text,
+)
 from protege.worlds.text.recall_tasks import TASKS, make_sample
 
 SOURCE = "licenses"  # /usr/share/common-licenses: in every Debian system
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bpe_tokenizer(bos: bool = False):
     """The built-in byte-level BPE trained on the haystack text; with `bos`, a copy whose template
     puts its BOS before every text (as Llama's does), which counts in the prompt's length."""
     from tokenizers.processors import TemplateProcessing
 
     from protege.nn.tokenizer import EOS, train_bpe
-    tokenizer = train_bpe([source_text(SOURCE)[:150_000]], vocab_size=600)
+    tokenizer = train_bpe([source_text(SOURCE)[:60_000]], vocab_size=600)
     if bos:
         tokenizer._tokenizer.post_processor = TemplateProcessing(
             single=f"{EOS} $A", special_tokens=[(EOS, tokenizer.convert_tokens_to_ids(EOS))])

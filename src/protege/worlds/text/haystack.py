@@ -23,6 +23,16 @@ _SENTENCE_START = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+(?=\S)")
 _WORD_START = re.compile(r"\s+(?=\S)")
 
 
+def check_source(source: str) -> None:
+    """A one-line `UserError` for a haystack source that does not exist, before any work."""
+    if source in ("foldoc", "jargon"):
+        from protege.worlds.text.dictd import dictd_paths
+        dictd_paths(source)
+    elif source != "licenses" and not Path(source).exists():
+        raise UserError(f"haystack {source!r}: not one of {', '.join(SOURCES)} nor an existing "
+                        f"text file or folder of .txt files")
+
+
 @functools.lru_cache(maxsize=4)
 def source_text(source: str) -> str:
     """The whole text of a haystack source, paragraphs separated by newlines, whitespace runs inside
@@ -126,10 +136,9 @@ def place_needles(cut: str, needles: list[tuple[float, str]]) -> tuple[str, tupl
     at = []
     for depth, sentence in needles:
         target = depth * len(cut)
-        nearest = lambda starts: min(starts, key=lambda s: (abs(s - target), s))
-        position = nearest(sentences)
+        position = _nearest(sentences, target)
         if abs(position - target) > 0.02 * len(cut):
-            position = nearest(words)
+            position = _nearest(words, target)
         at.append((position, sentence))
     text, last = "", 0
     for position, sentence in sorted(at, key=lambda p: p[0]):  # stable: equal places keep order
@@ -137,6 +146,10 @@ def place_needles(cut: str, needles: list[tuple[float, str]]) -> tuple[str, tupl
         last = position
     text = _join(text, cut[last:])
     return text, tuple(p / len(cut) if cut else 0.0 for p, _ in at)
+
+
+def _nearest(starts: list[int], target: float) -> int:
+    return min(starts, key=lambda s: (abs(s - target), s))
 
 
 def _join(left: str, right: str) -> str:

@@ -12,12 +12,19 @@ import math
 import random
 import string
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from protege.core.errors import UserError, unknown_name
-from protege.worlds.text.haystack import (REPEAT_NOISE, Prompt, count_tokens, exact_prompt,
-                                          haystack_for, source_text, vocabulary)
+from protege.worlds.text.haystack import (
+    REPEAT_NOISE,
+    Prompt,
+    count_tokens,
+    exact_prompt,
+    haystack_for,
+    source_text,
+    vocabulary,
+)
 
 
 @dataclass(frozen=True)
