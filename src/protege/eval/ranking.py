@@ -37,9 +37,11 @@ def bootstrap_indices(n_items: int, resamples: int, rng: np.random.Generator) ->
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
-    """Rank of each column per row (1 = highest score; ties share the best rank): [B, A] -> [B, A]."""
-    from scipy.stats import rankdata
-    return rankdata(-np.asarray(scores, np.float64), method="min", axis=-1).astype(np.int64)
+    """Rank of each column per row (1 = highest score; ties share the best rank): [B, A] -> [B, A].
+    1 + the number of agents scoring strictly higher: scipy's rankdata(method="min") per row, but
+    broadcast in one step (rankdata along an axis loops over rows in Python: seconds for B = 2000)."""
+    x = np.asarray(scores, np.float64)
+    return 1 + (x[..., None, :] > x[..., :, None]).sum(axis=-1)
 
 
 def paired_bootstrap(outcomes, resamples: int = RESAMPLES, seed: int = 0,

@@ -1,6 +1,6 @@
-"""`protege sts build / run / rank` end to end on bot demonstrations: the bot outranks random with a
-rank interval of width 1, an interrupted run resumes to the same continuations, and bad input is
-one line."""
+"""`protege sts build / run / rank` end to end on recorded plays (in the studio export's format): the bot outranks random with a
+rank interval of width 1, an interrupted run resumes to the same continuations, an agent's rollouts
+are a source too, and bad input is one line."""
 
 import contextlib
 import io
@@ -8,14 +8,22 @@ import json
 
 import numpy as np
 import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
 
 from protege.cli.main import main
-from protege.data.episodes import Episode
 from protege.data.manifest import write_manifest
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
 from protege.systems.sts import continuations
+from protege.systems.sts.build import build_scenarios
 from protege.systems.sts.continuations import _job_file, run_continuations, run_job
-from protege.systems.sts.formats import continuation_episode, read_continuations, read_scenarios
-from protege.worlds.babyai.demos import bot_episode, write_episodes
+from protege.systems.sts.formats import (
+    continuation_episode,
+    read_continuations,
+    read_scenarios,
+)
+from protege.worlds.babyai.demos import bot_episode
 from protege.worlds.babyai.levels import make_env
 
 LEVEL = "BabyAI-GoToLocal-v0"
@@ -33,26 +41,43 @@ def protege(*args) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sts") / "demos"
-    env, episodes, seed = make_env(LEVEL), [], 5000
+def studio_export(folder, seeds=range(5000, 5030)) -> None:
+    """episodes.jsonl as `protege studio export` writes it (docs/studio.md), the bot playing."""
+    env, rows = make_env(LEVEL), []
     with contextlib.redirect_stdout(io.StringIO()):
-        while len(episodes) < 25:
+        for seed in seeds:
             e = bot_episode(env, seed)
-            seed += 1
             if e is not None:
-                episodes.append(Episode(observations={"image": e["images"], "direction": e["directions"]},
-                                        actions=e["actions"], rewards=e["rewards"], terminated=True,
-                                        instruction=e["mission"], env_id=LEVEL, seed=e["seed"]))
-    write_episodes(episodes, folder, algorithm="bot")
+                rows.append({"id": seed, "level": LEVEL, "seed": seed, "mission": e["mission"],
+                             "actions": e["actions"].tolist(), "rewards": e["rewards"].tolist(),
+                             "terminated": True, "truncated": False, "annotators": 1, "labels": {}})
+    folder.mkdir()
+    (folder / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_manifest(folder, {"kind": "protege.feedback.export"})
+
+
+def policy_run(folder) -> None:
+    """A run directory as `protege run babyai_bc` leaves it (untrained weights)."""
+    torch.manual_seed(0)
+    cfg = PolicyConfig(dim=16, n_film=1)
+    checkpoint = folder / "checkpoints" / "step-00000001"
+    checkpoint.mkdir(parents=True)
+    save_file(BabyAIPolicy(cfg).state_dict(), checkpoint / "model.safetensors")
+    (folder / "checkpoints" / "latest").write_text("step-00000001")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"level": LEVEL, "policy": {"dim": 16, "n_film": 1}}))
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sts") / "export"
+    studio_export(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
-def scenario_set(demos):
-    out = demos.parent / "set"
-    code, text = protege("sts", "build", demos, "--count", 20, "--budget", 8, "--out", out)
+def scenario_set(people):
+    out = people.parent / "set"
+    code, text = protege("sts", "build", people, "--count", 20, "--budget", 8, "--out", out)
     assert code == 0, text
     return out
 
@@ -121,3 +146,18 @@ def test_bad_input_is_one_line(scenario_set, tmp_path):
     code, text = protege("sts", "rank", cont, "--judgements", tmp_path / "empty.jsonl")
     assert code == 2 and text.count("\n") == 1 and "judge set is empty" in text
     assert len(scenarios) == 20
+
+
+def test_scenarios_from_a_studio_export_and_rollouts_continued_by_a_policy(tmp_path):
+    studio_export(tmp_path / "export", range(9000, 9012))
+    policy_run(tmp_path / "bc")
+    row = build_scenarios([tmp_path / "export", tmp_path / "bc"], tmp_path / "set", count=8, budget=16,
+                          rollouts=6, progress=False)
+    _, scenarios = read_scenarios(tmp_path / "set")
+    sources = {s.source.split(" ")[0].split(":")[0] for s in scenarios}
+    assert row["scenarios"] == 8 and sources == {str(tmp_path / "export" / "episodes.jsonl"), str(tmp_path / "bc")}
+    run_continuations(tmp_path / "set", [str(tmp_path / "bc"), "bot"], tmp_path / "cont", workers=1,
+                      progress=False)
+    header, rows = read_continuations(tmp_path / "cont")
+    assert header["agents"] == ["bc", "bot"] and len(rows) == 16
+    assert all(0 < len(r["actions"]) <= 16 for r in rows)
