@@ -1,0 +1,134 @@
+"""The hierarchical agent: batches cut episodes into subgoal segments and done labels, the agent asks
+its chooser only at new subgoals, a tiny run trains, evaluates and shows an episode, the low level
+reaches single subgoals after a short BC run, and a run killed with SIGKILL resumes exactly."""
+
+import contextlib
+import io
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from protege.core.config import from_dict, to_dict
+from protege.core.runs import Run, read_metrics
+from protege.nn.babyai_policy import PolicyConfig, tokenize
+from protege.nn.subgoal_agent import HierarchicalAgent
+from protege.systems.subgoals import experiment
+from protege.systems.subgoals.batches import make_batch, segments
+from protege.systems.subgoals.evaluate import load_agent
+from protege.systems.subgoals.show import show_episode
+from protege.worlds.babyai.demos import DemoConfig, generate_demos
+from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
+from protege.worlds.babyai.subgoals import load_subgoal_data, write_subgoal_data
+from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
+
+TINY = {"policy": {"dim": 16, "n_film": 1}, "eval_episodes": 0, "agreement_episodes": 0}
+
+
+def test_batches_cut_episodes_into_segments_and_done_labels(putnext_phrases):
+    data = load_subgoal_data(putnext_phrases[1])
+    index = {p: i for i, p in enumerate(sorted(set(data.phrases.tolist())))}
+    batch = make_batch(data, np.array([2, 0, 5]), index)
+    lengths = data.lengths[[2, 0, 5]]
+    assert batch.ep_mask.sum() == lengths.sum() == batch.seg_mask.sum()
+    assert len(batch.done_labels) == lengths.sum()
+    n_segments = sum(len(segments(data.boundary[s:s + n])) for s, n in
+                     zip(data.starts[[2, 0, 5]], data.lengths[[2, 0, 5]]))
+    assert len(batch.seg_actions) == n_segments
+    # a new subgoal starts after every segment but the episode's last, and the episode end counts
+    assert batch.done_labels.sum() == n_segments
+    s, n = data.starts[2], data.lengths[2]
+    assert torch.equal(batch.seg_actions[0, :segments(data.boundary[s:s + n])[0][1]],
+                       torch.from_numpy(data.actions[s:s + segments(data.boundary[s:s + n])[0][1]]))
+    small = make_batch(data, np.array([2, 0, 5]), index, done_frames=7)
+    again = make_batch(data, np.array([2, 0, 5]), index, done_frames=7)
+    assert len(small.done_labels) == 7 and torch.equal(small.done_images, again.done_images)
+
+
+def test_the_agent_consults_its_chooser_only_at_new_subgoals():
+    torch.manual_seed(0)
+    agent = HierarchicalAgent(["go to the red ball", "pick up the red ball"], PolicyConfig(16, 1),
+                              max_segment_steps=3)
+    env = make_env("BabyAI-PutNextLocal-v0")
+    with contextlib.redirect_stdout(io.StringIO()):
+        obs, _ = env.reset(seed=0)
+    images = torch.from_numpy(obs["image"]).unsqueeze(0)
+    direction, mission = torch.tensor([obs["direction"]]), tokenize([obs["mission"]])
+    for fire, expected in ((-1e4, [True, False, False, True, False]),
+                           (1e4, [True, True, True, True, True])):
+        agent.done.head[-1].bias.data.fill_(fire)  # done never / always fires
+        mem, news = agent.memory(1), []
+        for _ in range(5):
+            _, new, mem = agent.step(images, direction, mission, mem)
+            news.append(bool(new[0]))
+        assert news == expected  # never: only the first step and the 3-step timeout
+
+
+def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_path):
+    cfg = from_dict(experiment.Config, {
+        "name": "tiny", "data": str(putnext_phrases[1]), **TINY, "eval_episodes": 1,
+        "agreement_episodes": 1, "trainer": {"steps": 2, "batch_size": 4, "log_every": 1}}, "test")
+    summary = experiment.run(cfg, Run(tmp_path / "tiny", to_dict(cfg)))
+    assert summary["eval/BabyAI-PutNextLocal-v0/episodes"] == 1
+    assert 0 <= summary["agreement/BabyAI-PutNextLocal-v0/boundaries"] <= 1
+    agent, _ = load_agent(tmp_path / "tiny")
+    assert agent.phrases == sorted(set(load_subgoal_data(putnext_phrases[1]).phrases.tolist()))
+    lines = show_episode(tmp_path / "tiny", 0)
+    assert "seed 1000000000" in lines[0] and len(lines) >= 2 and "step   0" in lines[1]
+
+
+@pytest.mark.slow
+def test_the_low_level_reaches_single_subgoals_after_a_short_bc_run(tmp_path):
+    """GoToObj: one object in a small room; the actor, given "go to the <object>", must reach it."""
+    torch.set_num_threads(1)
+    generate_demos(DemoConfig("BabyAI-GoToObj-v0", 300, tmp_path / "demos", workers=1, chunk_size=150),
+                   progress=False)
+    write_subgoal_data(tmp_path / "demos", tmp_path / "phrases")
+    cfg = from_dict(experiment.Config, {
+        "name": "gotoobj", "seed": 0, "level": "BabyAI-GoToObj-v0", "data": str(tmp_path / "phrases"),
+        **TINY, "policy": {"dim": 32, "n_film": 1},
+        "trainer": {"steps": 150, "batch_size": 32, "lr": 0.003, "log_every": 50}}, "test")
+    experiment.run(cfg, Run(tmp_path / "run", to_dict(cfg)))
+    agent, _ = load_agent(tmp_path / "run")
+    env, reached = make_env("BabyAI-GoToObj-v0"), 0
+    for seed in range(EVAL_SEED_START, EVAL_SEED_START + 20):
+        with contextlib.redirect_stdout(io.StringIO()):
+            obs, _ = env.reset(seed=seed)
+        desc = env.unwrapped.instrs.desc
+        phrase = tokenize([f"go to the {desc.color} {desc.type}"])
+        state, done, reward, terminated = None, False, 0.0, False
+        for _ in range(25):
+            action, _, _, state = agent.actor.act(torch.from_numpy(obs["image"]).unsqueeze(0),
+                                                  torch.tensor([obs["direction"]]), phrase, state)
+            obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+            if terminated or truncated:
+                break
+        reached += episode_success(terminated, reward)
+    assert reached >= 14, f"reached {reached} of 20"
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_path):
+    args = [f"data={putnext_phrases[1]}", "n_demos=12", "policy.dim=16", "policy.n_film=1",
+            "trainer.steps=30", "trainer.batch_size=4", "trainer.log_every=1",
+            "trainer.checkpoint_every=1", "eval_episodes=0", "agreement_episodes=0", "transfer_levels=[]"]
+
+    def command(name, *extra):
+        return protege_cmd("run", "subgoals_bc", f"name={name}", *args, *extra)
+
+    def finish(cmd):
+        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    finish(command("straight"))
+    kill_after_checkpoint(command("killed"), tmp_path / "runs" / "killed", tmp_path, "step-00000010")
+    finish(command("killed", "--resume"))
+    a = load_file(str(tmp_path / "runs/straight/checkpoints/step-00000030/model.safetensors"))
+    b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000030/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda d: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+                       for r in read_metrics(d, wall_clock=False)]
+    assert strip(tmp_path / "runs/straight") == strip(tmp_path / "runs/killed")
