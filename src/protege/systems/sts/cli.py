@@ -60,10 +60,12 @@ def run(scenarios: Path = typer.Argument(..., help="a scenario set (`protege sts
 
 
 @sts_app.command("rank")
-def rank(continuations: Path = typer.Argument(..., help="a continuations folder (`protege sts run`)"),
+def rank(continuations: list[Path] = typer.Argument(..., help="continuations folders of one scenario set "
+                                                             "(`protege sts run`)"),
          judgements: Path = typer.Option(None, help="judgements JSONL (people, detector); default: the verifier"),
-         against: Path = typer.Option(None, help="continuations of the same agents to compare rankings "
-                                                 "with (Kendall's tau), e.g. the online evaluation"),
+         against: list[Path] = typer.Option(None, help="continuations of the same agents (repeat for several "
+                                                       "folders) to compare rankings with (Kendall's tau), "
+                                                       "e.g. the online evaluation"),
          against_judgements: Path = typer.Option(None, help="judgements of --against (default: its verifier)"),
          png: Path = typer.Option(None, help="draw the ranking with intervals here"),
          resamples: int = typer.Option(2000, help="bootstrap replicates"),
@@ -72,7 +74,7 @@ def rank(continuations: Path = typer.Argument(..., help="a continuations folder 
     from protege.systems.sts.rank import format_tables, rank_agents
     result = rank_agents(continuations, judgements, against, against_judgements, png, seed, resamples)
     ranking, pairs, warnings = format_tables(result)
-    print_summary(f"ranking of {continuations} (judge: {result['judge']})", ranking)
+    print_summary(f"ranking of {' + '.join(map(str, continuations))} (judge: {result['judge']})", ranking)
     print_summary("pairwise comparisons (paired bootstrap, McNemar)", pairs)
     for line in warnings:
         console.print(f"warning: {line}", soft_wrap=True)

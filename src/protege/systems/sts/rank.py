@@ -5,7 +5,8 @@ verifier (each continuation's `success`) or by a judgements file (people or the 
 k judges per item decided by majority, `formats.read_judgements`). Items a judgements file leaves
 out are dropped for every agent (the comparison stays paired); their count is reported.
 
-`--against` names a second evaluation of the same agents (another continuations folder, e.g. the
+Several continuations folders of one scenario set rank together (agents run at different times).
+`--against` names a second evaluation of the same agents (continuations folders, e.g. the
 full online evaluation: scenarios cut at step 0 of held-out seeds, or the same folder judged by
 another judgements file): Kendall's tau between the two rankings' success rates, with a bootstrap
 interval (scenarios resampled within each evaluation; paired when both use the same scenarios).
@@ -22,15 +23,38 @@ from protege.eval.ranking import (
     kendall_tau_interval,
     paired_bootstrap,
     pairwise,
+    ranks,
 )
 from protege.eval.stats import wilson_interval
 from protege.systems.sts.formats import read_continuations, read_judgements
 
 
-def outcome_matrix(continuations: Path, judgements: Path | None = None) -> tuple[list[str], list[str], np.ndarray, int]:
-    """(agents, scenario ids, outcomes [A, S] bool, items dropped for lack of a judgement)."""
-    header, rows = read_continuations(continuations)
-    agents = list(header.get("agents") or dict.fromkeys(r["agent"] for r in rows))
+def merged_continuations(folders) -> tuple[list[str], list[dict]]:
+    """(agents, rows) of one or more continuations folders of the same scenario set (agents added
+    by later runs need no rerun of the earlier ones); an agent in two folders is refused."""
+    folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    if not folders:
+        raise UserError("name at least one continuations folder (`protege sts run`)")
+    agents, rows, sha = [], [], None
+    for folder in folders:
+        header, found = read_continuations(folder)
+        if sha is not None and header.get("scenarios_sha256") != sha:
+            raise UserError(f"{folder}: continues another scenario set than {folders[0]}; rank "
+                            f"continuations of one set together")
+        sha = header.get("scenarios_sha256")
+        new = list(header.get("agents") or dict.fromkeys(r["agent"] for r in found))
+        twice = [a for a in new if a in agents]
+        if twice:
+            raise UserError(f"{folder}: agent {twice[0]!r} is also in an earlier folder; give each agent once")
+        agents += new
+        rows += found
+    return agents, rows
+
+
+def outcome_matrix(continuations, judgements: Path | None = None) -> tuple[list[str], list[str], np.ndarray, int]:
+    """(agents, scenario ids, outcomes [A, S] bool, items dropped for lack of a judgement) of one
+    or more continuations folders of one scenario set."""
+    agents, rows = merged_continuations(continuations)
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     judged = read_judgements(judgements) if judgements else {(r["agent"], r["scenario"]): bool(r["success"])
                                                              for r in rows}
@@ -45,7 +69,7 @@ def outcome_matrix(continuations: Path, judgements: Path | None = None) -> tuple
     return agents, keep, outcomes, len(scenarios) - len(keep)
 
 
-def rank_agents(continuations: Path, judgements: Path | None = None, against: Path | None = None,
+def rank_agents(continuations, judgements: Path | None = None, against: Path | None = None,
                 against_judgements: Path | None = None, png: Path | None = None, seed: int = 0,
                 resamples: int = RESAMPLES, alpha: float = 0.05) -> dict:
     """The ranking table, pairwise comparisons and (with `against`) the agreement; draws `png`."""
@@ -64,14 +88,15 @@ def rank_agents(continuations: Path, judgements: Path | None = None, against: Pa
         p["win_probability"] = float(boot["win"][index[p["a"]], index[p["b"]]])
     result = {"table": table, "pairs": pairs, "dropped": dropped, "judge": str(judgements or "verifier"),
               "agents": agents, "boot": boot, "scenarios": scenarios, "outcomes": outcomes}
-    if against is not None or against_judgements is not None:
+    if against or against_judgements is not None:
         result["agreement"] = agreement(result, against or continuations, against_judgements, seed, resamples)
     if png is not None:
-        draw_ranking(table, png, f"{Path(continuations).name} ({result['judge']})")
+        names = [Path(c).name for c in ([continuations] if isinstance(continuations, (str, Path)) else continuations)]
+        draw_ranking(table, png, f"{' + '.join(names)} ({result['judge']})")
     return result
 
 
-def agreement(first: dict, against: Path, against_judgements: Path | None, seed: int, resamples: int) -> dict:
+def agreement(first: dict, against, against_judgements: Path | None, seed: int, resamples: int) -> dict:
     """Kendall's tau between `first`'s success rates and those of `against`, over common agents."""
     agents, scenarios, outcomes, _ = outcome_matrix(against, against_judgements)
     common = [a for a in first["agents"] if a in agents]
@@ -85,10 +110,12 @@ def agreement(first: dict, against: Path, against_judgements: Path | None, seed:
     y_idx = x_idx if first["scenarios"] == scenarios else bootstrap_indices(y.shape[1], resamples, rng)
     x_rep, y_rep = x[:, x_idx].mean(axis=2).T, y[:, y_idx].mean(axis=2).T
     tau, lo, hi = kendall_tau_interval(x.mean(axis=1), y.mean(axis=1), x_rep, y_rep)
-    return {"against": str(against), "against_judge": str(against_judgements or "verifier"),
+    folders = [against] if isinstance(against, (str, Path)) else against
+    return {"against": " + ".join(map(str, folders)), "against_judge": str(against_judgements or "verifier"),
             "agents": len(common), "tau": tau, "tau_lo": lo, "tau_hi": hi,
             "paired": first["scenarios"] == scenarios,
-            "against_success": {a: float(y[i].mean()) for i, a in enumerate(common)}}
+            "against_success": {a: float(y[i].mean()) for i, a in enumerate(common)},
+            "against_rank": dict(zip(common, (int(r) for r in ranks(y.mean(axis=1)[None])[0]), strict=True))}
 
 
 def draw_ranking(table: list[dict], png: Path, title: str) -> None:
@@ -131,9 +158,11 @@ def format_tables(result: dict) -> tuple[list[dict], list[dict], list[str]]:
     pairs = [{"a": p["a"], "b": p["b"], "P(a beats b)": f"{p['win_probability']:.3f}",
               "a only / b only": f"{p['only_a']} / {p['only_b']}",
               "McNemar p": f"{p['p']:.3g} ({'exact' if p['exact'] else 'chi2'})",
-              "scenarios needed": "-" if not np.isfinite(p["needed"]) else str(int(p["needed"]))} for p in result["pairs"]]
-    warnings = [f"underpowered: {p['a']} vs {p['b']} differ on {p['only_a'] + p['only_b']} of {result['table'][0]['scenarios']} "
-                f"scenarios (McNemar p = {p['p']:.3g}); about {int(p['needed'])} scenarios are needed for 80% power"
+              "scenarios needed": str(int(p["needed"])) if np.isfinite(p["needed"]) else "-"}
+             for p in result["pairs"]]
+    n = result["table"][0]["scenarios"]
+    warnings = [f"underpowered: {p['a']} vs {p['b']} differ on {p['only_a'] + p['only_b']} of {n} scenarios "
+                f"(McNemar p = {p['p']:.3g}); about {int(p['needed'])} scenarios are needed for 80% power"
                 for p in result["pairs"] if p["underpowered"] and np.isfinite(p["needed"])]
     if result["dropped"]:
         warnings.append(f"{result['dropped']} scenario(s) dropped: not judged for every agent")
