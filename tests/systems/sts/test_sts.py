@@ -23,6 +23,7 @@ from protege.systems.sts.formats import (
     read_continuations,
     read_scenarios,
 )
+from protege.systems.sts.rank import rank_agents
 from protege.worlds.babyai.demos import bot_episode
 from protege.worlds.babyai.levels import make_env
 
@@ -94,6 +95,13 @@ def test_the_bot_is_ranked_first_with_a_rank_interval_of_width_1(scenario_set, t
     assert png.stat().st_size > 1000
     header, rows = read_continuations(out)
     assert header["agents"] == ["random", "bot"] and len(rows) == 40
+    # three judges per item, one dissenting: the majority is the verifier, so is the ranking
+    votes = [{"agent": r["agent"], "scenario": r["scenario"], "success": r["success"] != (k == 0), "judge": f"p{k}"}
+             for r in rows for k in range(3)]
+    (tmp_path / "judged.jsonl").write_text("".join(json.dumps(v) + "\n" for v in votes))
+    judged = rank_agents(out, judgements=tmp_path / "judged.jsonl", against=out, resamples=200)
+    assert [r["agent"] for r in judged["table"]] == ["bot", "random"] and judged["dropped"] == 0
+    assert judged["agreement"]["tau"] == 1.0 and judged["agreement"]["paired"]
     episode = continuation_episode(rows[0])  # what the judges read
     assert len(episode.observations["image"]) == len(rows[0]["actions"]) + 1
     assert episode.instruction == rows[0]["instruction"]
