@@ -102,9 +102,10 @@ def test_the_bot_is_ranked_first_with_a_rank_interval_of_width_1(scenario_set, t
     judged = rank_agents(out, judgements=tmp_path / "judged.jsonl", against=out, resamples=200)
     assert [r["agent"] for r in judged["table"]] == ["bot", "random"] and judged["dropped"] == 0
     assert judged["agreement"]["tau"] == 1.0 and judged["agreement"]["paired"]
-    episode = continuation_episode(rows[0])  # what the judges read
-    assert len(episode.observations["image"]) == len(rows[0]["actions"]) + 1
-    assert episode.instruction == rows[0]["instruction"]
+    won = next(r for r in rows if r["success"])
+    episode = continuation_episode(won)  # what the judges read: its replay reproduces the rewards
+    assert len(episode.observations["image"]) == len(won["actions"]) + 1 and episode.terminated
+    assert episode.instruction == won["instruction"] and episode.rewards[-1] > 0
 
 
 def test_an_interrupted_run_resumes_to_the_same_continuations(scenario_set, tmp_path, monkeypatch):

@@ -70,7 +70,8 @@ def run_job(args) -> tuple[int, int, int]:
             success = bool(played["rewards"]) and episode_success(played["terminated"], played["rewards"][-1])
             wins += success
             row = {k: v for k, v in scenario_row(scenario).items() if k not in ("image", "direction", "source", "id")}
-            rows.append({"agent": agent.name, "scenario": scenario.id, **row, **played, "success": success})
+            rows.append({"agent": agent.name, "scenario": scenario.id, **row, "budget": budget, **played,
+                         "success": success})
     write_text_atomic(_job_file(Path(out), agent_index, start), "".join(json.dumps(r) + "\n" for r in rows))
     return agent_index, count, wins
 

@@ -20,6 +20,8 @@ Continuations (`protege sts run SCENARIOS AGENT... --out DIR`), manifest kind
                              order, scenarios in the set's order:
                              {"agent": "bot:noise=0.3", "scenario": "GoToLocal-0007",
                               "level", "seed", "prefix", "instruction", "task" (as the scenario),
+                              "budget": B (the episode limit was len(prefix) + B, which sets
+                              minigrid's reward 1 - 0.9 t / limit),
                               "actions": [...] (the continuation only, at most B),
                               "rewards": [...], "terminated": bool, "truncated": bool,
                               "success": bool (the world's verifier: `episode_success`)}
@@ -49,7 +51,7 @@ SCENARIOS_KIND = "protege.sts.scenarios"
 CONTINUATIONS_KIND = "protege.sts.continuations"
 SCENARIOS_FILE = "scenarios.jsonl"
 CONTINUATIONS_FILE = "continuations.jsonl"
-CONTINUATION_KEYS = ("agent", "scenario", "level", "seed", "prefix", "instruction", "task",
+CONTINUATION_KEYS = ("agent", "scenario", "level", "seed", "prefix", "instruction", "task", "budget",
                      "actions", "rewards", "terminated", "truncated", "success")
 
 
@@ -137,8 +139,7 @@ def continuation_episode(row: dict) -> Episode:
     """One continuation as an `Episode` from the scenario's state (observations rebuilt by replay;
     the replayed rewards and ending must match the recorded ones)."""
     from protege.worlds.babyai.scenarios import replay_prefix, set_task
-    env, obs = replay_prefix(row["level"], row["seed"], row["prefix"], len(row["actions"]) or 1,
-                             str(row["scenario"]))
+    env, obs = replay_prefix(row["level"], row["seed"], row["prefix"], row["budget"], str(row["scenario"]))
     if row.get("task"):
         obs = {**obs, "mission": set_task(env, tuple(row["task"]))}
     images, directions, rewards = [obs["image"]], [int(obs["direction"])], []
