@@ -152,3 +152,41 @@ def test_unreachable_server_is_one_line(tiny_model):
     model = HTTPModel(f"http://127.0.0.1:{port}/v1", bpe_tokenizer(), model="m", context=100, timeout=5)
     with pytest.raises(UserError, match="cannot reach the server"):
         model.complete(["hello"], 2)
+
+
+@pytest.mark.slow
+def test_protege_serve_and_longctx_over_http_as_commands(tiny_model, tmp_path):
+    """The two commands as a user runs them: `protege serve` in its own process, `protege longctx`
+    against its URL, the same samples as the in-process model's (loopback only, bounded waits)."""
+    import subprocess
+    import urllib.request
+
+    from tests.conftest import protege_cmd, protege_env
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(protege_cmd("serve", tiny_model, "--port", port), env=protege_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                time.sleep(0.5)
+        grid = ["--tasks", "needle_single", "--lengths", "192", "--depths", "0.5", "--samples", "2",
+                "--haystack", SOURCE, "--max-new-tokens", "8"]
+        remote = subprocess.run(protege_cmd("longctx", f"http://127.0.0.1:{port}/v1", "--out",
+                                            tmp_path / "http", "--tokenizer", tiny_model, *grid),
+                                env=protege_env(), capture_output=True, text=True, timeout=300)
+        assert remote.returncode == 0, remote.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    local = subprocess.run(protege_cmd("longctx", tiny_model, "--out", tmp_path / "local", *grid),
+                           env=protege_env(), capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    rows = lambda out: [json.loads(line) for line in (out / "needle_single.jsonl").read_text().splitlines()]
+    assert rows(tmp_path / "http") == rows(tmp_path / "local")
