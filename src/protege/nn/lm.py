@@ -1,25 +1,35 @@
 """Language models: a small built-in decoder trained from scratch, or a local HF causal LM (+ LoRA).
 
-The built-in model is GPT-2's architecture from `transformers` at a small size, so generation (KV
-cache, sampling, top-p, beam search) and saving come from the library rather than our own code.
+The built-in models are `transformers` architectures at a small size, so generation (KV cache,
+sampling, top-p, beam search) and saving come from the library rather than our own code: GPT-2
+(learned positions), Llama (rotary positions, RMSNorm, SwiGLU) and Mixtral (Llama's attention with a
+sparse mixture-of-experts MLP, see protege.nn.moe).
 """
 
 import logging
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
+from protege.nn.moe import ROUTER_BIAS_KEY, MoEConfig
+
+ARCHS = ("gpt2", "llama", "mixtral")
+ROPE_SCALINGS = ("none", "linear", "dynamic", "yarn")
 
 
 @dataclass
 class ModelConfig:
     source: str = "builtin"
     """"builtin" (trained from scratch) or the path of a local HF AutoModelForCausalLM directory"""
+    arch: Literal["gpt2", "llama", "mixtral"] = "gpt2"
+    """built-in model: gpt2 (learned positions), llama (rotary positions) or mixtral (llama with a
+    sparse mixture-of-experts MLP, configured by model.moe)"""
     n_layer: int = 4
     """built-in model: transformer blocks"""
     n_embd: int = 128
@@ -34,10 +44,24 @@ class ModelConfig:
     """> 0 wraps a loaded HF model with peft LoRA adapters of this rank"""
     lora_alpha: int = 16
     """LoRA scaling: the adapters' update is multiplied by lora_alpha / lora_r"""
+    mlp_hidden: int = 0
+    """llama/mixtral: hidden width of the SwiGLU MLP (mixtral: summed over the top_k active experts);
+    0 means 4 * n_embd"""
+    rope_theta: float = 10000.0
+    """llama/mixtral: base of the rotary position frequencies"""
+    moe: MoEConfig = field(default_factory=MoEConfig)
+    """mixtral: experts, routing and load balancing"""
 
     def __post_init__(self):
         check_fields(self, source="nonempty", n_layer=">=1", n_embd=">=1", n_head=">=1",
-                     dropout="[0,1)", lora_r=">=0", lora_alpha=">=1")
+                     dropout="[0,1)", lora_r=">=0", lora_alpha=">=1", mlp_hidden=">=0", rope_theta=">0")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if isinstance(self.moe, dict):
+            self.moe = MoEConfig(**self.moe)
+        if self.arch == "mixtral" and self.hidden_width() % self.moe.top_k:
+            raise ValueError(f"mlp_hidden ({self.hidden_width()}) must be divisible by moe.top_k "
+                             f"({self.moe.top_k}): each active expert gets an equal share")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd must be divisible by n_head, got n_embd={self.n_embd}, "
                              f"n_head={self.n_head}")
@@ -45,15 +69,75 @@ class ModelConfig:
             raise ValueError(f"context must be >= 2, got {self.context}")
 
 
+    def hidden_width(self) -> int:
+        return self.mlp_hidden or 4 * self.n_embd
+
+
 def build_model(cfg: ModelConfig, vocab_size: int, pad_id: int, eos_id: int):
-    if cfg.source == "builtin":
-        from transformers import GPT2Config, GPT2LMHeadModel
-        config = GPT2Config(vocab_size=vocab_size, n_positions=cfg.context, n_embd=cfg.n_embd,
-                            n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
-                            embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
-                            bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id)
-        return GPT2LMHeadModel(config)
-    return load_hf_model(cfg)
+    if cfg.source != "builtin":
+        return load_hf_model(cfg)
+    if cfg.arch == "llama":
+        return _build_llama(cfg, vocab_size, pad_id, eos_id)
+    if cfg.arch == "mixtral":
+        return _build_mixtral(cfg, vocab_size, pad_id, eos_id)
+    from transformers import GPT2Config, GPT2LMHeadModel
+    config = GPT2Config(vocab_size=vocab_size, n_positions=cfg.context, n_embd=cfg.n_embd,
+                        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
+                        embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+                        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id)
+    return GPT2LMHeadModel(config)
+
+
+def _rotary_settings(cfg: ModelConfig, vocab_size: int, pad_id: int, eos_id: int) -> dict:
+    """What the llama and mixtral built-ins share: sizes, rotary positions, special tokens."""
+    return dict(vocab_size=vocab_size, hidden_size=cfg.n_embd, num_hidden_layers=cfg.n_layer,
+                num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_head, head_dim=cfg.n_embd // cfg.n_head,
+                max_position_embeddings=cfg.context, attention_dropout=cfg.dropout,
+                rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+                bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id, tie_word_embeddings=False)
+
+
+def _build_llama(cfg: ModelConfig, vocab_size: int, pad_id: int, eos_id: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    return LlamaForCausalLM(LlamaConfig(intermediate_size=cfg.hidden_width(),
+                                        **_rotary_settings(cfg, vocab_size, pad_id, eos_id)))
+
+
+def _build_mixtral(cfg: ModelConfig, vocab_size: int, pad_id: int, eos_id: int):
+    from transformers import MixtralConfig
+
+    from protege.nn.moe import biased_mixtral_class
+    config = MixtralConfig(intermediate_size=cfg.hidden_width() // cfg.moe.top_k,
+                           num_local_experts=cfg.moe.experts, num_experts_per_tok=cfg.moe.top_k,
+                           router_aux_loss_coef=cfg.moe.aux_coef,
+                           **_rotary_settings(cfg, vocab_size, pad_id, eos_id))
+    setattr(config, ROUTER_BIAS_KEY, True)
+    model = biased_mixtral_class()(config)
+    model.set_experts_implementation(cfg.moe.implementation)
+    return model
+
+
+def with_rope_scaling(model, scaling: str, factor: float, trained_length: int):
+    """A copy of a rotary built-in whose positions are rescaled by transformers' `rope_parameters`
+    (linear: positions / factor, arXiv:2306.15595; dynamic: NTK-aware base growth past the trained
+    length; yarn: arXiv:2309.00071); the weights are shared values, nothing is retrained."""
+    if scaling not in ROPE_SCALINGS:
+        raise ValueError(f"scaling must be one of {', '.join(ROPE_SCALINGS)}, got {scaling!r}")
+    config = model.config.__class__.from_dict(model.config.to_dict())
+    theta = model.config.rope_parameters["rope_theta"]
+    if scaling == "none":
+        config.rope_parameters = {"rope_type": "default", "rope_theta": theta}
+        config.max_position_embeddings = int(trained_length * factor)
+    elif scaling == "dynamic":  # grows the base once a sequence passes max_position_embeddings
+        config.rope_parameters = {"rope_type": "dynamic", "rope_theta": theta, "factor": factor}
+        config.max_position_embeddings = trained_length
+    else:
+        config.rope_parameters = {"rope_type": scaling, "rope_theta": theta, "factor": factor,
+                                  "original_max_position_embeddings": trained_length}
+        config.max_position_embeddings = int(trained_length * factor)
+    copy = type(model)(config)
+    copy.load_state_dict(model.state_dict())
+    return copy.eval()
 
 
 def check_source(cfg: ModelConfig) -> None:
@@ -75,10 +159,21 @@ def load_hf_model(cfg: ModelConfig):
 
 
 def _load_pretrained(folder: str | Path):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    if getattr(config, ROUTER_BIAS_KEY, False):
+        return _load_biased_mixtral(Path(folder), config)
     # `dtype` (not the deprecated `torch_dtype`): weights in float32 whatever the checkpoint holds
     return AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
                                                 use_safetensors=True)
+
+
+def _load_biased_mixtral(folder: Path, config):
+    """A built-in mixtral: Mixtral's own loading (which maps the saved layout onto its classes) into
+    the class whose routers hold the routing bias, so the bias loads with the weights."""
+    from protege.nn.moe import biased_mixtral_class
+    return biased_mixtral_class().from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+                                                  use_safetensors=True, config=config)
 
 
 @contextmanager

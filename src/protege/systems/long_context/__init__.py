@@ -6,6 +6,7 @@ from protege.core.registry import System, register
 
 SYSTEM = register(System(
     name="long_context",
+    experiments={"rope_retrieval": "protege.systems.long_context.train"},
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.long_context.cli",
 ))

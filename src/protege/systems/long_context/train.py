@@ -1,0 +1,219 @@
+"""`protege run` experiment "rope_retrieval": train the rotary built-in (llama) from scratch on synthetic
+key-value retrieval at length L, then measure recall at L, 2L and 4L with and without RoPE scaling.
+
+A sequence is BOS, a haystack of random filler tokens holding a few needles `NEEDLE key value` (keys
+distinct), then `QUERY key` for each needle and the value to recall. Training queries every needle (in
+random order); evaluation hides one needle at a chosen depth, queries it alone, and counts the greedy
+answer. The vocabulary is synthetic (no tokenizer): filler, keys and values are disjoint token ranges.
+Every sample is drawn from its own generator, seeded by (seed, index), so the data order resumes exactly.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from protege.core.config_help import check_fields
+from protege.core.progress import progress_bar
+from protege.core.runs import Run, write_json_atomic, write_text_atomic
+from protege.core.seeds import seed_everything
+from protege.eval.stats import wilson_interval
+from protege.losses.mle import mle_loss
+from protege.nn.lm import (
+    ModelConfig,
+    build_model,
+    parameter_count,
+    save_lm,
+    with_rope_scaling,
+)
+from protege.rl.fit import TrainerConfig, fit
+
+PAD, BOS, NEEDLE, QUERY = 0, 1, 2, 3
+SCALINGS = ("none", "linear", "dynamic", "yarn")
+EVAL_STREAM = 1 << 40
+"""evaluation samples are drawn from indices past this one, never seen in training"""
+
+
+def _rotary_model() -> ModelConfig:
+    return ModelConfig(arch="llama", n_layer=2, n_embd=64, n_head=4, context=256)
+
+
+@dataclass
+class Config:
+    name: str = "rope-retrieval"
+    """run name: the run directory is runs_dir/name"""
+    seed: int = 0
+    """seeds the initial weights, the training samples and the evaluation samples"""
+    runs_dir: str = "runs"
+    """folder that holds the run directories"""
+    threads: int = 0
+    """torch CPU threads (0 keeps torch's default)"""
+    filler: int = 64
+    """distinct filler tokens in the haystack"""
+    keys: int = 64
+    """distinct needle keys"""
+    values: int = 64
+    """distinct needle values"""
+    max_needles: int = 4
+    """training sequences hold 1..max_needles needles"""
+    eval_needles: int = 4
+    """needles in each evaluation sequence (one of them, at the chosen depth, is queried)"""
+    eval_samples: int = 100
+    """evaluation sequences per (length, depth, scaling) cell"""
+    eval_depths: int = 5
+    """depths of the queried needle, evenly spaced from 0 (start of the haystack) to 1 (end)"""
+    eval_multiples: list[int] = field(default_factory=lambda: [1, 2, 4])
+    """evaluation lengths as multiples of the trained length model.context"""
+    model: ModelConfig = field(default_factory=_rotary_model)
+    """the decoder (model.context is the trained length L); arch llama or mixtral (rotary positions)"""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """the training loop: steps, batch, optimiser, schedule, logging, checkpoints"""
+
+    def __post_init__(self):
+        check_fields(self, name="nonempty", runs_dir="nonempty", seed=">=0", threads=">=0", filler=">=1",
+                     keys=">=1", values=">=1", max_needles=">=1", eval_needles=">=1", eval_samples=">=1",
+                     eval_depths=">=1")
+        if self.model.arch not in ("llama", "mixtral"):
+            raise ValueError(f"model.arch must be llama or mixtral (rotary positions), got {self.model.arch!r}")
+        if max(self.max_needles, self.eval_needles) > self.keys:
+            raise ValueError(f"max_needles and eval_needles must be <= keys ({self.keys}): keys are distinct")
+        if self.model.context < 6 * max(self.max_needles, self.eval_needles) + 4:
+            raise ValueError(f"model.context {self.model.context} is too short for the needles and queries")
+        if not self.eval_multiples or min(self.eval_multiples) < 1:
+            raise ValueError(f"eval_multiples must be a non-empty list of integers >= 1, got {self.eval_multiples}")
+
+
+def vocab_size(cfg: Config) -> int:
+    return 4 + cfg.filler + cfg.keys + cfg.values
+
+
+def make_sequence(cfg: Config, rng: np.random.Generator, length: int, needles: int,
+                  depth: float | None) -> tuple[list[int], list[int]]:
+    """(tokens, answer positions): `length` tokens; answers at the positions after each `QUERY key`.
+    depth None: every needle at a random place, all queried; else needle 0 at `depth`, queried alone."""
+    keys = 4 + cfg.filler + rng.choice(cfg.keys, size=needles, replace=False)
+    values = 4 + cfg.filler + cfg.keys + rng.integers(0, cfg.values, size=needles)
+    queried = rng.permutation(needles) if depth is None else np.array([0])
+    body_len = length - 1 - 3 * len(queried)
+    slots = body_len - 3 * needles  # filler tokens around the needles
+    body = list(4 + rng.integers(0, cfg.filler, size=slots))
+    # insertion points among the filler, sorted from the end so earlier points stay valid
+    points = rng.integers(0, slots + 1, size=needles)
+    if depth is not None:
+        points[0] = round(depth * slots)
+    for i in sorted(range(needles), key=lambda i: (-points[i], i)):
+        body[points[i]:points[i]] = [NEEDLE, int(keys[i]), int(values[i])]
+    tokens, answers = [BOS] + body, []
+    for i in queried:
+        tokens += [QUERY, int(keys[i]), int(values[i])]
+        answers.append(len(tokens) - 1)
+    return tokens, answers
+
+
+def training_batch(cfg: Config, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, mask = [], torch.zeros(len(indices), cfg.model.context, dtype=torch.bool)
+    for row, index in enumerate(indices):
+        rng = np.random.default_rng([cfg.seed, int(index)])
+        tokens, answers = make_sequence(cfg, rng, cfg.model.context, int(rng.integers(1, cfg.max_needles + 1)),
+                                        None)
+        rows.append(tokens)
+        mask[row, answers] = True
+    return torch.tensor(rows), mask
+
+
+def answer_loss(model, batch) -> tuple[torch.Tensor, dict]:
+    """Next-token cross-entropy at the answer positions only (the haystack itself is unpredictable)."""
+    tokens, mask = batch
+    logits = model(input_ids=tokens).logits[:, :-1]
+    loss, metrics = mle_loss(logits, tokens[:, 1:], mask[:, 1:])
+    hits = (logits.argmax(-1) == tokens[:, 1:])[mask[:, 1:]]
+    return loss, {**metrics, "train/recall": hits.float().mean().detach()}
+
+
+@torch.no_grad()
+def recall(cfg: Config, model, length: int, depth: float, cell: int, batch: int = 25) -> int:
+    """Correct answers over cfg.eval_samples sequences of `length` with the queried needle at `depth`."""
+    model.eval()
+    correct = 0
+    for start in range(0, cfg.eval_samples, batch):
+        rows, answers = [], []
+        for i in range(start, min(start + batch, cfg.eval_samples)):
+            rng = np.random.default_rng([cfg.seed, EVAL_STREAM + cell, i])
+            tokens, (answer,) = make_sequence(cfg, rng, length, cfg.eval_needles, depth)
+            rows.append(tokens)
+            answers.append(answer)
+        tokens = torch.tensor(rows)
+        logits = model(input_ids=tokens).logits
+        at = torch.tensor(answers)
+        guess = logits[torch.arange(len(rows)), at - 1].argmax(-1)
+        correct += int((guess == tokens[torch.arange(len(rows)), at]).sum())
+    model.train()
+    return correct
+
+
+def depths(cfg: Config) -> list[float]:
+    return [i / max(1, cfg.eval_depths - 1) for i in range(cfg.eval_depths)]
+
+
+def recall_grid(cfg: Config, model) -> list[dict]:
+    """Recall per (scaling, length, depth): scalings only past L, with factor = length / L."""
+    trained, rows = cfg.model.context, []
+    cells = [(s, m) for m in cfg.eval_multiples for s in (SCALINGS if m > 1 else ("none",))]
+    with progress_bar(True) as progress:
+        task = progress.add_task("recall grid", total=len(cells) * cfg.eval_depths)
+        for scaling, multiple in cells:
+            scaled = with_rope_scaling(model, scaling, float(max(multiple, 1)), trained) if multiple > 1 else model
+            for d, depth in enumerate(depths(cfg)):
+                hits = recall(cfg, scaled, trained * multiple, depth, cell=multiple * 1000 + d)
+                low, high = wilson_interval(hits, cfg.eval_samples)
+                rows.append({"scaling": scaling, "length": trained * multiple, "multiple": multiple,
+                             "depth": depth, "recall": hits / cfg.eval_samples, "low": low, "high": high,
+                             "n": cfg.eval_samples})
+                progress.advance(task)
+    return rows
+
+
+def grid_table(rows: list[dict]) -> str:
+    """Markdown: one line per (scaling, length), recall per depth, then the mean over depths."""
+    depth_list = sorted({r["depth"] for r in rows})
+    head = "| scaling | length | " + " | ".join(f"depth {d:.2f}" for d in depth_list) + " | mean |"
+    lines = [head, "|" + "---|" * (len(depth_list) + 3)]
+    for key in dict.fromkeys((r["scaling"], r["length"]) for r in rows):
+        cells = [r for r in rows if (r["scaling"], r["length"]) == key]
+        values = [f"{r['recall']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" for r in cells]
+        mean = sum(r["recall"] for r in cells) / len(cells)
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(values) + f" | {mean:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(cfg: Config, run: Run) -> dict:
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = build_model(cfg.model, vocab_size(cfg), PAD, BOS)
+    if run.latest_checkpoint() is None:
+        run.log(0, {"model/parameters": parameter_count(model)})
+    trained = cfg.model.context
+
+    def check_recall(step: int) -> dict:
+        hits = sum(recall(cfg, model, trained, d, cell=1000 + i) for i, d in enumerate(depths(cfg)))
+        return {"eval/recall_at_L": hits / (cfg.eval_samples * cfg.eval_depths)}
+
+    fit(model, answer_loss, cfg.trainer.steps * cfg.trainer.batch_size, lambda idx: training_batch(cfg, idx),
+        cfg.trainer, run, cfg.seed, on_checkpoint=check_recall)
+    save_lm(model, run.dir / "model")
+    rows = recall_grid(cfg, model)
+    write_json_atomic(run.dir / "recall_grid.json", rows)
+    write_text_atomic(run.dir / "recall_grid.md", grid_table(rows))
+    at_length = [r for r in rows if r["multiple"] == 1]
+    summary = {"trained_length": trained,
+               "recall_at_L_min_over_depths": min(r["recall"] for r in at_length),
+               "recall_at_L_mean": sum(r["recall"] for r in at_length) / len(at_length)}
+    for multiple in sorted(set(cfg.eval_multiples) - {1}):
+        for scaling in SCALINGS:
+            cell = [r["recall"] for r in rows if r["multiple"] == multiple and r["scaling"] == scaling]
+            summary[f"recall_{multiple}L_{scaling}"] = sum(cell) / len(cell)
+    run.log(cfg.trainer.steps, {f"final/{k}": v for k, v in summary.items()})
+    print(json.dumps(summary))
+    return summary
