@@ -14,7 +14,7 @@ from protege.worlds.text.haystack import (
     place_needles,
     source_text,
 )
-from protege.worlds.text.recall_tasks import TASKS, make_sample
+from protege.worlds.text.recall_tasks import TASKS, guess, make_sample
 
 SOURCE = "licenses"  # /usr/share/common-licenses: in every Debian system
 
@@ -84,6 +84,10 @@ def test_every_task_builds_an_exact_reproducible_prompt(task):
     assert sample.outputs and all(o in sample.input for o in sample.outputs if task != "ruler_cwe")
     assert make_sample(tokenizer, task, 0, 600, 0.25, seed=3, source=SOURCE) == sample
     assert make_sample(tokenizer, task, 1, 600, 0.25, seed=3, source=SOURCE).input != sample.input
+    guessed = guess(sample).split()
+    assert 0 < len(guessed) <= len(sample.outputs) and all(g in sample.input for g in guessed)
+    if task == "needle_single":  # the one 7-digit number in the prompt: chance level is 100%
+        assert guessed == list(sample.outputs)
     if TASKS[task].uses_depth:
         assert sample.depth == 0.25 and abs(sample.depths[0] - 0.25) < 0.05  # whole words (uuids: 36 chars)
 

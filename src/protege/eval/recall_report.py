@@ -9,16 +9,20 @@ from protege.eval.stats import mean_interval, wilson_interval
 
 def cell_summary(rows: list[dict]) -> list[dict]:
     """One row per (task, length, depth) of the per-sample rows (`score` in [0, 1]): mean score in
-    percent as RULER reports it, and its 95% interval (Wilson where every score is 0 or 1, else t)."""
-    cells: dict[tuple, list[float]] = defaultdict(list)
+    percent as RULER reports it, its 95% interval (Wilson where every score is 0 or 1, else t), and
+    the rows' trivial-baseline score (`guess_score`) where they have one."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
-        cells[(row["task"], row["length"], row["depth"])].append(row["score"])
+        cells[(row["task"], row["length"], row["depth"])].append(row)
     out = []
-    for (task, length, depth), scores in cells.items():
+    for (task, length, depth), mine in cells.items():
+        scores = [r["score"] for r in mine]
         low, high = _interval(scores)
         out.append({"task": task, "length": length, "depth": depth, "n": len(scores),
                     "score": round(100 * sum(scores) / len(scores), 2),
                     "ci95_low": round(100 * low, 2), "ci95_high": round(100 * high, 2)})
+        if all("guess_score" in r for r in mine):  # the trivial baseline on the same samples
+            out[-1]["guess"] = round(100 * sum(r["guess_score"] for r in mine) / len(mine), 2)
     return sorted(out, key=lambda r: (r["task"], r["length"], -1 if r["depth"] is None else r["depth"]))
 
 

@@ -27,7 +27,7 @@ from protege.eval.ruler import (
     sample_match_part,
 )
 from protege.worlds.text.haystack import check_source
-from protege.worlds.text.recall_tasks import make_sample, task_spec
+from protege.worlds.text.recall_tasks import guess, make_sample, task_spec
 
 OUTPUT_KIND = "protege.longctx"
 
@@ -86,11 +86,14 @@ def score_row(sample, pred: str) -> dict:
     under the metric RULER uses for the task's family."""
     clean = postprocess_pred(pred)
     metric = METRIC[task_spec(sample.task).family]
+    baseline = guess(sample)
     return {"task": sample.task, "index": sample.index, "length": sample.length, "depth": sample.depth,
             "tokens": sample.tokens, "depths": list(sample.depths), "outputs": list(sample.outputs),
             "pred": pred, "metric": metric, "score": SAMPLE_SCORE[metric](clean, list(sample.outputs)),
             "string_match_all": sample_match_all(clean, list(sample.outputs)),
-            "string_match_part": sample_match_part(clean, list(sample.outputs)), "input": sample.input}
+            "string_match_part": sample_match_part(clean, list(sample.outputs)),
+            "guess": baseline, "guess_score": SAMPLE_SCORE[metric](baseline, list(sample.outputs)),
+            "input": sample.input}
 
 
 def evaluate(model, cfg: GridConfig, progress=None) -> list[dict]:
@@ -127,7 +130,8 @@ def write_results(folder: Path, rows: list[dict], cfg: GridConfig, model_name: s
         heatmap(cells, task, folder / f"{task}.png", f"{task}: {model_name}")
     summary = {"model": model_name, "config": asdict(cfg), "by_length": by_length, "cells": cells}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    about = "Score: RULER's metric for the task (percent), 95% interval (Wilson for 0/1 scores, else t)."
+    about = ("Score: RULER's metric for the task (percent), 95% interval (Wilson for 0/1 scores, else t); "
+             "guess: a uniform guess among the prompt's strings of the answer's form (chance level).")
     lines = [f"# Recall of {model_name}", "", about, "", "## By length", "",
              markdown_table(by_length), "", "## By length and depth", "", markdown_table(cells), ""]
     lines += [f"![{t}]({t}.png)" for t in cfg.tasks]

@@ -308,6 +308,28 @@ def make_sample(tokenizer, task: str, index: int, length: int, depth: float | No
                   tuple(outputs), prompt.tokens, prompt.depths)
 
 
+# the trivial baseline: a guess among the prompt's candidates ----------------------------------------
+_CANDIDATES = {
+    "niah": r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b\d{7}\b",
+    "variable_tracking": r"VAR ([A-Z]{5})\b",
+    "common_words_extraction": r"\b\d+\. ([a-z]+)\b",
+    "freq_words_extraction": r"(?<= )([a-z]{6})(?= |\n)",
+}
+
+
+def guess(sample: Sample) -> str:
+    """The answer of a reader that knows the answer's form and count but not which: as many distinct
+    strings of the answer's form (7-digit numbers or uuids, variable names, listed words) as the task
+    has references, drawn uniformly from those in the prompt. Its score is the chance level the
+    prompt leaves (1/4 for one key among four, ...), beside which a model's score means something."""
+    import re
+    pattern = _CANDIDATES[task_spec(sample.task).family]
+    body = sample.input[:sample.input.rfind("\nQuestion")] if "\nQuestion" in sample.input else sample.input
+    found = sorted(set(re.findall(pattern, body)))
+    rng = random.Random(f"guess/{sample.task}/{sample.length}/{sample.depth}/{sample.index}/{sample.input[:64]}")
+    return " ".join(rng.sample(found, min(len(found), len(sample.outputs))))
+
+
 @functools.lru_cache(maxsize=4)
 def _vocab(source: str) -> tuple[str, ...]:
     return tuple(vocabulary(source_text(source)))
