@@ -83,6 +83,7 @@ class HierarchicalAgent(nn.Module):
         if not phrases:
             raise ValueError("a hierarchical agent needs at least one subgoal phrase")
         self.phrases = list(phrases)
+        self.policy_config = cfg
         self.max_segment_steps = max_segment_steps
         self.chooser = SubgoalChooser(len(phrases), cfg)
         self.actor = BabyAIPolicy(cfg)
@@ -94,9 +95,12 @@ class HierarchicalAgent(nn.Module):
 
     @torch.no_grad()
     def step(self, images: Tensor, directions: Tensor, mission_tokens: Tensor, mem: AgentMemory,
-             greedy: bool = True, generator: torch.Generator | None = None):
+             greedy: bool = True, generator: torch.Generator | None = None,
+             greedy_actor: bool | None = None):
         """One step for N environments: images [N, 7, 7, 3], directions [N], mission tokens [N, L].
-        Returns actions [N], new-subgoal flags [N] bool, the new memory (mem.phrase: the phrases)."""
+        `greedy` is the chooser's (argmax, else sampled), `greedy_actor` the low level's (default:
+        the same). Returns actions [N], new-subgoal flags [N] bool, the new memory (mem.phrase:
+        the phrases)."""
         logits, _, chooser_state = self.chooser(images.unsqueeze(1), directions.unsqueeze(1),
                                                 mission_tokens, mem.chooser)
         new = (mem.phrase < 0) | (mem.segment_steps >= self.max_segment_steps)
@@ -110,7 +114,9 @@ class HierarchicalAgent(nn.Module):
         phrase = torch.where(new, choice, mem.phrase)
         actor_state = reset_state(mem.actor, new)
         actions, _, _, actor_state = self.actor.act(images, directions, self.phrase_tokens[phrase],
-                                                    actor_state, greedy, generator)
+                                                    actor_state,
+                                                    greedy if greedy_actor is None else greedy_actor,
+                                                    generator)
         steps = torch.where(new, torch.ones_like(mem.segment_steps), mem.segment_steps + 1)
         return actions, new, AgentMemory(chooser_state, actor_state, phrase, steps)
 

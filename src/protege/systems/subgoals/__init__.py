@@ -7,7 +7,8 @@ from protege.core.registry import System, register
 
 SYSTEM = register(System(
     name="subgoals",
-    experiments={"subgoals_bc": "protege.systems.subgoals.experiment"},
+    experiments={"subgoals_bc": "protege.systems.subgoals.experiment",
+                 "subgoals_rl": "protege.systems.subgoals.finetune"},
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.subgoals.cli",
     datasets={"protege-babyai-subgoals-v1": "protege.worlds.babyai.subgoals:describe"},

@@ -23,12 +23,15 @@ from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_s
 
 
 def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 16,
-         greedy: bool = True, sample_seed: int = 0) -> list[dict]:
+         greedy: bool = True, sample_seed: int = 0, greedy_actor: bool | None = None,
+         generator: torch.Generator | None = None, record: bool = False) -> list[dict]:
     """One episode per seed, `n_envs` environments in lockstep; returns per seed {seed, mission,
-    success, return, length, actions, subgoals: [(step, phrase)]} in seed order."""
+    success, return, length, actions, subgoals: [(step, phrase)]} in seed order; with `record`,
+    also the views (images [T, 7, 7, 3], directions [T]) and the chosen phrase indices."""
     check_level(level)
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
-    queue, results, gen = list(seeds), {}, torch.Generator().manual_seed(sample_seed)
+    queue, results = list(seeds), {}
+    gen = generator if generator is not None else torch.Generator().manual_seed(sample_seed)
     current, obs, trace = [None] * len(envs), [None] * len(envs), [None] * len(envs)
     mem = agent.memory(len(envs))
     fresh = torch.ones(len(envs), dtype=torch.bool)
@@ -40,7 +43,7 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
                     if current[i] is not None:
                         obs[i], _ = env.reset(seed=current[i])
                         trace[i] = {"mission": str(obs[i]["mission"]), "actions": [], "rewards": [],
-                                    "subgoals": []}
+                                    "subgoals": [], "images": [], "directions": [], "choices": []}
             active = [i for i in range(len(envs)) if current[i] is not None]
             if not active:
                 break
@@ -48,12 +51,15 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
             images = torch.from_numpy(np.stack([obs[i]["image"] for i in range(len(envs))]))
             directions = torch.tensor([int(obs[i]["direction"]) for i in range(len(envs))])
             missions = tokenize([obs[i]["mission"] for i in range(len(envs))])
-            actions, new, mem = agent.step(images, directions, missions, mem, greedy, gen)
+            actions, new, mem = agent.step(images, directions, missions, mem, greedy, gen, greedy_actor)
             fresh = torch.zeros(len(envs), dtype=torch.bool)
             for i in active:
                 t = trace[i]
                 if new[i]:
                     t["subgoals"].append((len(t["actions"]), agent.phrases[int(mem.phrase[i])]))
+                    t["choices"].append(int(mem.phrase[i]))
+                if record:
+                    t["images"].append(obs[i]["image"]); t["directions"].append(int(obs[i]["direction"]))
                 obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
                 t["actions"].append(int(actions[i])); t["rewards"].append(float(reward))
                 if terminated or truncated:
@@ -136,17 +142,17 @@ def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
     if (path / "checkpoints" / "latest").exists():
         path = path / "checkpoints" / (path / "checkpoints" / "latest").read_text().strip()
     run_dir = path.parent.parent
-    phrases_file = run_dir / "phrases.json"
-    if not (path / "model.safetensors").exists() or not phrases_file.exists():
+    spec_file = run_dir / "agent.json"
+    if not (path / "model.safetensors").exists() or not spec_file.exists():
         raise UserError(f"{path}: not a subgoals run or checkpoint (needs model.safetensors and "
-                        f"phrases.json in the run directory)")
+                        f"agent.json in the run directory)")
     config = read_run_config(run_dir)
     try:
-        policy_cfg = PolicyConfig(**config.get("policy", {}))
-        phrases = json.loads(phrases_file.read_text())
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{run_dir}: policy or phrases.json: {e}") from None
-    agent = HierarchicalAgent(phrases, policy_cfg, int(config.get("max_segment_steps", 32)))
+        spec = json.loads(spec_file.read_text())
+        agent = HierarchicalAgent(spec["phrases"], PolicyConfig(**spec["policy"]),
+                                  int(spec["max_segment_steps"]))
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"{spec_file}: {type(e).__name__}: {e}") from None
     try:
         agent.load_state_dict(load_weights(path / "model.safetensors"))
     except RuntimeError as e:

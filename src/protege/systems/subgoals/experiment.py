@@ -5,8 +5,8 @@ One loss over the same B episodes (`batches.make_batch`):
     L = NLL(chooser: bot phrase | mission, history) + NLL(actor: bot action | phrase, segment)
         + done_weight * BCE(done head: new subgoal starts | view, phrase)
 each term the shared `protege.losses.mle.mle_loss` (the BCE is a two-class NLL). `fit` owns the
-loop, so a killed run resumes to the same weights and metrics. The phrase list (every canonical
-phrase of the training episodes) is saved beside the run as phrases.json.
+loop, so a killed run resumes to the same weights and metrics. What rebuilds the agent (the phrase
+list: every canonical phrase of the training episodes; the sizes) is saved beside it as agent.json.
 """
 
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from protege.systems.subgoals.batches import HierarchyBatch, make_batch
 from protege.worlds.babyai.levels import check_level
 from protege.worlds.babyai.subgoals import load_subgoal_data
 
-PHRASES_FILE = "phrases.json"
+AGENT_FILE = "agent.json"
 
 
 @dataclass
@@ -88,19 +88,17 @@ def hierarchy_loss(agent: HierarchicalAgent, batch: HierarchyBatch, done_weight:
     return chooser_loss + actor_loss + done_weight * done_loss, metrics
 
 
-def phrase_list(run: Run, data) -> list[str]:
-    """The training phrases, saved with the run (a resumed run must see the same list)."""
-    phrases = sorted(set(data.phrases.tolist()))
-    path = Path(run.dir) / PHRASES_FILE
+def save_agent_spec(run: Run, phrases: list[str], policy: PolicyConfig, max_segment_steps: int) -> None:
+    """agent.json: what `evaluate.load_agent` needs besides the weights (a resumed run must match)."""
+    spec = {"phrases": phrases, "policy": {"dim": policy.dim, "n_film": policy.n_film},
+            "max_segment_steps": max_segment_steps}
+    path = Path(run.dir) / AGENT_FILE
     if path.exists():
         import json
-        saved = json.loads(path.read_text())
-        if saved != phrases:
-            raise UserError(f"{path}: the run was started on other data ({len(saved)} phrases, "
-                            f"now {len(phrases)}); use a new run name")
+        if json.loads(path.read_text()) != spec:
+            raise UserError(f"{path}: the run was started on other data or sizes; use a new run name")
     elif run.is_main:
-        write_json_atomic(path, phrases)
-    return phrases
+        write_json_atomic(path, spec)
 
 
 def run(config: Config, run: Run) -> dict:
@@ -108,7 +106,8 @@ def run(config: Config, run: Run) -> dict:
     torch.set_num_threads(1)
     data = load_subgoal_data(Path(config.data), level=config.level)
     data = data.subset(config.n_demos) if config.n_demos else data
-    phrases = phrase_list(run, data)
+    phrases = sorted(set(data.phrases.tolist()))
+    save_agent_spec(run, phrases, config.policy, config.max_segment_steps)
     index = {p: i for i, p in enumerate(phrases)}
     agent = HierarchicalAgent(phrases, config.policy, config.max_segment_steps)
     fit(agent, lambda m, b: hierarchy_loss(m, b, config.done_weight), len(data),
@@ -121,7 +120,7 @@ def run(config: Config, run: Run) -> dict:
     return summary
 
 
-def evaluate_all(agent: HierarchicalAgent, config, run: Run) -> dict:
+def evaluate_all(agent: HierarchicalAgent, config, run: Run, step: int | None = None) -> dict:
     """Held-out success on the training level and the transfer levels, and phrase agreement."""
     from protege.systems.subgoals.evaluate import evaluate_agent, phrase_agreement
     out = {}
@@ -133,5 +132,5 @@ def evaluate_all(agent: HierarchicalAgent, config, run: Run) -> dict:
         if config.agreement_episodes:
             agree = phrase_agreement(agent, level, config.agreement_episodes)
             out.update({f"agreement/{level}/{k}": v for k, v in agree.items()})
-    run.log(config.trainer.steps, {k: v for k, v in out.items() if isinstance(v, (int, float))})
+    run.log(config.trainer.steps if step is None else step, {k: v for k, v in out.items() if isinstance(v, (int, float))})
     return out

@@ -25,7 +25,7 @@ def _segment_lines(starts: list[tuple[int, str]], actions: list[int], extra=None
 
 def show_episode(source: Path, episode: int, level: str | None = None) -> list[str]:
     source = Path(source)
-    if (source / "phrases.json").exists() or (source / "checkpoints").exists():
+    if (source / "agent.json").exists() or (source / "checkpoints").exists():
         return _from_run(source, episode, level)
     from protege.worlds.babyai.subgoals import load_subgoal_data
     data = load_subgoal_data(source)
