@@ -17,7 +17,7 @@ from protege.nn.babyai_policy import PolicyConfig, tokenize
 from protege.nn.subgoal_agent import HierarchicalAgent
 from protege.systems.subgoals import experiment
 from protege.systems.subgoals.batches import make_batch, segments
-from protege.systems.subgoals.evaluate import load_agent
+from protege.systems.subgoals.evaluate import babyai_rows, load_agent
 from protege.systems.subgoals.show import show_episode
 from protege.worlds.babyai.demos import DemoConfig, generate_demos
 from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
@@ -75,6 +75,9 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     assert 0 <= summary["agreement/BabyAI-PutNextLocal-v0/boundaries"] <= 1
     agent, _ = load_agent(tmp_path / "tiny")
     assert agent.phrases == sorted(set(load_subgoal_data(putnext_phrases[1]).phrases.tolist()))
+    row = babyai_rows(tmp_path / "tiny", None, 1)[0]  # `protege eval babyai`'s columns
+    assert row["level"] == "BabyAI-PutNextLocal-v0" and "success (95% Wilson)" in row
+    assert list((tmp_path / "tiny" / "eval").iterdir())
     lines = show_episode(tmp_path / "tiny", 0)
     assert "seed 1000000000" in lines[0] and len(lines) >= 2 and "step   0" in lines[1]
 

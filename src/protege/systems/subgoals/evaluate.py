@@ -76,8 +76,10 @@ def summarise(level: str, played: list[dict]) -> dict:
     n, wins = len(played), sum(p["success"] for p in played)
     lo, hi = wilson_interval(wins, n)
     length, len_lo, len_hi = mean_interval([p["length"] for p in played])
+    ret, ret_lo, ret_hi = mean_interval([p["return"] for p in played])
     subgoals, _, _ = mean_interval([len(p["subgoals"]) for p in played])
     return {"level": level, "episodes": n, "success": wins / n, "success_lo": lo, "success_hi": hi,
+            "return": ret, "return_lo": ret_lo, "return_hi": ret_hi,
             "length": length, "length_lo": len_lo, "length_hi": len_hi,
             "subgoals_per_episode": subgoals,
             "seeds": f"{played[0]['seed']}..{played[-1]['seed']}"}
@@ -159,3 +161,25 @@ def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
         raise UserError(f"{path}/model.safetensors: does not fit a subgoals agent ({str(e)[:200]})") from None
     agent.eval()
     return agent, config
+
+
+def babyai_rows(path: Path, level: str | None, episodes: int, workers: int = 1, greedy: bool = True,
+                seed_start: int | None = None) -> list[dict]:
+    """`protege eval babyai`'s row for a subgoals run (same columns as a flat policy's), saved
+    beside the run like theirs; `workers` is accepted for the same signature (one process here)."""
+    from protege.core.runs import save_eval
+    agent, config = load_agent(path)
+    level = level or config["level"]
+    start = EVAL_SEED_START if seed_start is None else seed_start
+    played = play(agent, level, list(range(start, start + episodes)), greedy=greedy)
+    r = summarise(level, played)
+    path = Path(path)
+    run_dir = path if (path / "config.yaml").exists() else path.parent.parent
+    save_eval(run_dir, f"babyai-{level}-{episodes}ep-{'greedy' if greedy else 'sampled'}-from{start}",
+              {"path": str(path), "level": level, "episodes": episodes, "greedy": greedy,
+               "seed_start": start}, r)
+    return [{"run": path.name, "level": level, "episodes": r["episodes"],
+             "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
+             "return (95% t)": f"{r['return']:.3f} [{r['return_lo']:.3f}, {r['return_hi']:.3f}]",
+             "length (95% t)": f"{r['length']:.1f} [{r['length_lo']:.1f}, {r['length_hi']:.1f}]",
+             "seeds": r["seeds"]}]
