@@ -32,8 +32,18 @@ from protege.core.errors import UserError
 from protege.core.runs import atomic_path
 from protege.core.seeds import stream_seed
 from protege.data.episodes import Episode
-from protege.data.manifest import MANIFEST, check_output_folder, verify_manifest, write_manifest
-from protege.worlds.babyai.levels import N_ACTIONS, check_level, episode_success, make_env
+from protege.data.manifest import (
+    MANIFEST,
+    check_output_folder,
+    verify_manifest,
+    write_manifest,
+)
+from protege.worlds.babyai.levels import (
+    N_ACTIONS,
+    check_level,
+    episode_success,
+    make_env,
+)
 
 KIND = "protege.sts.judged-episodes"
 AGENTS = ("random", "bot", "bot-noise-0.2", "bot-noise-0.5", "bot-noise-0.8", "bot-stop")
@@ -121,7 +131,7 @@ def play_chunk(level: str, agent: str, agent_index: int, episodes: int, max_step
 def pack(episodes: list[dict], level: str, agent: str, max_steps: int) -> dict:
     """Flat arrays of a list of played episodes (the layout of episodes.npz; no Python objects)."""
     n = len(episodes)
-    cat = lambda key, shape, dtype: np.concatenate([e[key] for e in episodes]) if n else np.zeros(shape, dtype)  # noqa: E731
+    cat = lambda key, shape, dtype: np.concatenate([e[key] for e in episodes]) if n else np.zeros(shape, dtype)
     return {"images": cat("images", (0, 7, 7, 3), np.uint8), "directions": cat("directions", (0,), np.int64),
             "actions": cat("actions", (0,), np.int64), "rewards": cat("rewards", (0,), np.float32),
             "level": np.asarray([level] * n, dtype="U64"), "agent": np.asarray([agent] * n, dtype="U64"),
@@ -206,7 +216,7 @@ def generate(cfg: DataConfig, progress: bool = True) -> dict:
 
 
 def summary(data: dict) -> dict:
-    return {"episodes": int(len(data["length"])), "successes": int(data["success"].sum()),
+    return {"episodes": len(data["length"]), "successes": int(data["success"].sum()),
             "steps": int(data["length"].sum())}
 
 
@@ -240,3 +250,24 @@ def to_episodes(data: dict) -> list[Episode]:
                            instruction=str(data["mission"][i]), env_id=str(data["level"][i]),
                            seed=int(data["seed"][i])))
     return out
+
+
+def from_episodes(episodes: list[Episode], agent: str = "") -> dict:
+    """The arrays of episodes.npz for shared `Episode`s (BabyAI observations with "image" and
+    "direction"); the verifier's label from how each ended; max_steps unknown (0)."""
+    if not episodes:
+        raise UserError("no episodes to judge")
+    played = [{"images": np.asarray(e.observations["image"], np.uint8),
+               "directions": np.asarray(e.observations["direction"], np.int64),
+               "actions": np.asarray(e.actions, np.int64), "rewards": np.asarray(e.rewards, np.float32),
+               "terminated": bool(e.terminated), "truncated": bool(e.truncated),
+               "mission": e.instruction or "", "seed": -1 if e.seed is None else int(e.seed)} for e in episodes]
+    parts = [pack([p], str(e.env_id or ""), agent, 0) for p, e in zip(played, episodes)]
+    return concat(parts)
+
+
+def describe(folder: Path) -> tuple[str, dict]:
+    """Check a judged-episodes folder (`protege data validate`): checksums, then a summary row."""
+    data = load(folder)
+    return "judged episodes (success detector data)", {
+        **summary(data), "levels": len(set(data["level"].tolist())), "agents": len(set(data["agent"].tolist()))}

@@ -2,7 +2,8 @@
 
     protege sts detector-data --level L [--level L2 ...] --out DIR     judged episodes of many agents
     protege sts detector-train DATA --out RUN [--resume]              the learned success detector
-    protege sts judge EPISODES --judge verifier|human|detector ...    labels (+ agreement for people)
+    protege sts studio-set CONTINUATIONS --out DIR                    episodes for people (studio import)
+    protege sts judge CONTINUATIONS --judge verifier|human|detector   judgements (+ people's agreement)
 
 `register(sts_app)` adds them to the `sts` command group (called by `systems/sts/cli.py`, which owns
 the group); the CLI holds no logic: every command calls one function of `detector_data`,
@@ -52,15 +53,26 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
     print_summary(f"success detector {out}", train_command(cfg, out, resume))
 
 
-def judge(episodes: Path = typer.Argument(..., help="episodes to judge: judged episodes, a demonstrations "
-                                                    "folder or continuations"),
+def judge(continuations: Path = typer.Argument(..., help="a continuations folder (`protege sts run`)"),
           by: str = typer.Option("verifier", "--judge", help="verifier | human | detector"),
           export: Path = typer.Option(None, help="with --judge human: a studio export (`protege studio export`)"),
           detector: Path = typer.Option(None, help="with --judge detector: a trained detector run"),
           out: Path = typer.Option(None, help="write one JSON line per episode here")) -> None:
-    """Judge every episode: success or failure, with people's agreement for --judge human."""
+    """Judge every continuation (success or failure) and write judgements for `sts rank`; with
+    --judge human, k judgements per item (one per person) and their agreement."""
     from protege.systems.sts.judges import judge_command
-    print_summary(f"{by} judgements of {episodes}", judge_command(episodes, by, export, detector, out))
+    table, agreement = judge_command(continuations, by, export, detector, out)
+    print_summary(f"{by} judgements of {continuations}", table)
+    if agreement:
+        print_summary("people's agreement", [agreement])
+
+
+def studio_set(continuations: Path = typer.Argument(..., help="a continuations folder (`protege sts run`)"),
+               out: Path = typer.Option(..., help="folder of demonstrations folders, one per level")) -> None:
+    """Continuations as whole episodes for people to judge in the studio
+    (`protege studio import --demos OUT/<level> --overlap K`)."""
+    from protege.systems.sts.judges import studio_set as write_set
+    print_summary(f"studio set in {out}", [write_set(continuations, out)])
 
 
 def register(sts_app: typer.Typer) -> None:
@@ -68,3 +80,4 @@ def register(sts_app: typer.Typer) -> None:
     sts_app.command("detector-data")(detector_data)
     sts_app.command("detector-train")(detector_train)
     sts_app.command("judge")(judge)
+    sts_app.command("studio-set")(studio_set)

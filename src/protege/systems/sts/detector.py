@@ -1,0 +1,259 @@
+"""Training and scoring the learned success detector (`nn/success_detector.py`) on judged episodes,
+with SuccessVQA's three held-out splits (arXiv:2211.09667):
+
+    unseen levels    every episode of `heldout_levels` (levels/instructions never trained on)
+    unseen agents    the episodes of `heldout_agents` on the training levels
+    unseen episodes  a random `test_fraction` of the remaining episodes (training levels and agents)
+    train            the rest
+
+Labels are the world's verifier (`episode_success`), replaced by people's majority label where a
+studio export (`human=`) judged the same episode (same level, seed and actions). The detector sees
+the instruction and an episode's last `frames` observations (the end of an episode is where
+success shows: BabyAI stops at the step that completes the instruction); never how it ended.
+
+Reported per split: balanced accuracy at p >= 0.5 and ECE (`eval/calibration.py`) with bootstrap
+95% intervals over episodes, beside two trivial judges: the training set's majority class, and
+"success iff the episode ended before the step limit".
+"""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from protege.core.config_help import check_fields
+from protege.core.errors import UserError
+from protege.core.runs import Run, rng_state, set_rng_state
+from protege.core.seeds import seed_everything, stream_seed
+from protege.eval.calibration import (
+    balanced_accuracy,
+    bootstrap_interval,
+    expected_calibration_error,
+)
+from protege.nn.babyai_policy import tokenize
+from protege.nn.success_detector import DetectorConfig, SuccessDetector
+from protege.systems.sts import detector_data
+
+SPLITS = ("unseen_episodes", "unseen_agents", "unseen_levels")
+
+
+@dataclass
+class Config:
+    name: str = "sts_detector"
+    """run name"""
+    seed: int = 0
+    """run seed (initialisation, the test split of episodes, batch order)"""
+    data: str = "data/sts/judged"
+    """a judged-episodes folder (`protege sts detector-data`)"""
+    human: str = ""
+    """a studio export whose people's majority labels replace the verifier's ("" for none)"""
+    heldout_agents: tuple[str, ...] = ("bot-noise-0.5",)
+    """agents whose episodes on training levels form the unseen-agents split"""
+    heldout_levels: tuple[str, ...] = ("BabyAI-GoToRedBlueBall-v0", "BabyAI-GoToObjDoor-v0",
+                                       "BabyAI-UnlockLocal-v0", "BabyAI-OpenDoorLoc-v0")
+    """levels whose episodes form the unseen-levels split"""
+    test_fraction: float = 0.15
+    """share of the remaining episodes held out as the unseen-episodes split"""
+    frames: int = 4
+    """the last observations of an episode the detector sees"""
+    model: DetectorConfig = field(default_factory=DetectorConfig)
+    """detector architecture"""
+    steps: int = 3000
+    """optimiser steps"""
+    batch_size: int = 64
+    """episodes per step"""
+    lr: float = 1e-3
+    """Adam learning rate"""
+    checkpoint_every: int = 500
+    """steps between checkpoints (and metric rows)"""
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = DetectorConfig(**self.model)
+        self.heldout_agents, self.heldout_levels = tuple(self.heldout_agents), tuple(self.heldout_levels)
+        check_fields(self, test_fraction="[0,1)", frames=">=1", steps=">=1", batch_size=">=1",
+                     lr=">0", checkpoint_every=">=1")
+
+
+def labels_of(data: dict, human: str) -> tuple[np.ndarray, int]:
+    """Verifier labels, with people's majority label where a studio export judged the episode;
+    (labels, how many came from people)."""
+    labels = data["success"].astype(bool).copy()
+    if not human:
+        return labels, 0
+    from protege.systems.sts.judges import human_labels
+    majority = {key: item.majority for key, item in human_labels(Path(human)).items() if item.majority is not None}
+    used = 0
+    for i, key in enumerate(episode_keys(data)):
+        if key in majority:
+            labels[i], used = majority[key], used + 1
+    return labels, used
+
+
+def episode_keys(data: dict) -> list[str]:
+    from protege.systems.sts.judges import episode_key
+    act = np.concatenate([[0], np.cumsum(data["length"])])
+    return [episode_key(str(lv), int(s), data["actions"][act[i]:act[i + 1]])
+            for i, (lv, s) in enumerate(zip(data["level"], data["seed"]))]
+
+
+def make_splits(data: dict, cfg: Config) -> dict[str, np.ndarray]:
+    """Episode indices of train and the three held-out splits (disjoint)."""
+    levels, agents = data["level"].astype(str), data["agent"].astype(str)
+    for name, wanted, present in (("heldout_agents", cfg.heldout_agents, agents),
+                                  ("heldout_levels", cfg.heldout_levels, levels)):
+        missing = sorted(set(wanted) - set(present))
+        if missing:
+            raise UserError(f"{name}: {missing[0]} has no episodes in {cfg.data} "
+                            f"(it holds {', '.join(sorted(set(present)))})")
+    unseen_level = np.isin(levels, cfg.heldout_levels)
+    unseen_agent = ~unseen_level & np.isin(agents, cfg.heldout_agents)
+    rest = np.flatnonzero(~unseen_level & ~unseen_agent)
+    rng = np.random.default_rng(stream_seed(cfg.seed, "sts-detector/split"))
+    test = rng.random(len(rest)) < cfg.test_fraction
+    splits = {"train": rest[~test], "unseen_episodes": rest[test],
+              "unseen_agents": np.flatnonzero(unseen_agent), "unseen_levels": np.flatnonzero(unseen_level)}
+    if not len(splits["train"]):
+        raise UserError(f"{cfg.data}: no episodes left to train on after the held-out levels and agents")
+    return splits
+
+
+def last_frames(data: dict, frames: int) -> dict[str, torch.Tensor]:
+    """Every episode's last `frames` observations, left-aligned: images [E, K, 7, 7, 3],
+    directions [E, K], lengths [E]; and its instruction tokens."""
+    starts = detector_data.obs_starts(data["length"])
+    n_obs = data["length"] + 1
+    lengths = np.minimum(n_obs, frames)
+    first = starts + n_obs - lengths
+    E = len(starts)
+    images = np.zeros((E, frames, 7, 7, 3), np.uint8)
+    directions = np.zeros((E, frames), np.int64)
+    for i in range(E):
+        images[i, :lengths[i]] = data["images"][first[i]:first[i] + lengths[i]]
+        directions[i, :lengths[i]] = data["directions"][first[i]:first[i] + lengths[i]]
+    return {"images": torch.from_numpy(images), "directions": torch.from_numpy(directions),
+            "lengths": torch.from_numpy(lengths.astype(np.int64)),
+            "tokens": tokenize([str(m) for m in data["mission"]])}
+
+
+def predict(model: SuccessDetector, inputs: dict, rows: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Success probabilities of episodes `rows`."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for at in range(0, len(rows), batch):
+            r = torch.from_numpy(rows[at:at + batch])
+            logits = model(inputs["images"][r], inputs["directions"][r], inputs["tokens"][r], inputs["lengths"][r])
+            out.append(torch.sigmoid(logits).numpy())
+    model.train()
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def scores(probabilities: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    """Balanced accuracy and ECE with bootstrap 95% intervals."""
+    predicted = probabilities >= 0.5
+    bacc = balanced_accuracy(predicted, labels)
+    bacc_ci = bootstrap_interval(balanced_accuracy, predicted, labels, seed=seed)
+    ece = expected_calibration_error(probabilities, labels)
+    ece_ci = bootstrap_interval(expected_calibration_error, probabilities, labels, seed=seed)
+    return {"balanced_accuracy": bacc, "balanced_accuracy_ci": list(bacc_ci), "ece": ece, "ece_ci": list(ece_ci),
+            "episodes": len(labels), "successes": int(labels.sum())}
+
+
+def baselines(data: dict, labels: np.ndarray, train: np.ndarray, rows: np.ndarray) -> dict:
+    """Balanced accuracy of the trivial judges on `rows`."""
+    majority = bool(labels[train].mean() >= 0.5)
+    ended_early = data["length"][rows] < data["max_steps"][rows]
+    return {"majority_class": balanced_accuracy(np.full(len(rows), majority), labels[rows]),
+            "ended_before_limit": balanced_accuracy(ended_early, labels[rows])}
+
+
+def train_step(model, optimizer, inputs: dict, labels: torch.Tensor, rows: torch.Tensor) -> float:
+    logits = model(inputs["images"][rows], inputs["directions"][rows], inputs["tokens"][rows], inputs["lengths"][rows])
+    loss = F.binary_cross_entropy_with_logits(logits, labels[rows])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def run(config: Config, run: Run) -> dict:
+    """Train (or resume) the detector and score it on the three held-out splits."""
+    from protege.core.progress import progress_bar
+    seed_everything(config.seed)
+    data = detector_data.load(Path(config.data))
+    labels, from_people = labels_of(data, config.human)
+    splits = make_splits(data, config)
+    inputs = last_frames(data, config.frames)
+    model = SuccessDetector(config.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    order = torch.Generator().manual_seed(stream_seed(config.seed, "sts-detector/batches"))
+    step = 0
+    restored = run.restore()
+    if restored is not None:
+        weights, state = restored
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(state["optimizer"])
+        order.set_state(state["order"])
+        set_rng_state(state["rng"])
+        step = state["step"]
+    target = torch.from_numpy(labels.astype(np.float32))
+    train = torch.from_numpy(splits["train"])
+    losses = []
+    with progress_bar() as bar:
+        task = bar.add_task("success detector", total=config.steps, completed=step)
+        while step < config.steps:
+            rows = train[torch.randint(len(train), (config.batch_size,), generator=order)]
+            losses.append(train_step(model, optimizer, inputs, target, rows))
+            step += 1
+            bar.advance(task)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                run.log(step, {"train/loss": float(np.mean(losses)), **_held_out_metrics(model, inputs, labels, splits)})
+                losses = []
+                run.save_checkpoint(step, model.state_dict(), {
+                    "optimizer": optimizer.state_dict(), "order": order.get_state(), "rng": rng_state()})
+    summary = {"labels_from_people": from_people, "train_episodes": len(splits["train"])}
+    for split in SPLITS:
+        rows = splits[split]
+        p = predict(model, inputs, rows)
+        summary[split] = {**scores(p, labels[rows], config.seed), **baselines(data, labels, splits["train"], rows)}
+    return summary
+
+
+def _held_out_metrics(model, inputs, labels, splits) -> dict:
+    out = {}
+    for split in SPLITS:
+        p = predict(model, inputs, splits[split])
+        out[f"{split}/balanced_accuracy"] = balanced_accuracy(p >= 0.5, labels[splits[split]])
+        out[f"{split}/ece"] = expected_calibration_error(p, labels[splits[split]])
+    return out
+
+
+def train_command(cfg: Config, out: Path, resume: bool) -> list[dict]:
+    """`protege sts detector-train`: one run in `out`; a row per split."""
+    detector_data.load(Path(cfg.data))  # a bad data folder fails before the run directory exists
+    settings = {**asdict(cfg), "heldout_agents": list(cfg.heldout_agents), "heldout_levels": list(cfg.heldout_levels)}
+    handle = Run(Path(out), settings, resume=resume)
+    try:
+        summary = run(cfg, handle)
+        handle.finish(summary)
+    finally:
+        handle.close()
+    return [{"split": split, **{k: v for k, v in summary[split].items() if not k.endswith("_ci")}}
+            for split in SPLITS]
+
+
+def load_detector(run_dir: Path) -> tuple[SuccessDetector, Config]:
+    """A trained detector (its newest checkpoint) and the config it was trained with."""
+    from protege.core.runs import load_weights, read_run_config
+    run_dir = Path(run_dir)
+    settings = read_run_config(run_dir)
+    cfg = Config(**settings)
+    pointer = run_dir / "checkpoints" / "latest"
+    if not pointer.exists():
+        raise UserError(f"--detector {run_dir}: no checkpoint (train one with `protege sts detector-train`)")
+    model = SuccessDetector(cfg.model)
+    model.load_state_dict(load_weights(run_dir / "checkpoints" / pointer.read_text().strip() / "model.safetensors"))
+    return model.eval(), cfg

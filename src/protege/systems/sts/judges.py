@@ -1,0 +1,232 @@
+"""Judges of continuations (arXiv:2205.13274 item 3): the world's verifier, people, and the learned
+success detector. Each writes judgements in the format of `formats.py` (one JSON line per judge and
+item: {"agent", "scenario", "success", "judge"}), which `protege sts rank --judgements` reads.
+
+    verifier   BabyAI's own success rule (`worlds/babyai/levels.episode_success`) on how the
+               continuation ended
+    human      people's success/failure marks from a studio export (`protege studio export`):
+               every person's latest label is one judgement, so an item judged by k people has
+               k lines; agreement by Cohen's kappa (2 judges) or Fleiss' kappa (k > 2)
+    detector   a trained success detector's probability >= 0.5 (`systems/sts/detector.py`)
+
+People watch continuations in the studio, which replays episodes from the level's reset: a
+continuation goes there as its whole episode (the scenario's prefix, then the continuation) in a
+demonstrations folder per level (`studio_set`, `protege sts studio-set`), and comes back matched by
+the studio's episode id, the SHA-256 of (level, seed, actions) (`episode_key`).
+"""
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from protege.core.errors import UserError
+from protege.worlds.babyai.levels import episode_success
+
+STUDIO_EXPORT_KIND = "protege.feedback.export"
+JUDGEMENTS_FORMAT = {"format": "protege.sts.judgements", "version": 1}
+JUDGES = ("verifier", "human", "detector")
+
+
+def episode_key(level: str, seed: int, actions) -> str:
+    """The studio's episode id: SHA-256 of the canonical JSON of (level, seed, actions). Written
+    here again, not imported, because one system never imports another (see the handoff note:
+    it belongs in `data/`); `tests/systems/sts/test_judges.py` checks both agree."""
+    identity = json.dumps({"level": level, "seed": int(seed), "actions": [int(a) for a in actions]},
+                          separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class HumanItem:
+    """People's labels of one studio episode: {person: success?}."""
+    key: str
+    labels: dict
+
+    @property
+    def majority(self) -> bool | None:
+        """True / False by majority; None on a tie."""
+        yes = sum(self.labels.values())
+        no = len(self.labels) - yes
+        return None if yes == no else yes > no
+
+
+def human_labels(export: Path) -> dict[str, HumanItem]:
+    """{studio episode id: HumanItem} of every episode with at least one success/failure label."""
+    from protege.data.manifest import verify_manifest
+    from protege.data.text import read_jsonl
+    export = Path(export)
+    if not export.is_dir():
+        raise UserError(f"--export {export}: no such studio export folder (make one with `protege studio export --out`)")
+    meta = verify_manifest(export)["meta"]
+    if meta.get("kind") != STUDIO_EXPORT_KIND:
+        raise UserError(f"--export {export}: a {meta.get('kind') or 'foreign'} folder, not a studio export")
+    items = {}
+    for number, row in read_jsonl(export / "episodes.jsonl", "episodes of a studio export"):
+        labels = row.get("labels") if isinstance(row, dict) else None
+        if not isinstance(labels, dict) or not isinstance(row.get("id"), str) \
+                or any(v not in ("success", "failure") for v in labels.values()):
+            raise UserError(f"{export / 'episodes.jsonl'} line {number}: not an episode row with labels "
+                            f"{{person: success|failure}}")
+        if labels:
+            items[row["id"]] = HumanItem(row["id"], {p: v == "success" for p, v in sorted(labels.items())})
+    if not items:
+        raise UserError(f"--export {export}: the judge set is empty (no one marked success or failure; "
+                        f"people do so on the studio's watch page)")
+    return items
+
+
+def agreement(items: list[HumanItem]) -> dict:
+    """k per item, majority ties, and chance-corrected agreement: Cohen's kappa over the items two
+    people labelled when k = 2 is the most common, else Fleiss' kappa over the items with that k."""
+    from protege.eval.agreement import cohen_kappa, fleiss_kappa
+    ks = Counter(len(i.labels) for i in items)
+    k = max(ks, key=lambda n: (ks[n], n))
+    same_k = [i for i in items if len(i.labels) == k]
+    kappa, statistic = None, "none (one judge per item)"
+    if k == 2:
+        firsts = [list(i.labels.values()) for i in same_k]
+        kappa, statistic = cohen_kappa([a for a, _ in firsts], [b for _, b in firsts]), "cohen_kappa"
+    elif k > 2:
+        kappa = fleiss_kappa([[sum(i.labels.values()), k - sum(i.labels.values())] for i in same_k])
+        statistic = "fleiss_kappa"
+    return {"items": len(items), "judges_per_item": dict(sorted(ks.items())), "k": k,
+            "agreement": statistic, "kappa": kappa,
+            "unanimous": sum(len(set(i.labels.values())) == 1 for i in items),
+            "ties": sum(i.majority is None for i in items)}
+
+
+# continuations ---------------------------------------------------------------------------------
+def whole_actions(row: dict) -> list[int]:
+    """A continuation's whole episode from the level's reset: the scenario's prefix, then its actions."""
+    return [int(a) for a in row["prefix"]] + [int(a) for a in row["actions"]]
+
+
+def verifier_judgements(rows: list[dict]) -> list[dict]:
+    """One judgement per continuation by BabyAI's success rule on how it ended."""
+    return [{"agent": r["agent"], "scenario": r["scenario"], "judge": "verifier",
+             "success": episode_success(bool(r["terminated"]), float(r["rewards"][-1]) if r["rewards"] else 0.0)}
+            for r in rows]
+
+
+def human_judgements(rows: list[dict], export: Path) -> tuple[list[dict], dict]:
+    """k judgements per continuation people judged (one per person), and their agreement. Refuses
+    an export whose judged episodes are not among the continuations (another suite or set)."""
+    items = human_labels(export)
+    by_key: dict[str, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault(episode_key(r["level"], r["seed"], whole_actions(r)), []).append(r)
+    unknown = sorted(set(items) - set(by_key))
+    if unknown:
+        raise UserError(f"--export {export}: {len(unknown)} judged episode ids are not continuations of "
+                        f"this set (first: {unknown[0]}); export the studio that judged these continuations")
+    out = [{"agent": r["agent"], "scenario": r["scenario"], "judge": f"human:{person}", "success": label}
+           for key, item in items.items() for r in by_key[key] for person, label in item.labels.items()]
+    stats = agreement(list(items.values()))
+    stats["unjudged"] = sum(len(v) for key, v in by_key.items() if key not in items)
+    return out, stats
+
+
+def detector_judgements(rows: list[dict], detector: Path) -> list[dict]:
+    """One judgement per continuation: the detector's success probability >= 0.5 (kept beside it)."""
+    import torch
+
+    from protege.systems.sts.detector import last_frames, load_detector, predict
+    from protege.systems.sts.detector_data import from_episodes
+    from protege.systems.sts.formats import continuation_episode
+    model, cfg = load_detector(detector)
+    with torch.no_grad():
+        data = from_episodes([continuation_episode(r) for r in rows])
+        p = predict(model, last_frames(data, cfg.frames), np.arange(len(rows)))
+    return [{"agent": r["agent"], "scenario": r["scenario"], "judge": f"detector:{Path(detector).name}",
+             "success": bool(q >= 0.5), "probability": round(float(q), 6)} for r, q in zip(rows, p)]
+
+
+def write_judgements(path: Path, judgements: list[dict]) -> None:
+    from protege.core.runs import write_text_atomic
+    from protege.data.manifest import check_output_file
+    check_output_file(Path(path))
+    lines = [json.dumps(JUDGEMENTS_FORMAT)] + [json.dumps(j) for j in judgements]
+    write_text_atomic(Path(path), "\n".join(lines) + "\n")
+
+
+def judge_command(continuations: Path, by: str, export: Path | None, detector: Path | None,
+                  out: Path | None) -> list[dict]:
+    """`protege sts judge`: judge every continuation; (a summary row per agent, people's agreement
+    ({} for the other judges))."""
+    from protege.systems.sts.formats import read_continuations
+    if by not in JUDGES:
+        from protege.core.errors import unknown_name
+        raise unknown_name("judge", by, JUDGES)
+    if by == "human" and export is None:
+        raise UserError("--judge human needs --export DIR (a studio export with people's success marks)")
+    if by == "detector" and detector is None:
+        raise UserError("--judge detector needs --detector RUN (a run of `protege sts detector-train`)")
+    if out is not None:
+        from protege.data.manifest import check_output_file
+        check_output_file(Path(out), inputs=[continuations])
+    _, rows = read_continuations(Path(continuations))
+    stats = {}
+    if by == "verifier":
+        judgements = verifier_judgements(rows)
+    elif by == "human":
+        judgements, stats = human_judgements(rows, Path(export))
+    else:
+        judgements = detector_judgements(rows, Path(detector))
+    if out is not None:
+        write_judgements(Path(out), judgements)
+    table = []
+    for agent in dict.fromkeys(r["agent"] for r in rows):
+        mine = [j for j in judgements if j["agent"] == agent]
+        table.append({"agent": agent, "judgements": len(mine), "items": len({j["scenario"] for j in mine}),
+                      "success": sum(j["success"] for j in mine) / len(mine) if mine else None})
+    return table, stats
+
+
+def studio_set(continuations: Path, out: Path) -> dict:
+    """Write the continuations people can judge in the studio as demonstrations folders, one per
+    level (`OUT/<level>`, for `protege studio import --demos`): each is its whole episode from the
+    level's reset. Left out, and counted: continuations of a new instruction (the studio replays
+    the level's own mission) and those running past the level's own step limit (the studio's
+    replay would cut them)."""
+    from protege.data.episodes import Episode
+    from protege.data.manifest import check_output_folder
+    from protege.systems.sts.formats import read_continuations
+    from protege.worlds.babyai.demos import write_episodes
+    from protege.worlds.babyai.levels import make_env
+    from protege.worlds.babyai.replay import replay
+    _, rows = read_continuations(Path(continuations))
+    out = Path(out)
+    check_output_folder(out, "protege.sts.studio-set", inputs=[continuations])
+    by_level: dict[str, dict[str, Episode]] = {}
+    skipped = Counter()
+    for r in rows:
+        actions = whole_actions(r)
+        env = make_env(r["level"])
+        if r.get("task"):
+            skipped["new instruction"] += 1
+            continue
+        try:
+            played = replay(r["level"], r["seed"], actions, env=env)
+        except ValueError:  # the level's own limit cut the episode before its last action
+            skipped["past the level's step limit"] += 1
+            continue
+        ended = played.terminated
+        by_level.setdefault(r["level"], {})[episode_key(r["level"], r["seed"], actions)] = Episode(
+            observations={"image": played.images, "direction": played.directions},
+            actions=np.asarray(actions, np.int64), rewards=played.rewards, terminated=ended,
+            truncated=not ended, instruction=played.mission, env_id=r["level"], seed=int(r["seed"]))
+    if not by_level:
+        raise UserError(f"{continuations}: no continuation can be judged in the studio "
+                        f"({', '.join(f'{n} {why}' for why, n in skipped.items())})")
+    from protege.data.manifest import write_manifest
+    out.mkdir(parents=True, exist_ok=True)
+    for level, episodes in by_level.items():
+        write_episodes(list(episodes.values()), out / level, algorithm="sts continuations")
+    write_manifest(out, {"kind": "protege.sts.studio-set", "continuations": str(continuations),
+                         "levels": sorted(by_level)})
+    return {"episodes": sum(len(e) for e in by_level.values()), "levels": len(by_level),
+            **{f"left out ({why})": n for why, n in skipped.items()}}
