@@ -233,7 +233,7 @@ def _held_out_metrics(model, inputs, labels, splits) -> dict:
 
 def train_command(cfg: Config, out: Path, resume: bool) -> list[dict]:
     """`protege sts detector-train`: one run in `out`; a row per split."""
-    detector_data.load(Path(cfg.data))  # a bad data folder fails before the run directory exists
+    make_splits(detector_data.load(Path(cfg.data)), cfg)  # bad data or splits: refused before the run exists
     settings = {**asdict(cfg), "heldout_agents": list(cfg.heldout_agents), "heldout_levels": list(cfg.heldout_levels)}
     handle = Run(Path(out), settings, resume=resume)
     try:

@@ -43,11 +43,12 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
                    heldout_agent: list[str] = typer.Option(None, help="agents kept out of training (repeat)"),
                    heldout_level: list[str] = typer.Option(None, help="levels kept out of training (repeat)"),
                    steps: int = typer.Option(None, help="optimiser steps"),
+                   checkpoint_every: int = typer.Option(None, help="steps between checkpoints and metric rows"),
                    seed: int = typer.Option(0, help="run seed"),
                    resume: bool = typer.Option(False, help="continue a killed run from its last checkpoint")) -> None:
     """Train the success detector and report balanced accuracy and ECE on its three held-out splits."""
     from protege.systems.sts.detector import Config, train_command
-    overrides = {k: v for k, v in {"steps": steps, "heldout_agents": tuple(heldout_agent or ()) or None,
+    overrides = {k: v for k, v in {"steps": steps, "checkpoint_every": checkpoint_every, "heldout_agents": tuple(heldout_agent or ()) or None,
                                    "heldout_levels": tuple(heldout_level or ()) or None}.items() if v is not None}
     cfg = Config(data=str(data), human=str(human) if human else "", seed=seed, **overrides)
     print_summary(f"success detector {out}", train_command(cfg, out, resume))
