@@ -141,3 +141,26 @@ def main_quiet(argv) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     return 0
+
+
+def test_peoples_majority_replaces_the_verifiers_label(judged, tmp_path):
+    """A studio export (its episodes.jsonl) judging one episode: people's majority wins, a tie
+    keeps the verifier's label, the others keep theirs."""
+    from protege.data.manifest import write_manifest
+    from protege.systems.sts.detector import episode_keys, labels_of
+    from protege.systems.sts.detector_data import load
+    data = load(judged)
+    keys = episode_keys(data)
+    bot = int(np.flatnonzero(data["agent"] == "bot")[0])
+    tie = int(np.flatnonzero(data["agent"] == "random")[0])
+    export = tmp_path / "export"
+    export.mkdir()
+    rows = [{"id": keys[bot], "labels": {"ann": "failure", "bob": "failure", "cy": "success"}},
+            {"id": keys[tie], "labels": {"ann": "failure", "bob": "success"}}]
+    (export / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_manifest(export, {"kind": "protege.feedback.export"})
+    labels, from_people = labels_of(data, str(export))
+    assert from_people == 1 and not labels[bot] and data["success"][bot]
+    expected = data["success"].copy()
+    expected[bot] = False
+    assert (labels == expected).all()
