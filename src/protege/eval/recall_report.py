@@ -60,7 +60,7 @@ def heatmap(cells: list[dict], task: str, path: Path, title: str) -> Path:
     grid = np.full((len(depths), len(lengths)), np.nan)
     for c in mine:
         grid[depths.index(c["depth"]), lengths.index(c["length"])] = c["score"]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(lengths), 1.2 + 0.45 * len(depths)))
+    fig, ax = plt.subplots(figsize=(3.0 + 0.9 * len(lengths), 2.0 + 0.45 * len(depths)))
     image = ax.imshow(grid, vmin=0, vmax=100, cmap="RdYlGn", aspect="auto")
     for i in range(len(depths)):
         for j in range(len(lengths)):

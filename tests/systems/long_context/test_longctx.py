@@ -190,3 +190,29 @@ def test_protege_serve_and_longctx_over_http_as_commands(tiny_model, tmp_path):
     assert local.returncode == 0, local.stderr
     rows = lambda out: [json.loads(line) for line in (out / "needle_single.jsonl").read_text().splitlines()]
     assert rows(tmp_path / "http") == rows(tmp_path / "local")
+
+
+def test_an_lm_run_gets_its_prompt_format_and_data_command_writes_a_dataset(tiny_model, tmp_path, capsys):
+    """An `lm` run was trained on prompt + newline: its prompts end so, inside the exact length;
+    `protege data longctx` writes prompt/completion rows that such a run can be trained on."""
+    import shutil
+
+    from protege.data.text import load_text_dataset
+    from protege.systems.long_context.evaluate import GridConfig, evaluate
+    from protege.systems.long_context.models import load_local
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "model")
+    shutil.copytree(tiny_model, run / "tokenizer")
+    (run / "config.yaml").write_text("experiment: lm\n")
+    model = load_local(run)
+    assert model.prompt_suffix == "\n" and load_local(tiny_model).prompt_suffix == ""
+    rows = evaluate(model, GridConfig(["needle_single"], [200], [0.5], samples=1, haystack=SOURCE,
+                                      max_new_tokens=4))
+    assert rows[0]["input"].endswith("number is:\n") and rows[0]["tokens"] == 200
+    assert len(model.tokenizer(rows[0]["input"])["input_ids"]) == 200
+    main(["data", "longctx", str(tmp_path / "data"), "--tokenizer", str(run), "--lengths", "200",
+          "--depths", "0,1", "--samples", "3", "--haystack", SOURCE])
+    examples = load_text_dataset(tmp_path / "data")
+    assert len(examples) == 6 and all(e.completion.endswith(".") for e in examples)
+    assert all(e.completion.strip(" .") in e.prompt for e in examples)
+    assert "examples" in capsys.readouterr().out

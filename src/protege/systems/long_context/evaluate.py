@@ -102,8 +102,9 @@ def evaluate(model, cfg: GridConfig, progress=None) -> list[dict]:
     rows = []
     for task in cfg.tasks:
         new = cfg.new_tokens(task)
-        samples = [make_sample(model.tokenizer, task, i, length, depth, cfg.seed, cfg.haystack, cfg.needles)
-                   for length, depth in cfg.cells(task) for i in range(cfg.samples)]
+        suffix = getattr(model, "prompt_suffix", "")
+        samples = [make_sample(model.tokenizer, task, i, length, depth, cfg.seed, cfg.haystack, cfg.needles,
+                               suffix) for length, depth in cfg.cells(task) for i in range(cfg.samples)]
         for start in range(0, len(samples), cfg.batch_size):
             batch = samples[start:start + cfg.batch_size]
             for s in batch:

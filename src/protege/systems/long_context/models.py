@@ -21,9 +21,11 @@ class LocalModel:
     """A causal LM in this process, decoding greedily; prompts are encoded with the tokenizer's own
     specials (a BOS where its template adds one), as `haystack.count_tokens` counts them."""
 
-    def __init__(self, model, tokenizer, name: str):
+    def __init__(self, model, tokenizer, name: str, prompt_suffix: str = ""):
         from protege.nn.lm import position_limit
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.prompt_suffix = prompt_suffix
+        """what ends a prompt as the model was trained: an `lm` run's newline (data/tokens.prompt_ids)"""
         self.context = position_limit(model)
         self._lock = threading.Lock()  # one generation at a time when served
 
@@ -86,7 +88,8 @@ def load_local(path: str | Path) -> LocalModel:
                         f"{str(e).splitlines()[0][:150]})") from None
     finally:
         hf_logging.enable_progress_bar()
-    return LocalModel(model, load_tokenizer(tokenizer_dir), path.name)
+    suffix = "\n" if folder != path else ""  # an lm run: trained on prompt + newline, then the answer
+    return LocalModel(model, load_tokenizer(tokenizer_dir), path.name, suffix)
 
 
 class HTTPModel:
@@ -97,6 +100,7 @@ class HTTPModel:
     def __init__(self, base_url: str, tokenizer, model: str | None = None, context: int | None = None,
                  timeout: float = 300.0):
         self.base, self.tokenizer, self.timeout = base_url.rstrip("/"), tokenizer, timeout
+        self.prompt_suffix = ""
         listed = self._models()
         if model is None:
             if not listed:

@@ -105,6 +105,9 @@ class Haystack:
     """A window of haystack text with its token boundaries and sentence starts, for one tokenizer."""
 
     def __init__(self, tokenizer, text: str):
+        if not getattr(tokenizer, "is_fast", False):  # character offsets come from the Rust tokenizers
+            raise UserError(f"{type(tokenizer).__name__}: recall prompts need a fast tokenizer (a "
+                            f"tokenizer.json beside the model) to cut haystacks at token boundaries")
         self.text = text
         encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         # end character of each token prefix: cutting after token k keeps text[:ends[k-1]]

@@ -67,6 +67,8 @@ class Context:
     """words keys and word lists are drawn from"""
     needles: int = 3
     """needle count of needle_multi"""
+    suffix: str = ""
+    """text after the answer prefix that the model was trained to see there (an lm run's newline)"""
 
 
 # keys and values ----------------------------------------------------------------------------------
@@ -125,7 +127,7 @@ def needle_single(ctx: Context, length: int, depth: float):
             "I will quiz you about it afterwards.\n")
     tail = f"\nWhat is the special magic {city} number? Answer: The special magic {city} number is:"
     needle = GEMINI_NEEDLE.format(city=city, number=number)
-    return exact_prompt(ctx.tokenizer, _text_stack(ctx, ctx.text, length), length, head, tail,
+    return exact_prompt(ctx.tokenizer, _text_stack(ctx, ctx.text, length), length, head, tail + ctx.suffix,
                         [(depth, needle)]), [number]
 
 
@@ -141,7 +143,7 @@ def needle_multi(ctx: Context, length: int, depth: None):
             f"for {query} are:")
     needles = [((i + 0.5) / n, GEMINI_NEEDLE.format(city=c, number=v))
                for i, (c, v) in enumerate(zip(names, numbers))]
-    return exact_prompt(ctx.tokenizer, _text_stack(ctx, ctx.text, length), length, head, tail,
+    return exact_prompt(ctx.tokenizer, _text_stack(ctx, ctx.text, length), length, head, tail + ctx.suffix,
                         needles), numbers
 
 
@@ -181,7 +183,7 @@ def _niah(haystack: str, key: str = "words", value: str = "numbers", keys: int =
             text = _needle_haystack(ctx, make[key], make[value], value, length)
         elif haystack == "repeat":
             text = "\n".join([REPEAT_NOISE] * (length // 10 + 8))
-        return exact_prompt(ctx.tokenizer, _text_stack(ctx, text, length), length, head, tail,
+        return exact_prompt(ctx.tokenizer, _text_stack(ctx, text, length), length, head, tail + ctx.suffix,
                             placed), answers
     return build
 
@@ -207,7 +209,7 @@ def ruler_vt(ctx: Context, length: int, depth: None, hops: int = 4):
             f"variables are assigned the value {value}, they are:")
     text = "\n".join([REPEAT_NOISE] * (length // 10 + 8))
     needles = list(zip(_random_depths(ctx.rng, len(chain)), chain))
-    return exact_prompt(ctx.tokenizer, _text_stack(ctx, text, length), length, head, tail,
+    return exact_prompt(ctx.tokenizer, _text_stack(ctx, text, length), length, head, tail + ctx.suffix,
                         needles), names
 
 
@@ -246,7 +248,7 @@ def ruler_cwe(ctx: Context, length: int, depth: None, common: int = 10):
                 f"others. Memorize the ones that appear most often.\n{context}\nQuestion: What are "
                 f"the {common} most common words in the above list? Answer: The top {common} words "
                 f"that appear most often in the list are:")
-    text, tokens = _largest_fitting(ctx.tokenizer, length, make, 0)
+    text, tokens = _largest_fitting(ctx.tokenizer, length, lambda n: make(n) + ctx.suffix, 0)
     return Prompt(text, tokens, 0, ()), words[:common]
 
 
@@ -267,7 +269,7 @@ def ruler_fwe(ctx: Context, length: int, depth: None, alpha: float = 2.0):
                 "provide any explanation. Please ignore the dots '....'. What are the three most "
                 "frequently appeared words in the above coded text? Answer: According to the coded "
                 "text above, the three most frequently appeared words are:")
-    text, tokens = _largest_fitting(ctx.tokenizer, length, make, 20)
+    text, tokens = _largest_fitting(ctx.tokenizer, length, lambda n: make(n) + ctx.suffix, 20)
     return Prompt(text, tokens, 0, ()), vocab[1:4]
 
 
@@ -296,13 +298,14 @@ def task_spec(name: str) -> TaskSpec:
 
 
 def make_sample(tokenizer, task: str, index: int, length: int, depth: float | None, seed: int,
-                source: str = "foldoc", needles: int = 3) -> Sample:
+                source: str = "foldoc", needles: int = 3, suffix: str = "") -> Sample:
     """Sample `index` of `task` at (length, depth), drawn from its own seeded stream: the same
-    arguments give the same prompt, whatever else is built."""
+    arguments give the same prompt, whatever else is built. `suffix` ends the prompt (inside the
+    length): the text a model was trained to see before its answer."""
     spec = task_spec(task)
     text = source_text(source)
     stream = f"{seed}/{task}/{length}/{depth}/{index}/{needles}"
-    ctx = Context(tokenizer, random.Random(stream), text, _vocab(source), needles)
+    ctx = Context(tokenizer, random.Random(stream), text, _vocab(source), needles, suffix)
     prompt, outputs = spec.build(ctx, length, depth if spec.uses_depth else None)
     return Sample(task, index, length, depth if spec.uses_depth else None, prompt.text,
                   tuple(outputs), prompt.tokens, prompt.depths)
