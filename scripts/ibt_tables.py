@@ -1,0 +1,59 @@
+"""Markdown tables of the rewards-from-marks runs (docs/results/ibt.md) from their summary.json files.
+
+    .venv/bin/python scripts/ibt_tables.py quality RUN...   reward-model quality rows (ibt runs)
+    .venv/bin/python scripts/ibt_tables.py rl RUN...        BC / BC+RL rows (ibt_rl runs)
+The last line printed is one JSON object (every row read).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def load(run: str) -> tuple[dict, dict]:
+    d = Path(run)
+    return json.loads((d / "summary.json").read_text()), yaml.safe_load((d / "config.yaml").read_text())
+
+
+def fmt(x, digits=3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def quality(runs: list[str]) -> list[dict]:
+    print("| run | method | marks | train marks | held-out marks | mark accuracy [95%] | majority kind | "
+          "Spearman(phi, progress) [95%] | Spearman(return, success) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for run in runs:
+        s, c = load(run)
+        rows.append({"run": Path(run).name, **s})
+        print(f"| {Path(run).name} | {s['method']} | {Path(c['marks']).name} | {s['train_marks']} | "
+              f"{s.get('eval/marks')} | {fmt(s.get('eval/mark_accuracy'))} [{fmt(s.get('eval/mark_accuracy_lo'))}, "
+              f"{fmt(s.get('eval/mark_accuracy_hi'))}] | {fmt(s.get('eval/mark_accuracy_majority'))} | "
+              f"{fmt(s.get('eval/spearman_progress'))} [{fmt(s.get('eval/spearman_progress_lo'))}, "
+              f"{fmt(s.get('eval/spearman_progress_hi'))}] | {fmt(s.get('eval/spearman_success'))} |")
+    return rows
+
+
+def rl(runs: list[str]) -> list[dict]:
+    print("| run | reward | env steps | seed | success (greedy, 300 held-out) [95% Wilson] | mean length | "
+          "train success (last quarter) |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for run in runs:
+        s, c = load(run)
+        reward = "none (BC)" if not c["iterations"] else " + ".join(
+            x for x in ((Path(c["reward_from"]).name if c["reward_from"] else ""),
+                        (f"{c['env_reward']} x env" if c["env_reward"] else "")) if x)
+        rows.append({"run": Path(run).name, "reward": reward, **s})
+        print(f"| {Path(run).name} | {reward} | {s['env_steps']} | {c['seed']} | {fmt(s['eval/success'])} "
+              f"[{fmt(s['eval/success_lo'])}, {fmt(s['eval/success_hi'])}] | {fmt(s['eval/length'], 1)} | "
+              f"{fmt(s.get('charts/success_rate'))} |")
+    return rows
+
+
+if __name__ == "__main__":
+    kind, runs = sys.argv[1], sys.argv[2:]
+    print(json.dumps({"kind": kind, "rows": {"quality": quality, "rl": rl}[kind](runs)}))
