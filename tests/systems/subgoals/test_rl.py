@@ -2,15 +2,18 @@
 subgoals_rl run from a subgoals_bc run trains, keeps its low level frozen and evaluates."""
 
 import math
+import subprocess
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from protege.core.config import from_dict, to_dict
-from protege.core.runs import Run
+from protege.core.runs import Run, read_metrics
 from protege.losses.kl_ppo import kl_regularised_ppo_loss
 from protege.systems.subgoals import experiment, finetune
 from protege.systems.subgoals.evaluate import load_agent
+from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
 
 
 def naive_loss(logits, prior, actions, old, adv, values, returns, mask, clip, beta, cv, ce):
@@ -68,3 +71,28 @@ def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("chooser."))
     agent, _ = load_agent(tmp_path / "rl")
     assert len(agent.phrases) == len(load_agent(tmp_path / "bc")[0].phrases)
+
+
+@pytest.mark.slow
+def test_rl_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_path):
+    bc = from_dict(experiment.Config, {
+        "name": "bc", "data": str(putnext_phrases[1]), "policy": {"dim": 16, "n_film": 1},
+        "eval_episodes": 0, "agreement_episodes": 0,
+        "trainer": {"steps": 2, "batch_size": 4, "log_every": 1}}, "test")
+    experiment.run(bc, Run(tmp_path / "bc", to_dict(bc)))
+    args = [f"init_from={tmp_path / 'bc'}", "iterations=6", "episodes=2", "epochs=1", "lr=0.01",
+            "checkpoint_every=1", "eval_episodes=0", "agreement_episodes=0", "transfer_levels=[]"]
+
+    def finish(*extra):
+        proc = subprocess.run(protege_cmd("run", "subgoals_rl", *args, *extra), cwd=tmp_path,
+                              env=protege_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    finish("name=straight")
+    kill_after_checkpoint(protege_cmd("run", "subgoals_rl", *args, "name=killed"),
+                          tmp_path / "runs" / "killed", tmp_path, "step-00000002")
+    finish("name=killed", "--resume")
+    a = load_file(str(tmp_path / "runs/straight/checkpoints/step-00000006/model.safetensors"))
+    b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000006/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_metrics(tmp_path / "runs/straight", False) == read_metrics(tmp_path / "runs/killed", False)
