@@ -108,6 +108,7 @@ def test_bad_input_is_one_line(judged, tmp_path, capsys):
     assert "has no episodes" in refused("detector-train", str(judged), "--out", str(tmp_path / "r"),
                                         "--heldout-agent", "bot-noise-0.3", "--heldout-level", LEVEL)
     assert not (tmp_path / "r").exists()
+    assert "no summary.json" in refused("detector-report", str(judged))
 
 
 @pytest.mark.slow
@@ -130,6 +131,10 @@ def test_detector_training_resumes_after_sigkill_and_judges_continuations(judged
     summary = json.loads((killed / "summary.json").read_text())
     for split in ("unseen_episodes", "unseen_agents", "unseen_levels"):
         assert 0 <= summary[split]["balanced_accuracy"] <= 1 and len(summary[split]["ece_ci"]) == 2
+    from protege.systems.sts.detector import report
+    table = report([straight, killed])
+    assert [r["split"] for r in table] == ["unseen_episodes", "unseen_agents", "unseen_levels"]
+    assert all(r["runs"] == 2 and r["balanced_accuracy"].count("[") == 1 for r in table)
     judgements = detector_judgements(play_continuations(seeds=(3,)), killed)
     assert [j["agent"] for j in judgements] == ["bot", "random"]
     assert all(0 < j["probability"] < 1 and j["success"] == (j["probability"] >= 0.5) for j in judgements)

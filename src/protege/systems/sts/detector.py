@@ -257,3 +257,34 @@ def load_detector(run_dir: Path) -> tuple[SuccessDetector, Config]:
     model = SuccessDetector(cfg.model)
     model.load_state_dict(load_weights(run_dir / "checkpoints" / pointer.read_text().strip() / "model.safetensors"))
     return model.eval(), cfg
+
+
+def report(runs: list[Path]) -> list[dict]:
+    """`protege sts detector-report`: per held-out split, the detector's balanced accuracy and ECE
+    over finished runs (mean and Student-t 95% interval over seeds; one run: its bootstrap interval
+    over episodes) beside the trivial judges' balanced accuracy."""
+    import json
+
+    from protege.eval.stats import mean_interval
+    if not runs:
+        raise UserError("name at least one finished detector run")
+    summaries = []
+    for run_dir in runs:
+        path = Path(run_dir) / "summary.json"
+        if not path.is_file():
+            raise UserError(f"{run_dir}: no summary.json (not a finished `protege sts detector-train` run)")
+        summaries.append(json.loads(path.read_text()))
+    rows = []
+    for split in SPLITS:
+        per_run = [s[split] for s in summaries]
+        row = {"split": split, "runs": len(per_run), "episodes": per_run[0]["episodes"],
+               "success_rate": per_run[0]["successes"] / max(per_run[0]["episodes"], 1)}
+        for metric in ("balanced_accuracy", "ece"):
+            mean, low, high = mean_interval([r[metric] for r in per_run])
+            if len(per_run) == 1:
+                low, high = per_run[0][f"{metric}_ci"]
+            row[metric] = f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+        for trivial in ("majority_class", "ended_before_limit"):
+            row[trivial] = round(float(np.mean([r[trivial] for r in per_run])), 3)
+        rows.append(row)
+    return rows

@@ -2,6 +2,7 @@
 
     protege sts detector-data --level L [--level L2 ...] --out DIR     judged episodes of many agents
     protege sts detector-train DATA --out RUN [--resume]              the learned success detector
+    protege sts detector-report RUN...                                its held-out scores over seeds
     protege sts studio-set CONTINUATIONS --out DIR                    episodes for people (studio import)
     protege sts judge CONTINUATIONS --judge verifier|human|detector   judgements (+ people's agreement)
 
@@ -54,6 +55,12 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
     print_summary(f"success detector {out}", train_command(cfg, out, resume))
 
 
+def detector_report(runs: list[Path] = typer.Argument(..., help="finished detector runs (seeds of one setting)")) -> None:
+    """Balanced accuracy and ECE per held-out split over runs (95% intervals) beside trivial judges."""
+    from protege.systems.sts.detector import report
+    print_summary("success detector on held-out splits", report(runs))
+
+
 def judge(continuations: Path = typer.Argument(..., help="a continuations folder (`protege sts run`)"),
           by: str = typer.Option("verifier", "--judge", help="verifier | human | detector"),
           export: Path = typer.Option(None, help="with --judge human: a studio export (`protege studio export`)"),
@@ -80,5 +87,6 @@ def register(sts_app: typer.Typer) -> None:
     """Add the judge commands to the `sts` group."""
     sts_app.command("detector-data")(detector_data)
     sts_app.command("detector-train")(detector_train)
+    sts_app.command("detector-report")(detector_report)
     sts_app.command("judge")(judge)
     sts_app.command("studio-set")(studio_set)
