@@ -9,6 +9,7 @@ from protege.core.runs import Run
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
 from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count, save_lm
+from protege.nn.moe import is_moe, router_terms
 from protege.nn.tokenizer import check_matches, load_tokenizer, save_tokenizer, train_bpe
 from protege.rl.fit import TrainerConfig, distributed, fit
 from protege.systems.lm_irl.evaluate import EvalConfig, baselines, evaluate_lm
@@ -57,6 +58,17 @@ def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
     return tokenizer
 
 
+def training_loss(cfg: Config, model, train_model, batch):
+    """The objective's (loss, metrics); for a mixture-of-experts model plus its router terms (the
+    balancing loss and z-loss over non-padding tokens, whatever the model's output_router_logits)."""
+    loss, metrics = objective_loss(cfg.objective, train_model, batch)
+    if is_moe(model):
+        extra, router_metrics = router_terms(model, cfg.model.moe, batch.attention_mask)
+        loss = loss + extra
+        metrics = {**metrics, **router_metrics}
+    return loss, metrics
+
+
 def run(cfg: Config, run: Run) -> dict:
     seed_everything(cfg.seed)  # before the task, the tokenizer and the model draw anything
     if cfg.threads:
@@ -80,7 +92,7 @@ def run(cfg: Config, run: Run) -> dict:
     if run.latest_checkpoint() is None:
         run.log(0, {"data/train_examples": len(encoded), "data/truncated": truncated,
                     "model/parameters": parameter_count(model)})
-    fit(model, lambda m, b: objective_loss(cfg.objective, m, b), len(encoded), make_batch,
+    fit(model, lambda m, b: training_loss(cfg, model, m, b), len(encoded), make_batch,
         cfg.trainer, run, cfg.seed)
     rank, _ = distributed()
     summary = {"method": cfg.objective.method, "lam": cfg.objective.lam, "train_examples": len(encoded),

@@ -27,7 +27,8 @@ from protege.nn.lm import (
     save_lm,
     with_rope_scaling,
 )
-from protege.rl.fit import TrainerConfig, fit
+from protege.nn.moe import is_moe, router_terms
+from protege.rl.fit import TrainerConfig, fit, unwrap
 
 PAD, BOS, NEEDLE, QUERY = 0, 1, 2, 3
 SCALINGS = ("none", "linear", "dynamic", "yarn")
@@ -122,13 +123,18 @@ def training_batch(cfg: Config, indices) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(rows), mask
 
 
-def answer_loss(model, batch) -> tuple[torch.Tensor, dict]:
-    """Next-token cross-entropy at the answer positions only (the haystack itself is unpredictable)."""
+def answer_loss(cfg: Config, model, batch) -> tuple[torch.Tensor, dict]:
+    """Next-token cross-entropy at the answer positions only (the haystack itself is unpredictable);
+    a mixture-of-experts model adds its router terms (balancing as model.moe says, z-loss)."""
     tokens, mask = batch
     logits = model(input_ids=tokens).logits[:, :-1]
     loss, metrics = mle_loss(logits, tokens[:, 1:], mask[:, 1:])
     hits = (logits.argmax(-1) == tokens[:, 1:])[mask[:, 1:]]
-    return loss, {**metrics, "train/recall": hits.float().mean().detach()}
+    metrics = {**metrics, "train/recall": hits.float().mean().detach()}
+    if is_moe(unwrap(model)):
+        extra, router_metrics = router_terms(unwrap(model), cfg.model.moe, None)
+        loss, metrics = loss + extra, {**metrics, **router_metrics}
+    return loss, metrics
 
 
 @torch.no_grad()
@@ -200,8 +206,8 @@ def run(cfg: Config, run: Run) -> dict:
         hits = sum(recall(cfg, model, trained, d, cell=1000 + i) for i, d in enumerate(depths(cfg)))
         return {"eval/recall_at_L": hits / (cfg.eval_samples * cfg.eval_depths)}
 
-    fit(model, answer_loss, cfg.trainer.steps * cfg.trainer.batch_size, lambda idx: training_batch(cfg, idx),
-        cfg.trainer, run, cfg.seed, on_checkpoint=check_recall)
+    fit(model, lambda m, b: answer_loss(cfg, m, b), cfg.trainer.steps * cfg.trainer.batch_size,
+        lambda idx: training_batch(cfg, idx), cfg.trainer, run, cfg.seed, on_checkpoint=check_recall)
     save_lm(model, run.dir / "model")
     rows = recall_grid(cfg, model)
     write_json_atomic(run.dir / "recall_grid.json", rows)

@@ -1,0 +1,69 @@
+"""The rotary built-in trained on synthetic retrieval: data, the recall grid, resume after SIGKILL."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from protege.core.errors import UserError
+from protege.core.runs import read_metrics
+from protege.nn.lm import ModelConfig
+from protege.systems import resolve, start
+from protege.systems.long_context.train import NEEDLE, QUERY, Config, make_sequence
+from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
+
+TINY = ["model.context=32", "model.n_embd=16", "model.n_head=2", "model.n_layer=1", "max_needles=2",
+        "eval_needles=2", "eval_samples=4", "eval_depths=2", "trainer.batch_size=4", "trainer.log_every=1"]
+
+
+def test_the_queried_needle_sits_at_the_requested_depth_and_its_value_is_the_answer():
+    cfg = Config(model=ModelConfig(arch="llama", context=64), eval_needles=3)
+    for depth in (0.0, 0.5, 1.0):
+        tokens, (answer,) = make_sequence(cfg, np.random.default_rng(3), 64, 3, depth)
+        assert len(tokens) == 64 and tokens[answer - 2] == QUERY
+        key, value = tokens[answer - 1], tokens[answer]
+        at = [i for i in range(len(tokens) - 3) if tokens[i] == NEEDLE and tokens[i + 1] == key]
+        assert len(at) == 1 and tokens[at[0] + 2] == value
+        filler_before = sum(1 for t in tokens[1:at[0]] if 4 <= t < 4 + cfg.filler)
+        slots = 64 - 1 - 3 - 3 * 3  # filler tokens: length - BOS - one query - three needles
+        assert filler_before == round(depth * slots)
+
+
+def test_a_tiny_run_writes_the_recall_grid_with_every_scaling(tmp_path):
+    run_dir, summary = start("rope_retrieval", TINY + ["trainer.steps=3", f"runs_dir={tmp_path}"])
+    table = (run_dir / "recall_grid.md").read_text()
+    for scaling in ("none", "linear", "dynamic", "yarn"):
+        assert f"| {scaling} | 64 |" in table and f"| {scaling} | 128 |" in table
+    assert {"recall_at_L_mean", "recall_4L_yarn"} <= set(summary)
+
+
+def test_a_learned_position_model_is_refused():
+    with pytest.raises(UserError, match="llama or mixtral"):
+        resolve("rope_retrieval", ["model.arch=gpt2"])
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted_run_with_moe_bias(tmp_path):
+    args = TINY + ["model.arch=mixtral", "model.mlp_hidden=32", "model.moe.experts=4",
+                   "model.moe.balance=aux_free", "model.moe.bias_rate=0.01", "trainer.steps=24",
+                   "trainer.checkpoint_every=4", "eval_multiples=[1]"]
+
+    def command(name, *extra):
+        return protege_cmd("run", "rope_retrieval", f"name={name}", *args, *extra)
+
+    def finish(cmd):
+        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    finish(command("straight"))
+    kill_after_checkpoint(command("killed"), tmp_path / "runs" / "killed", tmp_path, "step-00000008")
+    finish(command("killed", "--resume"))
+    a = load_file(str(tmp_path / "runs/straight/checkpoints/step-00000024/model.safetensors"))
+    b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000024/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any("expert_bias" in k for k in a)  # the routing bias is part of the resumed state
+    strip = lambda d: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+                       for r in read_metrics(d, wall_clock=False)]
+    assert strip(tmp_path / "runs/straight") == strip(tmp_path / "runs/killed")
