@@ -101,3 +101,13 @@ def test_refusals_are_one_line():
         source_text("/no/such/haystack.txt")
     with pytest.raises(UserError, match="unknown task 'niah_single_9'"):
         make_sample(tokenizer, "niah_single_9", 0, 100, 0.5, 0, SOURCE)
+
+
+def test_exact_length_holds_over_many_short_prompts():
+    """Short prompts leave a few dozen haystack tokens, where a cut through a word can add two
+    tokens at once and a needle moving between sentences shifts the count: still exact, every time."""
+    tokenizer = bpe_tokenizer(True)
+    for i in range(60):
+        depth = (i % 11) / 10
+        sample = make_sample(tokenizer, "needle_single", i, 160 + i % 7, depth, seed=11, source=SOURCE)
+        assert count_tokens(tokenizer, sample.input) == sample.tokens == 160 + i % 7

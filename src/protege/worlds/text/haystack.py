@@ -112,7 +112,7 @@ class Haystack:
         encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         # end character of each token prefix: cutting after token k keeps text[:ends[k-1]]
         self.ends = [end for _, end in encoding["offset_mapping"]]
-        self.sentence_starts = [0] + [m.end() for m in _SENTENCE_START.finditer(text)]
+        self.word_starts = [0] + [m.end() for m in _WORD_START.finditer(text[:2000])]
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -130,19 +130,29 @@ def window(text: str, start: int, chars: int) -> str:
     return text[begin:begin + chars]
 
 
-def place_needles(cut: str, needles: list[tuple[float, str]]) -> tuple[str, tuple[float, ...]]:
-    """Insert each (depth, sentence) at the sentence start of `cut` nearest to depth * len(cut)
-    (0 = before all the text, 1 = after it), or at the nearest word start where no sentence starts
-    within 2% of the text (long legal sentences); returns the text and the depths as placed."""
+def needle_positions(cut: str, depths: list[float]) -> list[int]:
+    """Where needles at these depths go in `cut`: the sentence start nearest to depth * len(cut) (0 =
+    before all the text, 1 = after it), or the nearest word start where no sentence starts within 2%
+    of the text (long legal sentences). -1 stands for the end of the text, however long it is cut."""
     sentences = [0] + [m.end() for m in _SENTENCE_START.finditer(cut)] + [len(cut)]
     words = [0] + [m.end() for m in _WORD_START.finditer(cut)] + [len(cut)]
-    at = []
-    for depth, sentence in needles:
+    positions = []
+    for depth in depths:
         target = depth * len(cut)
         position = _nearest(sentences, target)
         if abs(position - target) > 0.02 * len(cut):
             position = _nearest(words, target)
-        at.append((position, sentence))
+        positions.append(-1 if position == len(cut) and cut else position)
+    return positions
+
+
+def place_needles(cut: str, needles: list[tuple[float, str]],
+                  positions: list[int] | None = None) -> tuple[str, tuple[float, ...]]:
+    """Insert each (depth, sentence) into `cut` at `needle_positions` (or the given character
+    positions); returns the text and the depths as placed (characters before / characters)."""
+    if positions is None:
+        positions = needle_positions(cut, [d for d, _ in needles])
+    at = [(len(cut) if p < 0 else min(p, len(cut)), sentence) for p, (_, sentence) in zip(positions, needles)]
     text, last = "", 0
     for position, sentence in sorted(at, key=lambda p: p[0]):  # stable: equal places keep order
         text = _join(_join(text, cut[last:position]), sentence)
@@ -168,8 +178,11 @@ def exact_prompt(tokenizer, haystack: Haystack, length: int, head: str, tail: st
     """The prompt head + haystack (needles inside) + tail of exactly `length` tokens: the number k of
     haystack tokens kept is moved until the tokenized prompt has `length` tokens. Tokenization is
     not additive at the joins, so the count is always measured on the whole prompt."""
-    def build(k: int) -> tuple[str, tuple[float, ...]]:
-        body, depths = place_needles(haystack.cut(k), list(needles))
+    needles = list(needles)
+
+    def build(k: int, drop: int = 0, rank: int = 0) -> tuple[str, tuple[float, ...]]:
+        cut = haystack.cut(k)[drop:]
+        body, depths = place_needles(cut, needles, _moved(cut, needles, rank))
         return head + body + tail, depths
 
     fixed = count_tokens(tokenizer, build(0)[0])
@@ -183,22 +196,38 @@ def exact_prompt(tokenizer, haystack: Haystack, length: int, head: str, tail: st
         if k not in tried:
             tried[k] = count_tokens(tokenizer, build(k)[0])
         if tried[k] == length:
-            break
+            text, depths = build(k)
+            return Prompt(text, length, k, depths)
         k += length - tried[k]
-    for step in range(1, 17):  # a join that merges tokens can skip a count: try the neighbours
-        if tried.get(k) == length:
-            break
-        for j in (k - step, k + step):
-            if 0 <= j <= len(haystack) and j not in tried:
-                tried[j] = count_tokens(tokenizer, build(j)[0])
-            if tried.get(j) == length:
-                k = j
-                break
-    if tried.get(k) != length:
-        raise UserError(f"cannot cut the haystack to a {length}-token prompt with this tokenizer "
-                        f"(haystack of {len(haystack)} tokens; closest {min(tried.values(), key=lambda n: abs(n - length))})")
-    text, depths = build(k)
-    return Prompt(text, length, k, depths)
+    # Cutting through a word re-tokenizes its piece (" Comp" alone is not " Comp" of " Compiler"),
+    # and a needle moving to the next sentence changes the joins: the count can skip `length`. Then
+    # whole words are dropped from the haystack's start and needles tried at nearby word starts too;
+    # of the prompts that hit the length, the one with needles nearest their depths is kept.
+    closest = min(tried, key=lambda j: (abs(tried[j] - length), j))
+    for drop in haystack.word_starts[:6]:
+        hits = []
+        for rank in range(3):
+            for j in range(max(0, closest - 8), min(len(haystack), closest + 8) + 1):
+                text, depths = build(j, drop, rank)
+                if count_tokens(tokenizer, text) == length:
+                    error = max((abs(a - d) for a, (d, _) in zip(depths, needles)), default=0.0)
+                    hits.append((error, rank, j, text, depths))
+        if hits:
+            _, _, j, text, depths = min(hits, key=lambda h: h[:3])
+            return Prompt(text, length, j, depths)
+    raise UserError(f"cannot cut the haystack to a {length}-token prompt with this tokenizer "
+                    f"(haystack of {len(haystack)} tokens; closest {tried[closest]})")
+
+
+def _moved(cut: str, needles: list[tuple[float, str]], rank: int) -> list[int]:
+    """Needle positions in `cut`: where `needle_positions` puts them (rank 0), or their rank-th
+    nearest word start."""
+    positions = needle_positions(cut, [d for d, _ in needles])
+    if rank == 0:
+        return positions
+    words = [0] + [m.end() for m in _WORD_START.finditer(cut)]
+    return [p if p < 0 else sorted(words, key=lambda w: (abs(w - p), w))[min(rank, len(words) - 1)]
+            for p in positions]
 
 
 def haystack_for(tokenizer, text: str, length: int, start: int) -> Haystack:
