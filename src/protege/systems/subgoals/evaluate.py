@@ -24,10 +24,12 @@ from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_s
 
 def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 16,
          greedy: bool = True, sample_seed: int = 0, greedy_actor: bool | None = None,
-         generator: torch.Generator | None = None, record: bool = False) -> list[dict]:
+         generator: torch.Generator | None = None, record: bool = False,
+         on_episode=None) -> list[dict]:
     """One episode per seed, `n_envs` environments in lockstep; returns per seed {seed, mission,
     success, return, length, actions, subgoals: [(step, phrase)]} in seed order; with `record`,
-    also the views (images [T, 7, 7, 3], directions [T]) and the chosen phrase indices."""
+    also the views (images [T, 7, 7, 3], directions [T]) and the chosen phrase indices.
+    `on_episode()` is called after each finished episode (progress)."""
     check_level(level)
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
     queue, results = list(seeds), {}
@@ -67,6 +69,8 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
                                            "length": len(t["actions"]),
                                            "success": episode_success(terminated, reward)}
                     fresh[i] = True
+                    if on_episode is not None:
+                        on_episode()
             for i in range(len(envs)):
                 fresh[i] |= current[i] is None
     return [results[s] for s in seeds]
@@ -91,8 +95,9 @@ def evaluate_agent(agent: HierarchicalAgent, level: str, episodes: int,
         raise UserError(f"--episodes must be positive, got {episodes}")
     from protege.core.progress import progress_bar
     with progress_bar() as bar:
-        bar.add_task(f"eval {level} ({episodes} episodes)", total=None)
-        played = play(agent, level, list(range(seed_start, seed_start + episodes)))
+        task = bar.add_task(f"eval {level}", total=episodes)
+        played = play(agent, level, list(range(seed_start, seed_start + episodes)),
+                      on_episode=lambda: bar.advance(task))
     return summarise(level, played)
 
 
