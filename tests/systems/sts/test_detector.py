@@ -102,6 +102,8 @@ def test_bad_input_is_one_line(judged, tmp_path, capsys):
         return err
     assert "valid agents are" in refused("detector-data", "--level", LEVEL, "--agent", "bot-noise-2",
                                          "--out", str(tmp_path / "d"))
+    assert "is not a run directory" in refused("detector-data", "--level", LEVEL, "--agent", f"run:{tmp_path}",
+                                               "--out", str(tmp_path / "d"))
     assert "unknown BabyAI level" in refused("detector-data", "--level", "BabyAI-Nope-v0", "--out", str(tmp_path / "d"))
     assert "no such judged-episodes folder" in refused("detector-train", str(tmp_path / "none"),
                                                        "--out", str(tmp_path / "r"))

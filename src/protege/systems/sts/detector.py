@@ -288,3 +288,23 @@ def report(runs: list[Path]) -> list[dict]:
             row[trivial] = round(float(np.mean([r[trivial] for r in per_run])), 3)
         rows.append(row)
     return rows
+
+
+def evaluate(run_dir: Path, data_dir: Path, seed: int = 0) -> list[dict]:
+    """`protege sts detector-eval`: a trained detector on every episode of another judged-episodes
+    folder (e.g. agents it never saw), per agent and in all, beside "ended before the limit"."""
+    model, cfg = load_detector(run_dir)
+    data = detector_data.load(Path(data_dir))
+    labels = data["success"].astype(bool)
+    p = predict(model, last_frames(data, cfg.frames), np.arange(len(labels)))
+    rows = []
+    agents = data["agent"].astype(str)
+    for agent in [*dict.fromkeys(agents.tolist()), "all"]:
+        rows_of = np.flatnonzero(agents == agent) if agent != "all" else np.arange(len(labels))
+        s = scores(p[rows_of], labels[rows_of], seed)
+        ended = data["length"][rows_of] < data["max_steps"][rows_of]
+        rows.append({"agent": agent, "episodes": s["episodes"], "successes": s["successes"],
+                     "balanced_accuracy": round(s["balanced_accuracy"], 4),
+                     "balanced_accuracy_ci": "[{:.3f}, {:.3f}]".format(*s["balanced_accuracy_ci"]),
+                     "ece": round(s["ece"], 4), "ended_before_limit": round(balanced_accuracy(ended, labels[rows_of]), 4)})
+    return rows

@@ -9,6 +9,8 @@ Agents (each plays its own seeds, so no two agents share a layout):
                       told the action taken (`replan(action_taken)`) and plans again from there
     bot-stop          the bot's successful episode cut 1-3 steps before its final step: it ends
                       early but short of success, the hard negative for "ended early means success"
+    run:PATH          a trained BabyAI policy (e.g. a BC run of `protege run babyai_bc`), sampling
+                      its actions (greedy play of a weak policy loops until the limit)
 Every episode is cut at `max_steps` (the continuation budget), whatever the level's own limit.
 
 Folder (kind `protege.sts.judged-episodes`, written by `data.manifest.output_folder`):
@@ -55,6 +57,10 @@ AGENT_SEED_STRIDE = 10**6
 
 def check_agent(agent: str) -> str:
     if agent in ("random", "bot", "bot-stop"):
+        return agent
+    if agent.startswith("run:"):
+        if not (Path(agent.removeprefix("run:")) / "config.yaml").is_file():
+            raise UserError(f"agent {agent!r}: {agent.removeprefix('run:')} is not a run directory")
         return agent
     if agent.startswith("bot-noise-"):
         try:
@@ -113,10 +119,31 @@ def _cut_short(episode: dict, k: int) -> dict | None:
             "terminated": False, "truncated": True}
 
 
+def play_policy(run: Path, level: str, seeds: list[int], max_steps: int, seed: int) -> list[dict]:
+    """Episodes of a trained policy (sampled actions), observations rebuilt by replay."""
+    from protege.rl.babyai_rollout import load_policy, play_episodes
+    from protege.worlds.babyai.replay import replay
+    model, _, _ = load_policy(run)
+    model.eval()
+    with contextlib.redirect_stdout(io.StringIO()):
+        played = play_episodes(model, lambda: make_env(level, max_steps), seeds, greedy=False,
+                               sample_seed=stream_seed(seed, f"{level}/{run}"))
+    env, out = make_env(level, max_steps), []
+    for p in played:
+        r = replay(level, p["seed"], p["actions"], env=env)
+        out.append({"images": r.images, "directions": r.directions, "actions": np.asarray(p["actions"], np.int64),
+                    "rewards": r.rewards, "terminated": r.terminated, "truncated": r.truncated,
+                    "mission": r.mission, "seed": p["seed"]})
+    return out
+
+
 def play_chunk(level: str, agent: str, agent_index: int, episodes: int, max_steps: int, seed: int) -> dict:
     """`episodes` episodes of `agent` on `level` (tried seeds until that many are kept)."""
     env = make_env(level, max_steps)
     kept, start = [], SEED_START + agent_index * AGENT_SEED_STRIDE
+    if agent.startswith("run:"):
+        seeds = list(range(start, start + episodes))
+        return pack(play_policy(Path(agent.removeprefix("run:")), level, seeds, max_steps, seed), level, agent, max_steps)
     rng = np.random.default_rng(stream_seed(seed, f"{level}/{agent}"))
     for env_seed in range(start, start + 4 * episodes):
         if len(kept) == episodes:
@@ -134,7 +161,7 @@ def pack(episodes: list[dict], level: str, agent: str, max_steps: int) -> dict:
     cat = lambda key, shape, dtype: np.concatenate([e[key] for e in episodes]) if n else np.zeros(shape, dtype)
     return {"images": cat("images", (0, 7, 7, 3), np.uint8), "directions": cat("directions", (0,), np.int64),
             "actions": cat("actions", (0,), np.int64), "rewards": cat("rewards", (0,), np.float32),
-            "level": np.asarray([level] * n, dtype="U64"), "agent": np.asarray([agent] * n, dtype="U64"),
+            "level": np.asarray([level] * n, dtype="U64"), "agent": np.asarray([agent] * n, dtype="U256"),
             "mission": np.asarray([e["mission"] for e in episodes], dtype="U256"),
             "seed": np.asarray([e["seed"] for e in episodes], np.int64),
             "length": np.asarray([len(e["actions"]) for e in episodes], np.int64),
@@ -194,7 +221,8 @@ def generate(cfg: DataConfig, progress: bool = True) -> dict:
     with progress_bar(progress) as bar:
         task = bar.add_task("judged episodes", total=len(jobs))
         for level, agent in jobs:
-            path = chunks / f"{level}--{agent}--{cfg.episodes}-{cfg.max_steps}-{cfg.seed}.npz"
+            name = agent if not agent.startswith("run:") else f"run-{zlib.crc32(agent.encode()):08x}"
+            path = chunks / f"{level}--{name}--{cfg.episodes}-{cfg.max_steps}-{cfg.seed}.npz"
             if not path.exists():
                 packed = play_chunk(level, agent, agent_index(agent), cfg.episodes, cfg.max_steps, cfg.seed)
                 with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -3,6 +3,7 @@
     protege sts detector-data --level L [--level L2 ...] --out DIR     judged episodes of many agents
     protege sts detector-train DATA --out RUN [--resume]              the learned success detector
     protege sts detector-report RUN...                                its held-out scores over seeds
+    protege sts detector-eval RUN DATA                                a detector on other judged episodes
     protege sts studio-set CONTINUATIONS --out DIR                    episodes for people (studio import)
     protege sts judge CONTINUATIONS --judge verifier|human|detector   judgements (+ people's agreement)
 
@@ -61,6 +62,13 @@ def detector_report(runs: list[Path] = typer.Argument(..., help="finished detect
     print_summary("success detector on held-out splits", report(runs))
 
 
+def detector_eval(run: Path = typer.Argument(..., help="a trained detector run"),
+                  data: Path = typer.Argument(..., help="a judged-episodes folder to score it on")) -> None:
+    """A trained detector on another judged-episodes folder, per agent, beside trivial judges."""
+    from protege.systems.sts.detector import evaluate
+    print_summary(f"success detector {run} on {data}", evaluate(run, data))
+
+
 def judge(continuations: Path = typer.Argument(..., help="a continuations folder (`protege sts run`)"),
           by: str = typer.Option("verifier", "--judge", help="verifier | human | detector"),
           export: Path = typer.Option(None, help="with --judge human: a studio export (`protege studio export`)"),
@@ -88,5 +96,6 @@ def register(sts_app: typer.Typer) -> None:
     sts_app.command("detector-data")(detector_data)
     sts_app.command("detector-train")(detector_train)
     sts_app.command("detector-report")(detector_report)
+    sts_app.command("detector-eval")(detector_eval)
     sts_app.command("judge")(judge)
     sts_app.command("studio-set")(studio_set)
