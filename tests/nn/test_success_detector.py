@@ -1,5 +1,6 @@
 """The success detector: one logit per episode, blind to padding and to the other rows of a batch."""
 
+import pytest
 import torch
 
 from protege.nn.babyai_policy import tokenize
@@ -13,9 +14,10 @@ def _batch(B=3, T=5, seed=0):
     return images, directions, tokenize(["go to the red ball", "pick up a key", "open the door"][:B])
 
 
-def test_padding_and_batch_neighbours_do_not_change_a_prediction():
+@pytest.mark.parametrize("positions", [False, True])
+def test_padding_and_batch_neighbours_do_not_change_a_prediction(positions):
     torch.manual_seed(0)
-    model = SuccessDetector(DetectorConfig(dim=16, n_film=1)).eval()
+    model = SuccessDetector(DetectorConfig(dim=16, n_film=1, positions=positions)).eval()
     images, directions, tokens = _batch()
     lengths = torch.tensor([5, 2, 3])
     logits = model(images, directions, tokens, lengths)
@@ -42,3 +44,18 @@ def test_the_last_frame_and_the_instruction_matter():
     assert not torch.allclose(base, model(images, directions, tokens.flip(0), lengths))
     p = model.probability(images, directions, ["go to the red ball"] * 3, lengths)
     assert ((p > 0) & (p < 1)).all()
+
+
+def test_placed_cells_tell_where_an_object_is():
+    """The same view shifted by one column: max-pooled features cannot tell apart a pattern away
+    from the border; with place embeddings they can."""
+    torch.manual_seed(0)
+    images = torch.zeros(2, 1, 7, 7, 3, dtype=torch.uint8)
+    images[..., 0] = 1  # empty cells
+    images[0, 0, 3, 3] = torch.tensor([6, 0, 0], dtype=torch.uint8)  # a red ball, centre
+    images[1, 0, 2, 3] = torch.tensor([6, 0, 0], dtype=torch.uint8)  # one cell to the left
+    args = (images, torch.zeros(2, 1, dtype=torch.long), tokenize(["go to the red ball"] * 2), torch.ones(2, dtype=torch.long))
+    for positions, differ in ((False, False), (True, True)):
+        model = SuccessDetector(DetectorConfig(dim=8, n_film=0, positions=positions)).eval()
+        logits = model(*args)
+        assert torch.isclose(logits[0], logits[1], atol=1e-6) != differ

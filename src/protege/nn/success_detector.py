@@ -4,7 +4,8 @@ SuccessVQA, arXiv:2211.09667, as binary classification of an episode).
 
     instruction words -> GRU -> h_instr                                         (B, D)
     each observation (7x7 symbolic view + heading) -> FiLM(h_instr) grid encoder (B, T, D)
-        (`ViewEncoder` of the BabyAI policy: the instruction decides what to look for)
+        (`ViewEncoder` of the BabyAI policy: the instruction decides what to look for; with
+        `positions`, each cell's place in the view is embedded too: `PlacedViewEncoder`)
     -> GRU over the T observations -> its state after each episode's last real observation
     -> MLP -> one logit
 
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from protege.core.config_help import check_fields
-from protege.nn.babyai_policy import PolicyConfig, ViewEncoder, tokenize
+from protege.nn.babyai_policy import GRID_VALUES, PolicyConfig, ViewEncoder, tokenize
 
 
 @dataclass
@@ -27,9 +28,30 @@ class DetectorConfig:
     """width of the word, cell, FiLM and sequence features"""
     n_film: int = 2
     """FiLM-conditioned residual blocks over each observation"""
+    positions: bool = False
+    """add a learned embedding of each of the 7x7 cells' place in the view before the convolutions"""
 
     def __post_init__(self):
         check_fields(self, dim=">=1", n_film=">=0")
+
+
+class PlacedViewEncoder(ViewEncoder):
+    """`ViewEncoder` with a learned embedding of each cell's place added to its features. The
+    policy's encoder max-pools over cells, which keeps what is in view but not where; a judge
+    needs where: the agent sits at a fixed cell of its egocentric view, so "the object is in the
+    cell in front" (GoTo's success) or "the agent holds it" (Pickup's) is a matter of place."""
+
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__(cfg)
+        self.place = nn.Parameter(torch.zeros(cfg.dim, 7, 7))
+        nn.init.normal_(self.place, std=0.02)
+
+    def frames(self, images: Tensor, directions: Tensor, h_instr: Tensor) -> Tensor:
+        cells = images.long().clamp_max(GRID_VALUES - 1) + torch.arange(3) * GRID_VALUES
+        x = self.cell_emb(cells).sum(3).permute(0, 3, 1, 2) + self.place
+        for film in self.films:
+            x = film(x, h_instr)
+        return x.amax(dim=(2, 3)) + self.direction_emb(directions.long())
 
 
 class SuccessDetector(nn.Module):
@@ -37,7 +59,8 @@ class SuccessDetector(nn.Module):
         super().__init__()
         cfg = cfg or DetectorConfig()
         self.cfg = cfg
-        self.encoder = ViewEncoder(PolicyConfig(dim=cfg.dim, n_film=cfg.n_film))
+        encoder = PlacedViewEncoder if cfg.positions else ViewEncoder
+        self.encoder = encoder(PolicyConfig(dim=cfg.dim, n_film=cfg.n_film))
         self.sequence = nn.GRU(cfg.dim, cfg.dim, batch_first=True)
         self.head = nn.Sequential(nn.Linear(2 * cfg.dim, cfg.dim), nn.ReLU(), nn.Linear(cfg.dim, 1))
 

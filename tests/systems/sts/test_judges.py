@@ -141,6 +141,7 @@ def test_people_judge_continuations_through_the_studio(tmp_path, cheap_hashing, 
             [[1, 2] if k == contrary else [0, 3] for k in truth if not truth[k]]
     _, agreement = judge_command(cont, "human", tmp_path / "export", None, None)
     assert agreement["agreement"] == "fleiss_kappa" and agreement["k"] == 3 and agreement["unjudged"] == 0
+    assert agreement["vs_verifier_balanced_accuracy"] == 1.0  # the majority outvoted cy everywhere
     assert agreement["kappa"] == pytest.approx(fleiss_kappa(table)) and agreement["unanimous"] == len(rows) - 1
     assert "people's agreement" in printed and f"{agreement['kappa']:.4g}" in printed
 

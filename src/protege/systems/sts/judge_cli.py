@@ -47,12 +47,15 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
                    steps: int = typer.Option(None, help="optimiser steps"),
                    checkpoint_every: int = typer.Option(None, help="steps between checkpoints and metric rows"),
                    seed: int = typer.Option(0, help="run seed"),
+                   positions: bool = typer.Option(False, help="embed each cell's place in the view (PlacedViewEncoder)"),
                    resume: bool = typer.Option(False, help="continue a killed run from its last checkpoint")) -> None:
     """Train the success detector and report balanced accuracy and ECE on its three held-out splits."""
     from protege.systems.sts.detector import Config, train_command
     overrides = {k: v for k, v in {"steps": steps, "checkpoint_every": checkpoint_every, "heldout_agents": tuple(heldout_agent or ()) or None,
                                    "heldout_levels": tuple(heldout_level or ()) or None}.items() if v is not None}
-    cfg = Config(data=str(data), human=str(human) if human else "", seed=seed, **overrides)
+    from protege.nn.success_detector import DetectorConfig
+    cfg = Config(data=str(data), human=str(human) if human else "", seed=seed,
+                 model=DetectorConfig(positions=positions), **overrides)
     print_summary(f"success detector {out}", train_command(cfg, out, resume))
 
 
@@ -80,7 +83,7 @@ def judge(continuations: Path = typer.Argument(..., help="a continuations folder
     table, agreement = judge_command(continuations, by, export, detector, out)
     print_summary(f"{by} judgements of {continuations}", table)
     if agreement:
-        print_summary("people's agreement", [agreement])
+        print_summary("people's agreement" if by == "human" else "against the verifier", [agreement])
 
 
 def studio_set(continuations: Path = typer.Argument(..., help="a continuations folder (`protege sts run`)"),

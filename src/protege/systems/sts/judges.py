@@ -145,6 +145,26 @@ def detector_judgements(rows: list[dict], detector: Path) -> list[dict]:
              "success": bool(q >= 0.5), "probability": round(float(q), 6)} for r, q in zip(rows, p)]
 
 
+def against_verifier(rows: list[dict], judgements: list[dict]) -> dict:
+    """How a judge's majority per item agrees with the verifier: balanced accuracy (and, for
+    judgements with a probability, ECE) over the items it judged, with bootstrap 95% intervals."""
+    from protege.eval.calibration import balanced_accuracy, bootstrap_interval, expected_calibration_error
+    truth = {(j["agent"], j["scenario"]): j["success"] for j in verifier_judgements(rows)}
+    votes: dict[tuple, list] = {}
+    for j in judgements:
+        votes.setdefault((j["agent"], j["scenario"]), []).append(j)
+    items = sorted(votes)
+    judged = np.asarray([2 * sum(j["success"] for j in votes[i]) > len(votes[i]) for i in items])
+    verifier = np.asarray([truth[i] for i in items])
+    out = {"vs_verifier_balanced_accuracy": balanced_accuracy(judged, verifier),
+           "vs_verifier_balanced_accuracy_ci": list(bootstrap_interval(balanced_accuracy, judged, verifier))}
+    if all("probability" in v[0] for v in votes.values()):
+        p = np.asarray([votes[i][0]["probability"] for i in items])
+        out["vs_verifier_ece"] = expected_calibration_error(p, verifier)
+        out["vs_verifier_ece_ci"] = list(bootstrap_interval(expected_calibration_error, p, verifier))
+    return out
+
+
 def write_judgements(path: Path, judgements: list[dict]) -> None:
     from protege.core.runs import write_text_atomic
     from protege.data.manifest import check_output_file
@@ -176,6 +196,8 @@ def judge_command(continuations: Path, by: str, export: Path | None, detector: P
         judgements, stats = human_judgements(rows, Path(export))
     else:
         judgements = detector_judgements(rows, Path(detector))
+    if by != "verifier":
+        stats.update(against_verifier(rows, judgements))
     if out is not None:
         write_judgements(Path(out), judgements)
     table = []
