@@ -114,4 +114,7 @@ def serve(run: str, host: str = "127.0.0.1", port: int = 8000) -> None:
     from protege.systems.long_context.models import load_local
     check_loopback(host)
     model = load_local(run)
+    where = f"[{host}]" if ":" in host else host
+    print(f"serving {model.name} (context {model.context} tokens) at http://{where}:{port}/v1 "
+          f"(POST /completions, GET /models); Ctrl-C stops", flush=True)
     uvicorn.run(create_app(model), host=host, port=port, log_level="warning")
