@@ -216,3 +216,11 @@ def test_an_lm_run_gets_its_prompt_format_and_data_command_writes_a_dataset(tiny
     assert len(examples) == 6 and all(e.completion.endswith(".") for e in examples)
     assert all(e.completion.strip(" .") in e.prompt for e in examples)
     assert "examples" in capsys.readouterr().out
+
+
+def test_a_run_without_a_text_tokenizer_is_refused_in_one_line(tiny_model, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "synthetic"
+    shutil.copytree(tiny_model, run / "model")
+    (run / "config.yaml").write_text("experiment: rope_retrieval\n")
+    assert "no tokenizer/ in the run" in _fails(_grid(run, tmp_path / "o"), capsys)

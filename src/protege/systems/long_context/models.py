@@ -72,6 +72,9 @@ def load_local(path: str | Path) -> LocalModel:
         if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
             why = "resume it with --resume" if not (path / "summary.json").exists() else "it was moved"
             raise UserError(f"{path}: no trained model in {folder} (the run has not finished; {why})")
+        if not (tokenizer_dir / "tokenizer.json").is_file() and not (tokenizer_dir / "tokenizer_config.json").is_file():
+            raise UserError(f"{path}: no tokenizer/ in the run; recall prompts are text, so a model "
+                            f"without a text tokenizer (a synthetic vocabulary) cannot be asked")
     elif (path / "config.json").is_file():
         folder, tokenizer_dir = path, path
     else:
