@@ -130,15 +130,14 @@ def draw_ranking(table: list[dict], png: Path, title: str) -> None:
     y = np.arange(len(names))
     rows = table[::-1]
     fig, (ax_rank, ax_rate) = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5), sharey=True)
-    ax_rank.errorbar([r["rank"] for r in rows], y, xerr=[[r["rank"] - r["rank_lo"] for r in rows],
-                                                        [r["rank_hi"] - r["rank"] for r in rows]],
-                     fmt="o", capsize=3)
+    # intervals as segments: a percentile interval need not contain the point estimate's rank
+    ax_rank.hlines(y, [r["rank_lo"] for r in rows], [r["rank_hi"] for r in rows], color="tab:blue")
+    ax_rank.plot([r["rank"] for r in rows], y, "o", color="tab:blue")
     ax_rank.set_xlabel("rank (95% paired bootstrap interval)")
     ax_rank.invert_xaxis()
     ax_rank.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax_rate.errorbar([r["success"] for r in rows], y, xerr=[[r["success"] - r["success_lo"] for r in rows],
-                                                           [r["success_hi"] - r["success"] for r in rows]],
-                     fmt="s", capsize=3, color="tab:green")
+    ax_rate.hlines(y, [r["success_lo"] for r in rows], [r["success_hi"] for r in rows], color="tab:green")
+    ax_rate.plot([r["success"] for r in rows], y, "s", color="tab:green")
     ax_rate.set_xlabel("success (95% Wilson)")
     ax_rate.set_xlim(-0.02, 1.02)
     ax_rank.set_yticks(y, names)
