@@ -13,6 +13,7 @@ import yaml
 from safetensors.torch import save_file
 
 from protege.cli.main import main
+from protege.core.errors import UserError
 from protege.data.manifest import write_manifest
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
 from protege.systems.sts import continuations
@@ -23,7 +24,7 @@ from protege.systems.sts.formats import (
     read_continuations,
     read_scenarios,
 )
-from protege.systems.sts.rank import rank_agents
+from protege.systems.sts.rank import rank_agents, tau_by_scenario_count
 from protege.worlds.babyai.demos import bot_episode
 from protege.worlds.babyai.levels import make_env
 
@@ -102,6 +103,9 @@ def test_the_bot_is_ranked_first_with_a_rank_interval_of_width_1(scenario_set, t
     judged = rank_agents(out, judgements=tmp_path / "judged.jsonl", against=out, resamples=200)
     assert [r["agent"] for r in judged["table"]] == ["bot", "random"] and judged["dropped"] == 0
     assert judged["agreement"]["tau"] == 1.0 and judged["agreement"]["paired"]
+    assert tau_by_scenario_count(judged, [20], draws=5)[0]["tau mean"] == "1.000"  # all scenarios
+    with pytest.raises(UserError, match="not in"):
+        tau_by_scenario_count(judged, [21])
     won = next(r for r in rows if r["success"])
     episode = continuation_episode(won)  # what the judges read: its replay reproduces the rewards
     assert len(episode.observations["image"]) == len(won["actions"]) + 1 and episode.terminated

@@ -69,6 +69,8 @@ def rank(continuations: list[Path] = typer.Argument(..., help="continuations fol
          against_judgements: Path = typer.Option(None, help="judgements of --against (default: its verifier)"),
          png: Path = typer.Option(None, help="draw the ranking with intervals here"),
          resamples: int = typer.Option(2000, help="bootstrap replicates"),
+         scenario_counts: str = typer.Option(None, help="with --against: Kendall's tau when only n scenarios "
+                                                        "are used, for each n of this comma-separated list"),
          seed: int = typer.Option(0, help="bootstrap seed")) -> None:
     """Rank agents: Wilson intervals, bootstrap rank intervals, win probabilities, McNemar."""
     from protege.systems.sts.rank import format_tables, rank_agents
@@ -82,6 +84,10 @@ def rank(continuations: list[Path] = typer.Argument(..., help="continuations fol
         a = result["agreement"]
         console.print(f"Kendall's tau against {a['against']} ({a['against_judge']}): {a['tau']:.3f} "
                       f"[{a['tau_lo']:.3f}, {a['tau_hi']:.3f}] over {a['agents']} agents", soft_wrap=True)
+        if scenario_counts:
+            from protege.systems.sts.rank import parse_counts, tau_by_scenario_count
+            print_summary("Kendall's tau with fewer scenarios (random subsets)",
+                          tau_by_scenario_count(result, parse_counts(scenario_counts), seed=seed))
     if png:
         console.print(f"ranking drawn in {png}")
 

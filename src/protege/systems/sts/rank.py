@@ -118,6 +118,36 @@ def agreement(first: dict, against, against_judgements: Path | None, seed: int, 
             "against_rank": dict(zip(common, (int(r) for r in ranks(y.mean(axis=1)[None])[0]), strict=True))}
 
 
+def parse_counts(text: str) -> list[int]:
+    try:
+        return [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise UserError(f"--scenario-counts {text!r}: give comma-separated whole numbers, e.g. 20,40,80") from None
+
+
+def tau_by_scenario_count(result: dict, counts: list[int], draws: int = 200, seed: int = 0) -> list[dict]:
+    """How many scenarios the suite needs: Kendall's tau against `--against`'s success rates when
+    only n of the scenarios are used (n in `counts`; `draws` random subsets of n scenarios drawn
+    without replacement), as mean and 2.5 / 97.5 percentiles over the subsets."""
+    from protege.eval.ranking import kendall_tau
+    a = result["agreement"]
+    common = list(a["against_success"])
+    x = result["outcomes"][[result["agents"].index(name) for name in common]]
+    y = np.asarray([a["against_success"][name] for name in common])
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in counts:
+        if not 1 <= n <= x.shape[1]:
+            raise UserError(f"--scenario-counts: {n} is not in [1, {x.shape[1]}] (the scenarios ranked)")
+        taus = np.asarray([kendall_tau(x[:, rng.choice(x.shape[1], n, replace=False)].mean(axis=1), y)
+                           for _ in range(draws)])
+        taus = taus[~np.isnan(taus)]
+        rows.append({"scenarios": n, "subsets": draws, "tau mean": f"{taus.mean():.3f}",
+                     "tau 2.5%-97.5%": f"[{np.quantile(taus, 0.025):.3f}, {np.quantile(taus, 0.975):.3f}]",
+                     "P(tau >= 0.9)": f"{(taus >= 0.9).mean():.2f}"})
+    return rows
+
+
 def draw_ranking(table: list[dict], png: Path, title: str) -> None:
     """Two panels: each agent's rank with its bootstrap interval, and its success with Wilson's."""
     import matplotlib
