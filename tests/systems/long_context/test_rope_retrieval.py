@@ -15,11 +15,12 @@ from protege.systems.long_context.train import NEEDLE, QUERY, Config, make_seque
 from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
 
 TINY = ["model.context=32", "model.n_embd=16", "model.n_head=2", "model.n_layer=1", "max_needles=2",
-        "eval_needles=2", "eval_samples=4", "eval_depths=2", "trainer.batch_size=4", "trainer.log_every=1"]
+        "min_length=16", "eval_needles=[1,2]", "eval_samples=4", "eval_depths=2", "trainer.batch_size=4",
+        "trainer.log_every=1"]
 
 
 def test_the_queried_needle_sits_at_the_requested_depth_and_its_value_is_the_answer():
-    cfg = Config(model=ModelConfig(arch="llama", context=64), eval_needles=3)
+    cfg = Config(model=ModelConfig(arch="llama", context=64), eval_needles=[3])
     for depth in (0.0, 0.5, 1.0):
         tokens, (answer,) = make_sequence(cfg, np.random.default_rng(3), 64, 3, depth)
         assert len(tokens) == 64 and tokens[answer - 2] == QUERY
@@ -35,8 +36,18 @@ def test_a_tiny_run_writes_the_recall_grid_with_every_scaling(tmp_path):
     run_dir, summary = start("rope_retrieval", TINY + ["trainer.steps=3", f"runs_dir={tmp_path}"])
     table = (run_dir / "recall_grid.md").read_text()
     for scaling in ("none", "linear", "dynamic", "yarn"):
-        assert f"| {scaling} | 64 |" in table and f"| {scaling} | 128 |" in table
-    assert {"recall_at_L_mean", "recall_4L_yarn"} <= set(summary)
+        assert f"| 1 | {scaling} | 64 |" in table and f"| 2 | {scaling} | 128 |" in table
+    assert {"n1_recall_at_L_mean", "n2_recall_4L_yarn"} <= set(summary)
+    assert (run_dir / "recall_grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_training_batches_vary_in_length_within_the_trained_one_and_repeat_exactly():
+    from protege.systems.long_context.train import training_batch
+    cfg = Config(model=ModelConfig(arch="llama", context=64), min_length=16, max_needles=8)
+    lengths = {training_batch(cfg, [i * 4, i * 4 + 1])[0].shape[1] for i in range(20)}
+    assert len(lengths) > 5 and min(lengths) >= 16 and max(lengths) <= 64
+    a, b = training_batch(cfg, [8, 9]), training_batch(cfg, [8, 9])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[1].sum() >= 2
 
 
 def test_a_learned_position_model_is_refused():

@@ -57,9 +57,12 @@ class Config:
     values: int = 64
     """distinct needle values"""
     max_needles: int = 4
-    """training sequences hold 1..max_needles needles"""
-    eval_needles: int = 4
-    """needles in each evaluation sequence (one of them, at the chosen depth, is queried)"""
+    """training sequences hold 1..max_needles needles (fewer when a short sequence has no room)"""
+    min_length: int = 32
+    """each training batch has one length, drawn uniformly from [min_length, model.context]: short
+    haystacks (few distractors) make the retrieval circuit form sooner; 0 trains at model.context only"""
+    eval_needles: list[int] = field(default_factory=lambda: [1, 4])
+    """needles per evaluation sequence, one grid per count (one needle, at the chosen depth, is queried)"""
     eval_samples: int = 100
     """evaluation sequences per (length, depth, scaling) cell"""
     eval_depths: int = 5
@@ -73,14 +76,19 @@ class Config:
 
     def __post_init__(self):
         check_fields(self, name="nonempty", runs_dir="nonempty", seed=">=0", threads=">=0", filler=">=1",
-                     keys=">=1", values=">=1", max_needles=">=1", eval_needles=">=1", eval_samples=">=1",
+                     keys=">=1", values=">=1", max_needles=">=1", min_length=">=0", eval_samples=">=1",
                      eval_depths=">=1")
+        if not self.eval_needles or min(self.eval_needles) < 1:
+            raise ValueError(f"eval_needles must be a non-empty list of integers >= 1, got {self.eval_needles}")
         if self.model.arch not in ("llama", "mixtral"):
             raise ValueError(f"model.arch must be llama or mixtral (rotary positions), got {self.model.arch!r}")
-        if max(self.max_needles, self.eval_needles) > self.keys:
+        if max(self.max_needles, *self.eval_needles) > self.keys:
             raise ValueError(f"max_needles and eval_needles must be <= keys ({self.keys}): keys are distinct")
-        if self.model.context < 6 * max(self.max_needles, self.eval_needles) + 4:
+        if self.model.context < 6 * max(self.max_needles, *self.eval_needles) + 4:
             raise ValueError(f"model.context {self.model.context} is too short for the needles and queries")
+        if self.min_length and not 10 <= self.min_length <= self.model.context:
+            raise ValueError(f"min_length must be 0 or in [10, model.context={self.model.context}], "
+                             f"got {self.min_length}")
         if not self.eval_multiples or min(self.eval_multiples) < 1:
             raise ValueError(f"eval_multiples must be a non-empty list of integers >= 1, got {self.eval_multiples}")
 
@@ -112,12 +120,21 @@ def make_sequence(cfg: Config, rng: np.random.Generator, length: int, needles: i
     return tokens, answers
 
 
+def batch_length(cfg: Config, indices) -> int:
+    """One length per batch, a function of the batch's first index (so a resumed run draws the same)."""
+    if not cfg.min_length:
+        return cfg.model.context
+    rng = np.random.default_rng([cfg.seed, 1 << 41, int(indices[0])])
+    return int(rng.integers(cfg.min_length, cfg.model.context + 1))
+
+
 def training_batch(cfg: Config, indices) -> tuple[torch.Tensor, torch.Tensor]:
-    rows, mask = [], torch.zeros(len(indices), cfg.model.context, dtype=torch.bool)
+    length = batch_length(cfg, indices)
+    most = max(1, min(cfg.max_needles, (length - 4) // 6))  # each needle: 3 tokens + 3 of query
+    rows, mask = [], torch.zeros(len(indices), length, dtype=torch.bool)
     for row, index in enumerate(indices):
         rng = np.random.default_rng([cfg.seed, int(index)])
-        tokens, answers = make_sequence(cfg, rng, cfg.model.context, int(rng.integers(1, cfg.max_needles + 1)),
-                                        None)
+        tokens, answers = make_sequence(cfg, rng, length, int(rng.integers(1, most + 1)), None)
         rows.append(tokens)
         mask[row, answers] = True
     return torch.tensor(rows), mask
@@ -138,15 +155,16 @@ def answer_loss(cfg: Config, model, batch) -> tuple[torch.Tensor, dict]:
 
 
 @torch.no_grad()
-def recall(cfg: Config, model, length: int, depth: float, cell: int, batch: int = 25) -> int:
-    """Correct answers over cfg.eval_samples sequences of `length` with the queried needle at `depth`."""
+def recall(cfg: Config, model, length: int, depth: float, needles: int, cell: int, batch: int = 25) -> int:
+    """Correct answers over cfg.eval_samples sequences of `length` holding `needles` needles, the queried
+    one at `depth`."""
     model.eval()
     correct = 0
     for start in range(0, cfg.eval_samples, batch):
         rows, answers = [], []
         for i in range(start, min(start + batch, cfg.eval_samples)):
             rng = np.random.default_rng([cfg.seed, EVAL_STREAM + cell, i])
-            tokens, (answer,) = make_sequence(cfg, rng, length, cfg.eval_needles, depth)
+            tokens, (answer,) = make_sequence(cfg, rng, length, needles, depth)
             rows.append(tokens)
             answers.append(answer)
         tokens = torch.tensor(rows)
@@ -163,34 +181,86 @@ def depths(cfg: Config) -> list[float]:
 
 
 def recall_grid(cfg: Config, model) -> list[dict]:
-    """Recall per (scaling, length, depth): scalings only past L, with factor = length / L."""
+    """Recall per (needles, scaling, length, depth): scalings only past L, with factor = length / L."""
     trained, rows = cfg.model.context, []
     cells = [(s, m) for m in cfg.eval_multiples for s in (SCALINGS if m > 1 else ("none",))]
     with progress_bar(True) as progress:
-        task = progress.add_task("recall grid", total=len(cells) * cfg.eval_depths)
+        task = progress.add_task("recall grid", total=len(cells) * cfg.eval_depths * len(cfg.eval_needles))
         for scaling, multiple in cells:
             scaled = with_rope_scaling(model, scaling, float(max(multiple, 1)), trained) if multiple > 1 else model
-            for d, depth in enumerate(depths(cfg)):
-                hits = recall(cfg, scaled, trained * multiple, depth, cell=multiple * 1000 + d)
-                low, high = wilson_interval(hits, cfg.eval_samples)
-                rows.append({"scaling": scaling, "length": trained * multiple, "multiple": multiple,
-                             "depth": depth, "recall": hits / cfg.eval_samples, "low": low, "high": high,
-                             "n": cfg.eval_samples})
-                progress.advance(task)
+            for needles in cfg.eval_needles:
+                for d, depth in enumerate(depths(cfg)):
+                    hits = recall(cfg, scaled, trained * multiple, depth, needles,
+                                  cell=needles * 100_000 + multiple * 1000 + d)
+                    low, high = wilson_interval(hits, cfg.eval_samples)
+                    rows.append({"needles": needles, "scaling": scaling, "length": trained * multiple,
+                                 "multiple": multiple, "depth": depth, "recall": hits / cfg.eval_samples,
+                                 "low": low, "high": high, "n": cfg.eval_samples})
+                    progress.advance(task)
     return rows
 
 
 def grid_table(rows: list[dict]) -> str:
-    """Markdown: one line per (scaling, length), recall per depth, then the mean over depths."""
+    """Markdown: one line per (needles, scaling, length), recall [95% Wilson] per depth, then the mean."""
     depth_list = sorted({r["depth"] for r in rows})
-    head = "| scaling | length | " + " | ".join(f"depth {d:.2f}" for d in depth_list) + " | mean |"
-    lines = [head, "|" + "---|" * (len(depth_list) + 3)]
-    for key in dict.fromkeys((r["scaling"], r["length"]) for r in rows):
-        cells = [r for r in rows if (r["scaling"], r["length"]) == key]
+    head = "| needles | scaling | length | " + " | ".join(f"depth {d:.2f}" for d in depth_list) + " | mean |"
+    lines = [head, "|" + "---|" * (len(depth_list) + 4)]
+    for key in dict.fromkeys((r["needles"], r["scaling"], r["length"]) for r in rows):
+        cells = [r for r in rows if (r["needles"], r["scaling"], r["length"]) == key]
         values = [f"{r['recall']:.2f} [{r['low']:.2f}, {r['high']:.2f}]" for r in cells]
         mean = sum(r["recall"] for r in cells) / len(cells)
-        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(values) + f" | {mean:.3f} |")
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(values) + f" | {mean:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def plot_grid(rows: list[dict], path) -> None:
+    """Depth x length heatmaps of recall, one row per needle count, one column per scaling (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from protege.core.runs import atomic_path
+    lengths = sorted({r["length"] for r in rows})
+    depth_list = sorted({r["depth"] for r in rows})
+    counts = sorted({r["needles"] for r in rows})
+    fig, axes = plt.subplots(len(counts), len(SCALINGS), figsize=(3.2 * len(SCALINGS), 2.6 * len(counts)),
+                             sharey=True, squeeze=False)
+    for row_axes, needles in zip(axes, counts):
+        for ax, scaling in zip(row_axes, SCALINGS):
+            grid = np.full((len(lengths), len(depth_list)), np.nan)
+            for r in rows:  # at L every scaling is the plain model
+                if r["needles"] == needles and (r["scaling"] == scaling or r["multiple"] == 1):
+                    grid[lengths.index(r["length"]), depth_list.index(r["depth"])] = r["recall"]
+            ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto", origin="lower")
+            for (i, j), value in np.ndenumerate(grid):
+                if not np.isnan(value):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if value > 0.5 else "white")
+            ax.set_xticks(range(len(depth_list)), [f"{d:.2f}" for d in depth_list], fontsize=7)
+            ax.set_yticks(range(len(lengths)), [str(n) for n in lengths], fontsize=7)
+            ax.set_title(f"{needles} needle(s), rope {scaling}", fontsize=8)
+            ax.set_xlabel("needle depth", fontsize=7)
+        row_axes[0].set_ylabel("length (tokens)", fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def summarise(cfg: Config, rows: list[dict]) -> dict:
+    """Per needle count: the worst and mean recall over depths at L; the mean at each multiple x scaling."""
+    summary = {"trained_length": cfg.model.context}
+    for needles in cfg.eval_needles:
+        mine = [r for r in rows if r["needles"] == needles]
+        at_length = [r["recall"] for r in mine if r["multiple"] == 1]
+        if at_length:
+            summary[f"n{needles}_recall_at_L_min_over_depths"] = min(at_length)
+            summary[f"n{needles}_recall_at_L_mean"] = sum(at_length) / len(at_length)
+        for multiple in sorted(set(cfg.eval_multiples) - {1}):
+            for scaling in SCALINGS:
+                cell = [r["recall"] for r in mine if r["multiple"] == multiple and r["scaling"] == scaling]
+                summary[f"n{needles}_recall_{multiple}L_{scaling}"] = sum(cell) / len(cell)
+    return summary
 
 
 def run(cfg: Config, run: Run) -> dict:
@@ -203,8 +273,12 @@ def run(cfg: Config, run: Run) -> dict:
     trained = cfg.model.context
 
     def check_recall(step: int) -> dict:
-        hits = sum(recall(cfg, model, trained, d, cell=1000 + i) for i, d in enumerate(depths(cfg)))
-        return {"eval/recall_at_L": hits / (cfg.eval_samples * cfg.eval_depths)}
+        found = {}
+        for needles in cfg.eval_needles:
+            hits = sum(recall(cfg, model, trained, d, needles, cell=needles * 100_000 + 1000 + i)
+                       for i, d in enumerate(depths(cfg)))
+            found[f"eval/recall_at_L_n{needles}"] = hits / (cfg.eval_samples * cfg.eval_depths)
+        return found
 
     fit(model, lambda m, b: answer_loss(cfg, m, b), cfg.trainer.steps * cfg.trainer.batch_size,
         lambda idx: training_batch(cfg, idx), cfg.trainer, run, cfg.seed, on_checkpoint=check_recall)
@@ -212,14 +286,8 @@ def run(cfg: Config, run: Run) -> dict:
     rows = recall_grid(cfg, model)
     write_json_atomic(run.dir / "recall_grid.json", rows)
     write_text_atomic(run.dir / "recall_grid.md", grid_table(rows))
-    at_length = [r for r in rows if r["multiple"] == 1]
-    summary = {"trained_length": trained,
-               "recall_at_L_min_over_depths": min(r["recall"] for r in at_length),
-               "recall_at_L_mean": sum(r["recall"] for r in at_length) / len(at_length)}
-    for multiple in sorted(set(cfg.eval_multiples) - {1}):
-        for scaling in SCALINGS:
-            cell = [r["recall"] for r in rows if r["multiple"] == multiple and r["scaling"] == scaling]
-            summary[f"recall_{multiple}L_{scaling}"] = sum(cell) / len(cell)
+    plot_grid(rows, run.dir / "recall_grid.png")
+    summary = summarise(cfg, rows)
     run.log(cfg.trainer.steps, {f"final/{k}": v for k, v in summary.items()})
     print(json.dumps(summary))
     return summary
