@@ -42,3 +42,29 @@ def test_llama_arch_runs_from_the_lm_recipe(tmp_path):
 def test_bad_arch_and_moe_settings_name_the_field(override, message):
     with pytest.raises(UserError, match=message):
         resolve("lm_arithmetic_moe", [override])
+
+
+def test_training_loss_adds_the_router_terms_although_the_model_returns_no_router_logits():
+    """transformers #44242: its Mixtral adds the balancing loss only when output_router_logits is set."""
+    import torch
+
+    from protege.data.tokens import collate, encode
+    from protege.nn.lm import build_model
+    from protege.nn.moe import router_terms
+    from protege.nn.tokenizer import train_bpe
+    from protege.systems.lm_irl.experiment import training_loss
+    from protege.systems.lm_irl.objectives import objective_loss
+    from protege.worlds.text.arithmetic import generate
+    cfg = resolve("lm_arithmetic_moe", TINY + ["model.moe.experts=4", "model.moe.aux_coef=0.5"])[1]
+    examples = generate(6, 0)
+    tokenizer = train_bpe([e.prompt + "\n" + e.completion for e in examples], 300)
+    batch = collate(encode(examples, tokenizer, 96)[0], tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    assert not model.config.output_router_logits and bool((batch.attention_mask == 0).any())
+    loss, metrics = training_loss(cfg, model, model, batch)
+    task, _ = objective_loss(cfg.objective, model, batch)
+    extra, _ = router_terms(model, cfg.model.moe, batch.attention_mask)
+    assert extra.item() > 0.5 * 0.9  # the balancing loss is >= 1, weighted 0.5
+    assert loss.item() == pytest.approx(task.item() + extra.item(), rel=1e-6)
+    assert "moe/max_violation" in metrics
