@@ -64,6 +64,11 @@ class Config:
     """Adam learning rate"""
     utility: UtilityConfig = field(default_factory=UtilityConfig)
     """sizes of the utility model"""
+    encoder_from: str = ""
+    """a BabyAI policy run (e.g. the BC run) whose instruction and view encoders start the utility
+    model's (the sizes must match); "" starts from scratch"""
+    freeze_encoder: bool = False
+    """with encoder_from: keep those encoders fixed and train only the memory and head"""
     checkpoint_every: int = 100
     """steps between checkpoints (the last one is always saved)"""
     log_every: int = 25
@@ -249,7 +254,9 @@ def run(config: Config, run: Run) -> dict:
         from protege.core.errors import UserError
         raise UserError(f"{config.marks}: no marked episodes left to train on")
     model = UtilityModel(config.utility)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.encoder_from:
+        share_encoder(model, Path(config.encoder_from), config.freeze_encoder)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     rng = np.random.default_rng(stream_seed(config.seed, "ibt/pairs"))
     start = 0
     restored = run.restore()
@@ -285,6 +292,19 @@ def run(config: Config, run: Run) -> dict:
     if held:
         summary.update(evaluate(model, config.method, held))
     return summary
+
+
+def share_encoder(model: UtilityModel, run: Path, freeze: bool) -> None:
+    """Start the utility model's encoders from a trained BabyAI policy's (the policy is unchanged)."""
+    from protege.core.errors import UserError
+    from protege.rl.babyai_rollout import load_policy
+    policy, policy_cfg, _ = load_policy(run)
+    if (policy_cfg.dim, policy_cfg.n_film) != (model.cfg.dim, model.cfg.n_film):
+        raise UserError(f"encoder_from {run}: a policy of dim {policy_cfg.dim}, n_film {policy_cfg.n_film}; "
+                        f"the utility has dim {model.cfg.dim}, n_film {model.cfg.n_film}")
+    model.encoder.load_state_dict(policy.encoder.state_dict())
+    for p in model.encoder.parameters():
+        p.requires_grad_(not freeze)
 
 
 def load_utility(path: Path) -> tuple[UtilityModel, str]:
