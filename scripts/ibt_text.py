@@ -12,29 +12,27 @@ The last line printed is one JSON object (every cell: mean and 95% t interval ov
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from protege.core.runs import write_json_atomic, write_text_atomic  # noqa: E402
 from protege.eval.stats import mean_interval  # noqa: E402
-
-PROTEGE = [str(Path(sys.executable).parent / "protege")]  # the venv's entry point
-
-
-def protege(*args: str) -> None:
-    print("$ protege " + " ".join(args), flush=True)
-    subprocess.run(PROTEGE + list(args), check=True, cwd=ROOT)
+from protege.systems import start  # noqa: E402
+from protege.systems.lm_irl.best_of_n import rerank  # noqa: E402
 
 
 def train(recipe: str, name: str, out: Path, overrides: list[str]) -> Path:
+    """`protege run recipe name=... runs_dir=out overrides [--resume]`, in this process."""
     run_dir = out / name
     if (run_dir / "summary.json").exists():
         return run_dir
-    resume = ["--resume"] if (run_dir / "config.yaml").exists() else []
-    protege("run", recipe, f"name={name}", f"runs_dir={out}", *overrides, *resume)
+    resume = (run_dir / "config.yaml").exists()
+    print(f"$ protege run {recipe} name={name} runs_dir={out} {' '.join(overrides)}"
+          f"{' --resume' if resume else ''}", flush=True)
+    start(recipe, [f"name={name}", f"runs_dir={out}", *overrides], resume=resume)
     return run_dir
 
 
@@ -51,10 +49,14 @@ def one_seed(args, seed: int) -> dict[str, dict]:
     results = {}
     for policy, run_dir in lms.items():
         path = args.out / f"rerank-{policy}-s{seed}.json"
-        if not path.exists():
-            protege("lm", "rerank", str(run_dir), *[f"--reward={k}={v}" for k, v in rewards.items()],
-                    f"--prompts={args.prompts}", f"--samples={args.samples}", f"--seed={seed}",
-                    *[f"--n={n}" for n in args.n], f"--out={path}")
+        if not path.exists():  # what `protege lm rerank RUN --reward k=v ... --out path` writes
+            print(f"$ protege lm rerank {run_dir} " + " ".join(f"--reward {k}={v}" for k, v in rewards.items())
+                  + f" --prompts {args.prompts} --samples {args.samples} --seed {seed} "
+                  + " ".join(f"--n {n}" for n in args.n) + f" --out {path}", flush=True)
+            summary, rows = rerank(run_dir, rewards, args.prompts, args.samples, sorted(args.n), seed)
+            write_text_atomic(path.with_suffix(".samples.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+            write_json_atomic(path, {"policy": str(run_dir), "rewards": {k: str(v) for k, v in rewards.items()},
+                                     **summary})
         results[policy] = json.loads(path.read_text())
     return results
 
@@ -84,7 +86,7 @@ def main():
     parser.add_argument("--policies", nargs="+", default=["iqlearn"], choices=["iqlearn", "mle"])
     parser.add_argument("--out", type=Path, default=Path("runs/ibt_text"))
     parser.add_argument("--lm-steps", type=int, default=800)
-    parser.add_argument("--prm-steps", type=int, default=250)
+    parser.add_argument("--prm-steps", type=int, default=150)
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16])

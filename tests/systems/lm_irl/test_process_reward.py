@@ -22,8 +22,8 @@ from protege.worlds.text import arithmetic
 from protege.worlds.text.step_marks import mark_solution, simulated_marks, write_marks
 from tests.conftest import final_weights, kill_after_checkpoint, protege_cmd, protege_env
 
-TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "vocab_size=300", "trainer.batch_size=8",
-        "marks.eval_prompts=8", "marks.held_out=0", "eval_batch=64"]
+TINY = ["freeze_lm=false", "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "vocab_size=300", "trainer.batch_size=8",
+        "marks.eval_prompts=8", "marks.held_out=0", "eval_batch=64", "trainer.lr=3e-3"]
 
 
 def obvious_errors(n: int, seed: int):
@@ -120,3 +120,32 @@ def test_prm_resumes_after_sigkill_to_the_same_weights_and_metrics(tmp_path):
     assert read_metrics(tmp_path / "runs" / "straight", wall_clock=False) == read_metrics(killed, wall_clock=False)
     assert load_tokenizer(killed / "tokenizer").get_vocab() == load_tokenizer(
         tmp_path / "runs" / "straight" / "tokenizer").get_vocab()
+
+
+LM_TINY = ["task.train_size=200", "task.eval_size=4", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",
+           "vocab_size=300", "trainer.steps=4", "trainer.batch_size=8", "eval.prompts=2", "eval.sample_prompts=1",
+           "eval.samples=2", "eval.max_new_tokens=8", "objective.method=iqlearn", "objective.lam=0.01"]
+
+
+@pytest.mark.slow  # a tiny lm run, a prm run on its weights, marks and reranking through the CLI: ~40 s
+def test_marks_then_prm_from_an_lm_run_then_rerank_through_the_cli(tmp_path, cli):
+    code, out = cli("data", "arithmetic-marks", "marks.jsonl", "--prompts", "20", "--solutions", "2")
+    assert code == 0, out
+    code, out = cli("run", "lm_arithmetic_iqlearn", "name=lm", *LM_TINY)
+    assert code == 0, out
+    code, out = cli("run", "prm_arithmetic", "name=prm", "marks.path=marks.jsonl", "init_from=runs/lm", "freeze_lm=true",
+                    "trainer.steps=4", "trainer.batch_size=4", "marks.eval_prompts=4", "marks.held_out=4")
+    assert code == 0, out
+    code, out = cli("lm", "rerank", "runs/lm", "--reward", "process=runs/prm", "--reward", "iqlearn=runs/lm",
+                    "--prompts", "3", "--samples", "4", "--n", "1", "--n", "4", "--out", "bon.json")
+    assert code == 0, out
+    summary = json.loads((tmp_path / "bon.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "bon.samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and {"process", "iqlearn", "correct", "completion"} <= set(rows[0])
+    for key in ("process", "iqlearn"):
+        assert summary[f"{key}@1"] == pytest.approx(np.mean([r["correct"] for r in rows]))
+        assert 0 <= summary[f"{key}@4"] <= summary["pass@4"]
+    code, out = cli("lm", "rerank", "runs/lm", "--reward", "bad", "--samples", "4")
+    assert code == 2 and "--reward 'bad': expected NAME=RUN_DIR" in out
+    code, out = cli("lm", "rerank", "runs/lm", "--samples", "6", "--n", "4")
+    assert code == 2 and "N=4 must divide the number of samples per prompt (6)" in out

@@ -31,7 +31,7 @@ from protege.data.tokens import prompt_ids, special_prefix
 from protege.losses.bradley_terry import bradley_terry_loss, prefix_pair_scores
 from protege.nn.lm import ModelConfig, build_model, parameter_count, position_limit
 from protege.nn.tokenizer import load_tokenizer, save_tokenizer, train_bpe
-from protege.nn.utility_head import PrefixUtility, backbone_of, load_utility, save_utility
+from protege.nn.utility_head import PrefixUtility, load_utility, save_utility
 from protege.rl.fit import TrainerConfig, fit
 from protege.worlds.text import arithmetic
 from protege.worlds.text.step_marks import MarkedSolution, read_marks, simulated_marks
@@ -78,6 +78,11 @@ class Config:
     built-in decoder of size `model` with a BPE trained on the marked text"""
     vocab_size: int = 512
     """BPE vocabulary (fresh model only)"""
+    loglik: bool = True
+    """U also sees the decoder's running log-likelihood of the prefix, with a learned weight (see
+    nn/utility_head.py); false: the hidden-state head alone"""
+    freeze_lm: bool = False
+    """train the utility's head (and log-likelihood weight) only, on the decoder's fixed features"""
     marks: MarksConfig = field(default_factory=MarksConfig)
     """the marked solutions to learn from"""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -248,10 +253,15 @@ def build_utility(cfg: Config, run: Run, texts: list[str]):
     if not (saved / "tokenizer.json").exists():
         save_tokenizer(tokenizer, saved)
     torch.manual_seed(cfg.seed)
-    return PrefixUtility(backbone_of(lm)), tokenizer, context
+    if cfg.freeze_lm:
+        lm.requires_grad_(False)  # AdamW skips parameters without gradients
+    return PrefixUtility(lm, cfg.loglik), tokenizer, context
 
 
 def run(cfg: Config, run: Run) -> dict:
+    if cfg.freeze_lm and not cfg.init_from:
+        raise UserError("freeze_lm=true needs init_from=<a finished `lm` run> (a fresh decoder has no "
+                        "features to keep); or set freeze_lm=false to train a fresh one")
     seed_everything(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -282,7 +292,7 @@ def load_reward_run(run_dir: Path):
     if not (run_dir / "utility").is_dir():
         raise UserError(f"{run_dir}: no trained utility in {run_dir / 'utility'} (has the run finished?)")
     model = load_utility(run_dir / "utility")
-    return model, load_tokenizer(run_dir / "tokenizer"), position_limit(model.backbone) or \
+    return model, load_tokenizer(run_dir / "tokenizer"), position_limit(model.lm) or \
         config.get("model", {}).get("context", 160)
 
 
