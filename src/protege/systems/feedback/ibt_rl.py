@@ -11,6 +11,8 @@ episode starts) and is part of the checkpoint, so a killed run resumes exactly.
 evaluates the starting policy alone (the BC row, with the same evaluation).
 """
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,7 +148,8 @@ def build(config: Config) -> Learner:
 
 def iteration(learner: Learner, config: Config, it: int) -> dict:
     """Collect a rollout, reward it (learned and/or environment reward), one PPO update."""
-    batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen)
+    with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout at reset
+        batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen)
     rewards = config.env_reward * batch["env_rewards"]
     metrics = {"charts/env_reward": float(batch["env_rewards"].sum(1).mean())}
     if learner.reward is not None:
@@ -166,9 +169,6 @@ def iteration(learner: Learner, config: Config, it: int) -> dict:
 
 def evaluate(policy: BabyAIPolicy, level: str, episodes: int) -> dict:
     """Greedy success on held-out seeds (from 10^9) with a Wilson 95% interval."""
-    import contextlib
-    import io
-
     from protege.eval.stats import mean_interval, wilson_interval
     from protege.rl.babyai_rollout import play_episodes
     from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
