@@ -28,7 +28,7 @@ class DetectorConfig:
     """width of the word, cell, FiLM and sequence features"""
     n_film: int = 2
     """FiLM-conditioned residual blocks over each observation"""
-    positions: bool = False
+    positions: bool = True
     """add a learned embedding of each of the 7x7 cells' place in the view before the convolutions"""
 
     def __post_init__(self):

@@ -250,6 +250,8 @@ def load_detector(run_dir: Path) -> tuple[SuccessDetector, Config]:
     from protege.core.runs import load_weights, read_run_config
     run_dir = Path(run_dir)
     settings = read_run_config(run_dir)
+    if isinstance(settings.get("model"), dict):  # runs from before the place embedding had none
+        settings["model"].setdefault("positions", False)
     cfg = Config(**settings)
     pointer = run_dir / "checkpoints" / "latest"
     if not pointer.exists():

@@ -47,7 +47,7 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
                    steps: int = typer.Option(None, help="optimiser steps"),
                    checkpoint_every: int = typer.Option(None, help="steps between checkpoints and metric rows"),
                    seed: int = typer.Option(0, help="run seed"),
-                   positions: bool = typer.Option(False, help="embed each cell's place in the view (PlacedViewEncoder)"),
+                   positions: bool = typer.Option(True, help="embed each cell's place in the view (PlacedViewEncoder)"),
                    resume: bool = typer.Option(False, help="continue a killed run from its last checkpoint")) -> None:
     """Train the success detector and report balanced accuracy and ECE on its three held-out splits."""
     from protege.systems.sts.detector import Config, train_command
