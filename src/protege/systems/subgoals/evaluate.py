@@ -157,7 +157,7 @@ def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
     try:
         spec = json.loads(spec_file.read_text())
         agent = HierarchicalAgent(spec["phrases"], PolicyConfig(**spec["policy"]),
-                                  int(spec["max_segment_steps"]))
+                                  int(spec["max_segment_steps"]), spec.get("chooser", "classes"))
     except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"{spec_file}: {type(e).__name__}: {e}") from None
     try:

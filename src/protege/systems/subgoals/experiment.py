@@ -10,6 +10,7 @@ list: every canonical phrase of the training episodes; the sizes) is saved besid
 """
 
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import torch
@@ -43,6 +44,9 @@ class Config:
     """use the first n episodes (0: all)"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """sizes of the chooser, the low-level policy and the done head (each its own network)"""
+    chooser: Literal["words", "classes"] = "words"
+    """how the chooser scores a phrase: by its words (shared across phrases) or as an independent
+    class (see nn/subgoal_agent.py)"""
     done_weight: float = 1.0
     """weight of the done head's loss"""
     done_frames: int = 128
@@ -88,10 +92,11 @@ def hierarchy_loss(agent: HierarchicalAgent, batch: HierarchyBatch, done_weight:
     return chooser_loss + actor_loss + done_weight * done_loss, metrics
 
 
-def save_agent_spec(run: Run, phrases: list[str], policy: PolicyConfig, max_segment_steps: int) -> None:
+def save_agent_spec(run: Run, agent: HierarchicalAgent) -> None:
     """agent.json: what `evaluate.load_agent` needs besides the weights (a resumed run must match)."""
-    spec = {"phrases": phrases, "policy": {"dim": policy.dim, "n_film": policy.n_film},
-            "max_segment_steps": max_segment_steps}
+    policy = agent.policy_config
+    spec = {"phrases": agent.phrases, "policy": {"dim": policy.dim, "n_film": policy.n_film},
+            "max_segment_steps": agent.max_segment_steps, "chooser": agent.chooser.scoring}
     path = Path(run.dir) / AGENT_FILE
     if path.exists():
         import json
@@ -107,9 +112,9 @@ def run(config: Config, run: Run) -> dict:
     data = load_subgoal_data(Path(config.data), level=config.level)
     data = data.subset(config.n_demos) if config.n_demos else data
     phrases = sorted(set(data.phrases.tolist()))
-    save_agent_spec(run, phrases, config.policy, config.max_segment_steps)
     index = {p: i for i, p in enumerate(phrases)}
-    agent = HierarchicalAgent(phrases, config.policy, config.max_segment_steps)
+    agent = HierarchicalAgent(phrases, config.policy, config.max_segment_steps, config.chooser)
+    save_agent_spec(run, agent)
     fit(agent, lambda m, b: hierarchy_loss(m, b, config.done_weight), len(data),
         lambda idx: make_batch(data, idx, index, config.done_frames), config.trainer, run, config.seed)
     last = next((row for row in reversed(read_metrics(run.dir)) if "train/loss" in row), {})

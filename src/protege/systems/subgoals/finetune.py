@@ -128,7 +128,7 @@ def run(config: Config, run: Run) -> dict:
     agent, _ = load_agent(Path(config.init_from))
     prior, _ = load_agent(Path(config.init_from))
     prior = prior.chooser.requires_grad_(False)
-    save_agent_spec(run, agent.phrases, agent.policy_config, agent.max_segment_steps)
+    save_agent_spec(run, agent)
     optimizer = torch.optim.Adam(agent.chooser.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(stream_seed(config.seed, "subgoals/rl-sampling"))
     first_seed = TRAIN_SEED_START + stream_seed(config.seed, "subgoals/rl")
