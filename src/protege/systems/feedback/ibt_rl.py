@@ -168,18 +168,23 @@ def iteration(learner: Learner, config: Config, it: int) -> dict:
 
 
 def evaluate(policy: BabyAIPolicy, level: str, episodes: int) -> dict:
-    """Greedy success on held-out seeds (from 10^9) with a Wilson 95% interval."""
+    """Success on held-out seeds (from 10^9) with Wilson 95% intervals, acting greedily (the BabyAI
+    protocol) and sampling from the policy (what PPO optimises)."""
     from protege.eval.stats import mean_interval, wilson_interval
     from protege.rl.babyai_rollout import play_episodes
     from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
     policy.eval()
-    with contextlib.redirect_stdout(io.StringIO()):
-        played = play_episodes(policy, lambda: make_env(level), list(range(EVAL_SEED_START, EVAL_SEED_START + episodes)))
-    wins = sum(episode_success(p["terminated"], p["rewards"][-1]) for p in played)
-    lo, hi = wilson_interval(wins, len(played))
-    length, _, _ = mean_interval([p["length"] for p in played])
-    return {"eval/success": wins / len(played), "eval/success_lo": lo, "eval/success_hi": hi,
-            "eval/episodes": len(played), "eval/length": length}
+    seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
+    out = {}
+    for greedy, tag in ((True, ""), (False, "_sampled")):  # PPO trains the sampling policy
+        with contextlib.redirect_stdout(io.StringIO()):
+            played = play_episodes(policy, lambda: make_env(level), seeds, greedy=greedy, sample_seed=0)
+        wins = sum(episode_success(p["terminated"], p["rewards"][-1]) for p in played)
+        lo, hi = wilson_interval(wins, len(played))
+        out.update({f"eval/success{tag}": wins / len(played), f"eval/success{tag}_lo": lo,
+                    f"eval/success{tag}_hi": hi,
+                    f"eval/length{tag}": mean_interval([p["length"] for p in played])[0]})
+    return {**out, "eval/episodes": len(seeds)}
 
 
 def run(config: Config, run: Run) -> dict:
