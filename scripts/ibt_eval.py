@@ -1,5 +1,5 @@
 """Evaluate ibt_rl runs' final policies (greedy and sampled success on the held-out seeds), for runs
-made before `ibt_rl`'s evaluation reported the sampled success; writes evals/ibt_eval.json per run.
+made before `ibt_rl`'s evaluation reported the sampled success; writes RUN/eval/ibt_eval.json.
 
     .venv/bin/python scripts/ibt_eval.py RUN... [--episodes 300]
 The last line printed is one JSON object.
