@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/ibt_tables.py quality RUN...   reward-model quality rows (ibt runs)
     .venv/bin/python scripts/ibt_tables.py rl RUN...        BC / BC+RL rows (ibt_rl runs)
+    .venv/bin/python scripts/ibt_tables.py oracle MARKS...  held-out mark accuracy of the true progress
+                                                            (minus the bot's remaining steps; the ceiling)
 The last line printed is one JSON object (every row read).
 """
 
@@ -54,6 +56,28 @@ def rl(runs: list[str]) -> list[dict]:
     return rows
 
 
+def oracle(folders: list[str], held_out: float = 0.2, seed: int = 0) -> list[dict]:
+    """The ibt runs' held-out split (seed 0) and mark-accuracy rule, scored with phi_f = -d_f;
+    a mark next to a frame the bot could not finish from counts half."""
+    from protege.core.seeds import stream_seed
+    from protege.systems.feedback.marks_data import load_marks, split
+    rows = []
+    for folder in folders:
+        _, held = split(load_marks(Path(folder)), held_out, stream_seed(seed, "ibt/split"))
+        right = n = 0.0
+        for m in held:
+            frames = sorted((f, k) for f, k, _ in m.marks if k in ("progress", "regress") and f >= 1)
+            for j, (f, kind) in enumerate(frames):
+                prev = max([g for g, _ in frames[:j] if g < f], default=0)
+                d0, d1 = m.remaining[prev], m.remaining[f]
+                gain = 0 if min(d0, d1) < 0 else d0 - d1
+                right += 0.5 if gain == 0 else float((gain > 0) == (kind == "progress"))
+                n += 1
+        rows.append({"marks": folder, "held_out_marks": int(n), "oracle_mark_accuracy": right / n})
+        print(f"| {Path(folder).name} | true progress (oracle) | {int(n)} | {right / n:.3f} |")
+    return rows
+
+
 if __name__ == "__main__":
     kind, runs = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"kind": kind, "rows": {"quality": quality, "rl": rl}[kind](runs)}))
+    print(json.dumps({"kind": kind, "rows": {"quality": quality, "rl": rl, "oracle": oracle}[kind](runs)}))
