@@ -224,3 +224,13 @@ def test_a_run_without_a_text_tokenizer_is_refused_in_one_line(tiny_model, tmp_p
     shutil.copytree(tiny_model, run / "model")
     (run / "config.yaml").write_text("experiment: rope_retrieval\n")
     assert "no tokenizer/ in the run" in _fails(_grid(run, tmp_path / "o"), capsys)
+
+
+def test_a_task_that_cannot_be_built_is_refused_before_any_generation(tiny_model, monkeypatch):
+    from protege.systems.long_context.evaluate import GridConfig, evaluate
+    from protege.systems.long_context.models import load_local
+    model = load_local(tiny_model)
+    monkeypatch.setattr(model, "complete", lambda *a: pytest.fail("generated before refusing"))
+    with pytest.raises(UserError, match="the smallest prompt of this task has"):
+        evaluate(model, GridConfig(["needle_single", "ruler_cwe"], [200], [0.5], samples=1,
+                                   haystack=SOURCE, max_new_tokens=4))

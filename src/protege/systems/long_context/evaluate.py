@@ -97,19 +97,22 @@ def score_row(sample, pred: str) -> dict:
 
 
 def evaluate(model, cfg: GridConfig, progress=None) -> list[dict]:
-    """Per-sample rows of the whole grid, task by task, in batches of `cfg.batch_size`."""
+    """Per-sample rows of the whole grid, in batches of `cfg.batch_size`. Every sample is built (and
+    checked to fit) before the first generation, so a task that cannot be built is refused at once."""
     check_grid(model, cfg)
-    rows = []
+    suffix = getattr(model, "prompt_suffix", "")
+    work = []
     for task in cfg.tasks:
-        new = cfg.new_tokens(task)
-        suffix = getattr(model, "prompt_suffix", "")
         samples = [make_sample(model.tokenizer, task, i, length, depth, cfg.seed, cfg.haystack, cfg.needles,
                                suffix) for length, depth in cfg.cells(task) for i in range(cfg.samples)]
+        for s in samples:
+            model.check_fits(s.tokens, cfg.new_tokens(task), what=f"{task} sample {s.index} at length {s.length}")
+        work.append((task, samples))
+    rows = []
+    for task, samples in work:
         for start in range(0, len(samples), cfg.batch_size):
             batch = samples[start:start + cfg.batch_size]
-            for s in batch:
-                model.check_fits(s.tokens, new, what=f"{task} sample {s.index} at length {s.length}")
-            preds = model.complete([s.input for s in batch], new)
+            preds = model.complete([s.input for s in batch], cfg.new_tokens(task))
             rows += [score_row(s, p) for s, p in zip(batch, preds)]
             if progress is not None:
                 progress(len(batch))
