@@ -17,7 +17,7 @@ from protege.nn.babyai_policy import PolicyConfig, tokenize
 from protege.nn.subgoal_agent import HierarchicalAgent
 from protege.systems.subgoals import experiment
 from protege.systems.subgoals.batches import make_batch, segments
-from protege.systems.subgoals.evaluate import babyai_rows, load_agent
+from protege.systems.subgoals.evaluate import babyai_rows, load_agent, play_with_bot_chooser
 from protege.systems.subgoals.show import show_episode
 from protege.worlds.babyai.demos import DemoConfig, generate_demos
 from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
@@ -79,6 +79,8 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     row = babyai_rows(tmp_path / "tiny", small, 1)[0]  # `protege eval babyai`'s columns
     assert row["level"] == small and "success (95% Wilson)" in row
     assert list((tmp_path / "tiny" / "eval").iterdir())
+    oracle = play_with_bot_chooser(agent, small, [EVAL_SEED_START])[0]  # the bot says the phrases
+    assert oracle["subgoals"] and oracle["subgoals"][0][1].startswith(("go to the", "explore"))
     lines = show_episode(tmp_path / "tiny", 0, small)
     assert "seed 1000000000" in lines[0] and len(lines) >= 2 and "step   0" in lines[1]
 

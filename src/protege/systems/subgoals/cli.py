@@ -24,14 +24,30 @@ def data_subgoals(demos: Path = typer.Option(..., help="folder written by `prote
 def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run directories or checkpoints"),
                   level: str = typer.Option(None, help="BabyAI level (default: the run's level)"),
                   episodes: int = typer.Option(200, help="held-out episodes (seeds from 10^9)"),
-                  agreement: int = typer.Option(100, help="held-out bot episodes for phrase agreement (0 skips)")) -> None:
+                  agreement: int = typer.Option(100, help="held-out bot episodes for phrase agreement (0 skips)"),
+                  bot_chooser: bool = typer.Option(False, help="diagnostic: the bot says the phrases, "
+                                                   "the agent's low level acts")) -> None:
     """Success with 95% intervals, and agreement of the chosen phrases with the bot's."""
-    from protege.systems.subgoals.evaluate import evaluate_agent, load_agent, phrase_agreement
+    from protege.systems.subgoals.evaluate import (
+        EVAL_SEED_START,
+        evaluate_agent,
+        load_agent,
+        phrase_agreement,
+        play_with_bot_chooser,
+        summarise,
+    )
+    if episodes <= 0:
+        from protege.core.errors import UserError
+        raise UserError(f"--episodes must be positive, got {episodes}")
     rows = []
     for path in runs:
         agent, config = load_agent(path)
         lvl = level or config["level"]
-        r = evaluate_agent(agent, lvl, episodes)
+        if bot_chooser:
+            seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
+            r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds))
+        else:
+            r = evaluate_agent(agent, lvl, episodes)
         row = {"run": Path(path).name, "level": lvl, "episodes": r["episodes"],
                "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
                "length": f"{r['length']:.1f}", "subgoals/episode": f"{r['subgoals_per_episode']:.1f}"}
@@ -41,7 +57,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                                     f"{a['boundaries_hi']:.3f}]")
             row["agreement all steps"] = f"{a['steps']:.3f}"
         rows.append(row)
-    print_summary("hierarchical agent, held-out evaluation", rows)
+    title = "low level under the bot's phrases" if bot_chooser else "hierarchical agent"
+    print_summary(f"{title}, held-out evaluation", rows)
 
 
 @subgoals_app.command("show")

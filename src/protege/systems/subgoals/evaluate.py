@@ -188,3 +188,40 @@ def babyai_rows(path: Path, level: str | None, episodes: int, workers: int = 1, 
              "return (95% t)": f"{r['return']:.3f} [{r['return_lo']:.3f}, {r['return_hi']:.3f}]",
              "length (95% t)": f"{r['length']:.1f} [{r['length_lo']:.1f}, {r['length_hi']:.1f}]",
              "seeds": r["seeds"]}]
+
+
+@torch.no_grad()
+def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]) -> list[dict]:
+    """A diagnostic: the bot, following the agent's own actions (`BabyAIBot.replan(action_taken)`,
+    as in DAgger), says the phrase at every step, and the agent's low level acts on it (its memory
+    reset when the phrase changes); the chooser and done head are unused. The success of this
+    oracle high level bounds what a better chooser could get from this low level."""
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+
+    from protege.worlds.babyai.demos import describe_subgoal
+    from protege.worlds.babyai.subgoals import bot_subgoals
+    env, out = make_env(level), []
+    with contextlib.redirect_stdout(io.StringIO()):
+        for seed in seeds:
+            obs, _ = env.reset(seed=seed)
+            bot, records, state, phrase, action = BabyAIBot(env.unwrapped), [], None, None, None
+            rewards, subgoals, terminated, truncated = [], [], False, False
+            while not (terminated or truncated):
+                try:
+                    bot.replan(action)
+                    records.append(describe_subgoal(bot.stack[-1] if bot.stack else None))
+                    said = bot_subgoals([r for r, _ in records], [r for _, r in records])[-1].phrase()
+                except Exception:  # the bot cannot plan from where the agent went, or its stack is empty
+                    said = phrase
+                if said != phrase:
+                    state, phrase = None, said
+                    subgoals.append((len(rewards), phrase))
+                tokens = tokenize([phrase or "explore"])
+                a, _, _, state = agent.actor.act(torch.from_numpy(obs["image"]).unsqueeze(0),
+                                                 torch.tensor([int(obs["direction"])]), tokens, state)
+                action = int(a[0])
+                obs, reward, terminated, truncated, _ = env.step(action)
+                rewards.append(float(reward))
+            out.append({"seed": seed, "success": episode_success(terminated, rewards[-1]),
+                        "return": sum(rewards), "length": len(rewards), "subgoals": subgoals})
+    return out
