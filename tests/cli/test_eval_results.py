@@ -55,3 +55,19 @@ def test_eval_lm_writes_results_with_settings(tmp_path, monkeypatch, capsys):
     assert record["settings"]["seed"] == 3 and record["settings"]["prompts"] == 2
     assert "eval/greedy_score" in record["results"]
     assert str(path) in capsys.readouterr().out.replace("\n", "")
+
+
+def fake_evaluator(path, level, episodes, workers, greedy, seed_start):
+    return [{"run": "fake", "level": level, "episodes": episodes, "greedy": greedy}]
+
+
+def test_eval_babyai_hands_another_systems_run_to_the_evaluator_it_registered(tmp_path, monkeypatch, capsys):
+    from protege.core import registry
+    fake = registry.System(name="fake", evaluators={"fake_agent": f"{__name__}:fake_evaluator"})
+    monkeypatch.setitem(registry.SYSTEMS, "fake", fake)
+    Run(tmp_path / "run", {"experiment": "fake_agent", "name": "r"}).close()
+    assert invoke("eval", "babyai", tmp_path / "run", "--level", "BabyAI-GoToRedBall-v0",
+                  "--episodes", "3", "--workers", "1") == 0
+    out = capsys.readouterr().out
+    assert "fake" in out and "BabyAI-GoToRedBall-v0" in out
+    assert registry.run_evaluator("babyai_offline") is None

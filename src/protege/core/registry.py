@@ -31,6 +31,9 @@ class System:
     datasets: dict[str, str] = field(default_factory=dict)
     """dataset kind (its manifest's `kind`) -> "module:function" that checks a folder of that kind
     and returns (what it is, a summary row): how `protege data validate` reads it"""
+    evaluators: dict[str, str] = field(default_factory=dict)
+    """experiment key of a run (its config's `experiment`) -> "module:function" that evaluates such a
+    run for `protege eval babyai`: (path, level, episodes, workers, greedy, seed_start) -> rows"""
 
 
 SYSTEMS: dict[str, System] = {}
@@ -53,6 +56,16 @@ def experiments() -> dict[str, str]:
 def dataset_readers() -> dict[str, str]:
     """Every registered dataset kind -> "module:function" of its checker."""
     return {kind: reader for s in SYSTEMS.values() for kind, reader in s.datasets.items()}
+
+
+def run_evaluator(experiment: str | None):
+    """The `protege eval babyai` evaluator a system registered for runs of `experiment`, or None
+    (then the flat-policy evaluator applies)."""
+    for s in SYSTEMS.values():
+        if experiment in s.evaluators:
+            module, function = s.evaluators[experiment].split(":")
+            return getattr(importlib.import_module(module), function)
+    return None
 
 
 def builtin_recipes() -> dict[str, Path]:

@@ -131,6 +131,14 @@ def summarise(level: str, results: list[dict]) -> dict:
 
 def evaluate_checkpoint(path: Path, level: str | None, episodes: int, workers: int,
                         greedy: bool = True, seed_start: int | None = None) -> list[dict]:
+    # a run of another system's agent (e.g. a hierarchical one) is evaluated by that system
+    from protege.core.registry import run_evaluator
+    from protege.core.runs import read_run_config
+    run_dir = Path(path) if (Path(path) / "config.yaml").exists() else Path(path).parent.parent
+    if (run_dir / "config.yaml").exists():
+        evaluator = run_evaluator(read_run_config(run_dir).get("experiment"))
+        if evaluator is not None:
+            return evaluator(path, level, episodes, workers, greedy, seed_start)
     model, policy_cfg, config = load_policy(path)
     level = level or config.get("level")
     if not level:

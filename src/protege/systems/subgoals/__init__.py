@@ -12,4 +12,6 @@ SYSTEM = register(System(
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.subgoals.cli",
     datasets={"protege-babyai-subgoals-v1": "protege.worlds.babyai.subgoals:describe"},
+    evaluators={"subgoals_bc": "protege.systems.subgoals.evaluate:babyai_rows",
+                "subgoals_rl": "protege.systems.subgoals.evaluate:babyai_rows"},
 ))
