@@ -8,5 +8,7 @@ from protege.core.registry import System, register
 SYSTEM = register(System(
     name="sts",
     recipes=Path(__file__).parent / "recipes",
+    experiments={"sts_detector": "protege.systems.sts.detector"},
     cli="protege.systems.sts.cli",
+    datasets={"protege.sts.judged-episodes": "protege.systems.sts.detector_data:describe"},
 ))
