@@ -2,6 +2,12 @@
 parameters, and against transformers' own experts implementations, in one run.
 
     PYTHONPATH=src .venv/bin/python benchmarks/moe.py [--rounds 5 --steps 10 --warmup 3]
+    PYTHONPATH=src .venv/bin/python benchmarks/moe.py --runs RUN_DIR [RUN_DIR ...]
+
+The second form times nothing: it tabulates finished `protege run` directories (dense and MoE on the same
+task) - held-out accuracy with 95% Wilson intervals, training NLL at equal steps (equal training compute,
+since the active parameters are equal), and the expert load of the MoE runs averaged over the last
+quarter of the logged steps.
 
 Variants (same attention, same width, same depth; see protege.nn.lm):
   dense       llama, SwiGLU MLP of width --mlp-hidden
@@ -52,7 +58,49 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--with-batched", action="store_true", help="also time transformers' batched_mm path")
+    p.add_argument("--runs", nargs="+", help="tabulate these finished run directories instead of timing")
     return p.parse_args(argv)
+
+
+def summarise_runs(run_dirs: list[str]) -> dict:
+    """Accuracy, NLL against steps and expert load of finished lm runs (see the module docstring)."""
+    from pathlib import Path
+
+    from protege.core.runs import read_metrics, read_run_config
+    from protege.eval.stats import wilson_interval
+    table = {}
+    for folder in map(Path, run_dirs):
+        config, summary = read_run_config(folder), json.loads((folder / "summary.json").read_text())
+        rows = [r for r in read_metrics(folder, wall_clock=False) if "mle/nll" in r]
+        n = int(config["eval"]["prompts"])
+        greedy = summary["eval/greedy_score"]
+        low, high = wilson_interval(round(greedy * n), n)
+        # training NLL at step s: mean over the logged batches in (s - 50, s] (one batch is noisy)
+        nll = {s: statistics.mean(r["mle/nll"] for r in rows if s - 50 < r["step"] <= s)
+               for s in range(50, int(config["trainer"]["steps"]) + 1, 50)}
+        tail = rows[-max(1, len(rows) // 4):]
+        load = {k: statistics.mean(r[k] for r in tail) for k in
+                ("moe/max_violation", "moe/min_expert_share", "moe/max_expert_share", "moe/aux_loss",
+                 "moe/z_loss") if k in tail[-1]}
+        model = config["model"]
+        table[folder.name] = {
+            "arch": model["arch"], "balance": model["moe"]["balance"] if model["arch"] == "mixtral" else "-",
+            "steps": config["trainer"]["steps"], "greedy": greedy, "greedy_low": low, "greedy_high": high,
+            "sampled": summary["eval/sampled_score"], "nll": nll, **load}
+    steps = set.intersection(*(set(t["nll"]) for t in table.values()))
+    marks = [s for s in (100, 200, 300, 400, 600) if s in steps]
+    print("| run | arch | balance | steps | greedy acc [95%] | sampled acc | "
+          + " | ".join(f"NLL@{s}" for s in marks) + " | MaxVio | min share | max share |")
+    print("|" + "---|" * (9 + len(marks)))
+    for name, t in table.items():
+        nlls = " | ".join(f"{t['nll'][s]:.3f}" for s in marks)
+        load = (f"{t['moe/max_violation']:.3f} | {t['moe/min_expert_share']:.3f} | {t['moe/max_expert_share']:.3f}"
+                if "moe/max_violation" in t else "- | - | -")
+        print(f"| {name} | {t['arch']} | {t['balance']} | {t['steps']} | {t['greedy']:.3f} "
+              f"[{t['greedy_low']:.3f}, {t['greedy_high']:.3f}] | {t['sampled']:.3f} | {nlls} | {load} |")
+    result = {"benchmark": "moe_runs", "runs": table}
+    print(json.dumps(result))
+    return result
 
 
 def make_model(args, implementation: str | None):
@@ -106,6 +154,8 @@ def train_steps(model, cfg, optimizer, args, first_step: int, n: int) -> list[fl
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.runs:
+        return summarise_runs(args.runs)
     torch.set_num_threads(args.threads)
     names = [n for n in VARIANTS if n != "moe_batched" or args.with_batched]
     setups = {}
