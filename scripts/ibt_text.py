@@ -80,6 +80,39 @@ def table(per_seed: list[dict], policy: str, ns: list[int]) -> tuple[str, dict]:
     return "\n".join(lines), cells
 
 
+def within_prompt_auc(samples: Path, reward: str) -> float:
+    """Mean over prompts with right and wrong samples of P(score(right) > score(wrong)) (ties half):
+    how well a reward orders the samples it has to choose between."""
+    from collections import defaultdict
+
+    import numpy as np
+    by_prompt = defaultdict(list)
+    for line in samples.read_text().splitlines():
+        row = json.loads(line)
+        by_prompt[row["prompt"]].append((row[reward], row["correct"]))
+    aucs = []
+    for rows in by_prompt.values():
+        right = np.array([s for s, c in rows if c])
+        wrong = np.array([s for s, c in rows if not c])
+        if len(right) and len(wrong):
+            diff = right[:, None] - wrong[None, :]
+            aucs.append(float((diff > 0).mean() + 0.5 * (diff == 0).mean()))
+    return float(np.mean(aucs))
+
+
+def auc_table(args, policy: str) -> tuple[str, dict]:
+    lines = ["| reward | within-prompt AUC | per seed |", "|---|---|---|"]
+    cells = {}
+    for reward in ("outcome", "iqlearn", "process"):
+        values = [within_prompt_auc(args.out / f"rerank-{policy}-s{seed}.samples.jsonl", reward)
+                  for seed in args.seeds]
+        mean, low, high = mean_interval(values)
+        cells[f"{policy}/auc/{reward}"] = [round(mean, 4), round(low, 4), round(high, 4)]
+        lines.append(f"| {reward} | {mean:.3f} [{low:.3f}, {high:.3f}] | "
+                     + " / ".join(f"{v:.3f}" for v in values) + " |")
+    return "\n".join(lines), cells
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -101,6 +134,9 @@ def main():
         text, c = table(per_seed, policy, args.n)
         cells.update(c)
         print(f"\npolicy {policy}, seeds {args.seeds}, mean [95% t interval]:\n{text}\n")
+        text, c = auc_table(args, policy)
+        cells.update(c)
+        print(f"policy {policy}: how each reward orders right above wrong samples of one prompt:\n{text}\n")
     print(json.dumps({"seeds": args.seeds, **cells}))
 
 
