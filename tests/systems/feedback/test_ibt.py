@@ -15,7 +15,6 @@ from protege.nn.utility import UtilityConfig, UtilityModel
 from protege.systems.feedback import ibt
 from protege.systems.feedback.marks_data import MarkedEpisode, load_marks
 from protege.systems.feedback.simulate import Annotator, noisy_marks, true_marks
-from tests.conftest import protege_env
 from tests.core.test_config import assert_one_line_error
 
 LEVEL = "BabyAI-PickupLoc-v0"
@@ -42,15 +41,10 @@ def test_annotator_noise():
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    """A small simulated export of PickupLoc (3 episodes: random agent and noisy bot)."""
-    import subprocess
-
-    from tests.conftest import protege_cmd
+    """A small simulated export of PickupLoc (4 episodes: random agent and noisy bot)."""
+    from protege.systems.feedback.simulate import SimulationConfig, simulate
     out = tmp_path_factory.mktemp("marks") / "sim"
-    proc = subprocess.run(protege_cmd("studio", "simulate", "--level", LEVEL, "--episodes", "4",
-                                      "--agents", "random,bot:0.2", "--out", str(out)),
-                          env=protege_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    simulate(SimulationConfig(LEVEL, 4, ("random", "bot:0.2"), Annotator(miss=0.1, jitter=1.0)), out, progress=False)
     return out
 
 
@@ -146,3 +140,9 @@ def test_sigkill_then_resume_of_the_ibt_trainer_equals_an_uninterrupted_run(simu
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
     assert strip(read_metrics(straight, wall_clock=False)) == strip(read_metrics(killed, wall_clock=False))
     assert json.loads((straight / "summary.json").read_text()) == json.loads((killed / "summary.json").read_text())
+
+
+def test_simulate_refuses_an_unknown_agent_before_any_work(cli, tmp_path):
+    assert_one_line_error(*cli("studio", "simulate", "--level", LEVEL, "--agents", "random,robot",
+                               "--out", str(tmp_path / "m")), "--agents", "robot", "bot:EPS")
+    assert not (tmp_path / "m").exists()
