@@ -10,7 +10,12 @@ import pytest
 from protege.core.errors import UserError
 from protege.worlds.babyai.demos import bot_episode
 from protege.worlds.babyai.levels import make_env
-from protege.worlds.babyai.scenarios import Scenario, cut_scenario, replay_prefix, restore
+from protege.worlds.babyai.scenarios import (
+    Scenario,
+    cut_scenario,
+    replay_prefix,
+    restore,
+)
 
 LEVELS = ("BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0")
 
