@@ -94,6 +94,9 @@ def test_the_bot_is_ranked_first_with_a_rank_interval_of_width_1(scenario_set, t
     assert "1.000 [" in first and "1 [1, 1]" in first, text
     assert "2 [2, 2]" in text.split("random", 1)[1].splitlines()[0]
     assert png.stat().st_size > 1000
+    for folder in (scenario_set, out):  # both validate: checksums, rows, every prefix replayed
+        code, text = protege("data", "validate", folder)
+        assert code == 0 and ("STS scenario set" in text or "STS continuations" in text), text
     header, rows = read_continuations(out)
     assert header["agents"] == ["random", "bot"] and len(rows) == 40
     # three judges per item, one dissenting: the majority is the verifier, so is the ranking

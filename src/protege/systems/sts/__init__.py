@@ -10,5 +10,7 @@ SYSTEM = register(System(
     recipes=Path(__file__).parent / "recipes",
     experiments={"sts_detector": "protege.systems.sts.detector"},
     cli="protege.systems.sts.cli",
-    datasets={"protege.sts.judged-episodes": "protege.systems.sts.detector_data:describe"},
+    datasets={"protege.sts.judged-episodes": "protege.systems.sts.detector_data:describe",
+              "protege.sts.scenarios": "protege.systems.sts.formats:describe_scenarios",
+              "protege.sts.continuations": "protege.systems.sts.formats:describe_continuations"},
 ))

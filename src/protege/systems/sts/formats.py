@@ -183,3 +183,30 @@ def read_judgements(path: Path) -> dict[tuple[str, str], bool]:
     if not votes:
         raise UserError(f"--judgements {path}: the judge set is empty (no judgements)")
     return {key: 2 * sum(v) > len(v) for key, v in votes.items()}
+
+
+def describe_scenarios(folder: Path) -> tuple[str, dict]:
+    """`protege data validate` of a scenario set: checksums, every row, and every prefix replayed
+    to the recorded observation."""
+    import contextlib
+    import io
+
+    from protege.worlds.babyai.scenarios import restore
+    header, scenarios = read_scenarios(folder)
+    with contextlib.redirect_stdout(io.StringIO()):
+        for s in scenarios:
+            try:
+                restore(s, header.get("budget"))
+            except UserError as e:
+                raise UserError(f"{Path(folder) / SCENARIOS_FILE}: {e}") from None
+    return "STS scenario set", {"scenarios": len(scenarios), "levels": ", ".join(sorted({s.level for s in scenarios})),
+                                "new instructions": sum(s.task is not None for s in scenarios),
+                                "budget": header.get("budget")}
+
+
+def describe_continuations(folder: Path) -> tuple[str, dict]:
+    """`protege data validate` of a continuations folder: checksums and every row's fields."""
+    header, rows = read_continuations(folder)
+    return "STS continuations", {"agents": len(header.get("agents", [])), "continuations": len(rows),
+                                 "budget": header.get("budget"),
+                                 "verifier successes": sum(bool(r["success"]) for r in rows)}
