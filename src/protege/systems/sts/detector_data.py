@@ -210,9 +210,8 @@ def generate(cfg: DataConfig, progress: bool = True) -> dict:
     """Play (or resume) every (level, agent) chunk and write the judged-episodes folder."""
     from protege.core.progress import progress_bar
     out = Path(cfg.out)
-    if out.is_dir() and (out / ".chunks").is_dir() and not (out / MANIFEST).exists():
-        pass  # an interrupted run of this command: resume from its chunks
-    else:
+    interrupted = out.is_dir() and (out / ".chunks").is_dir() and not (out / MANIFEST).exists()
+    if not interrupted:  # an interrupted run of this command resumes from its chunks
         check_output_folder(out, KIND)
     chunks = out / ".chunks"
     chunks.mkdir(parents=True, exist_ok=True)

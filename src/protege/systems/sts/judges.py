@@ -148,7 +148,11 @@ def detector_judgements(rows: list[dict], detector: Path) -> list[dict]:
 def against_verifier(rows: list[dict], judgements: list[dict]) -> dict:
     """How a judge's majority per item agrees with the verifier: balanced accuracy (and, for
     judgements with a probability, ECE) over the items it judged, with bootstrap 95% intervals."""
-    from protege.eval.calibration import balanced_accuracy, bootstrap_interval, expected_calibration_error
+    from protege.eval.calibration import (
+        balanced_accuracy,
+        bootstrap_interval,
+        expected_calibration_error,
+    )
     truth = {(j["agent"], j["scenario"]): j["success"] for j in verifier_judgements(rows)}
     votes: dict[tuple, list] = {}
     for j in judgements:
