@@ -51,7 +51,7 @@ def test_marked_prefixes_end_on_the_marked_step(tmp_path):
         assert tokenizer.decode(e.ids[e.start + 1:e.end + 1]) == s.completion
 
 
-@pytest.mark.slow  # 100 steps of a 2-layer model: ~35 s on 2 busy cores
+@pytest.mark.slow  # 100 steps of a 2-layer model: 35-60 s on 2 busy cores
 def test_prm_on_a_tiny_model_orders_right_step_prefixes_above_wrong_ones(tmp_path):
     write_marks(obvious_errors(150, seed=0), tmp_path / "marks.jsonl")
     run_dir, summary = start("prm_arithmetic", TINY + [
@@ -99,7 +99,7 @@ def test_a_bad_marks_file_is_refused_by_the_run_naming_line_and_field(tmp_path):
     assert not (tmp_path / "runs" / "prm-arithmetic").exists()  # a refused run leaves nothing behind
 
 
-@pytest.mark.slow  # a straight run, a killed one and its resumption: ~40 s on 2 busy cores
+@pytest.mark.slow  # a straight run, a killed one and its resumption: 130 s on 2 busy cores
 def test_prm_resumes_after_sigkill_to_the_same_weights_and_metrics(tmp_path):
     args = TINY + ["marks.prompts=40", "marks.solutions=2", "trainer.steps=40", "trainer.checkpoint_every=4",
                    "trainer.log_every=2", "model.dropout=0.1"]
@@ -127,7 +127,7 @@ LM_TINY = ["task.train_size=200", "task.eval_size=4", "model.n_layer=1", "model.
            "eval.samples=2", "eval.max_new_tokens=8", "objective.method=iqlearn", "objective.lam=0.01"]
 
 
-@pytest.mark.slow  # a tiny lm run, a prm run on its weights, marks and reranking through the CLI: ~40 s
+@pytest.mark.slow  # five CLI processes (marks, a tiny lm run, a prm run, reranking): 175 s on 2 busy cores
 def test_marks_then_prm_from_an_lm_run_then_rerank_through_the_cli(tmp_path, cli):
     code, out = cli("data", "arithmetic-marks", "marks.jsonl", "--prompts", "20", "--solutions", "2")
     assert code == 0, out
