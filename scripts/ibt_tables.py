@@ -40,18 +40,23 @@ def quality(runs: list[str]) -> list[dict]:
 
 
 def rl(runs: list[str]) -> list[dict]:
-    print("| run | reward | env steps | seed | success (greedy, 300 held-out) [95% Wilson] | mean length | "
-          "train success (last quarter) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | reward | env steps | PPO seed | success, greedy [95% Wilson] | success, sampling [95% Wilson] | "
+          "mean length (greedy) | train success (sampling, last quarter) |")
+    print("|---|---|---|---|---|---|---|---|")
     rows = []
     for run in runs:
         s, c = load(run)
         reward = "none (BC)" if not c["iterations"] else " + ".join(
             x for x in ((Path(c["reward_from"]).name if c["reward_from"] else ""),
                         (f"{c['env_reward']} x env" if c["env_reward"] else "")) if x)
+        later = Path(run) / "eval" / "ibt_eval.json"  # scripts/ibt_eval.py, for runs without the sampled rate
+        if "eval/success_sampled" not in s and later.exists():
+            s = {**s, **json.loads(later.read_text())["results"]}
         rows.append({"run": Path(run).name, "reward": reward, **s})
-        print(f"| {Path(run).name} | {reward} | {s['env_steps']} | {c['seed']} | {fmt(s['eval/success'])} "
-              f"[{fmt(s['eval/success_lo'])}, {fmt(s['eval/success_hi'])}] | {fmt(s['eval/length'], 1)} | "
+        print(f"| {Path(run).name} | {reward} | {s['env_steps']} | {c['seed'] if c['iterations'] else '-'} | "
+              f"{fmt(s['eval/success'])} [{fmt(s['eval/success_lo'])}, {fmt(s['eval/success_hi'])}] | "
+              f"{fmt(s.get('eval/success_sampled'))} [{fmt(s.get('eval/success_sampled_lo'))}, "
+              f"{fmt(s.get('eval/success_sampled_hi'))}] | {fmt(s['eval/length'], 1)} | "
               f"{fmt(s.get('charts/success_rate'))} |")
     return rows
 
