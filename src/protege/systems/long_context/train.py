@@ -59,7 +59,7 @@ class Config:
     max_needles: int = 4
     """training sequences hold 1..max_needles needles (fewer when a short sequence has no room)"""
     min_length: int = 32
-    """each training batch has one length, drawn uniformly from [min_length, model.context]: short
+    """each training batch has one length, drawn uniformly from min_length to model.context: short
     haystacks (few distractors) make the retrieval circuit form sooner; 0 trains at model.context only"""
     eval_needles: list[int] = field(default_factory=lambda: [1, 4])
     """needles per evaluation sequence, one grid per count (one needle, at the chosen depth, is queried)"""
