@@ -1,4 +1,4 @@
-"""Binary classifiers judged like SuccessVQA (arXiv:2211.09667): balanced accuracy, and calibration
+"""Binary classifiers judged like SuccessVQA (arXiv:2303.07280): balanced accuracy, and calibration
 by the expected calibration error (Naeini et al. 2015; Guo et al. 2017, arXiv:1706.04599).
 
 Balanced accuracy = (TPR + TNR) / 2: the mean of the recall of each class, so that a judge saying

@@ -1,6 +1,6 @@
 """A learned success detector: (instruction, observation sequence) -> probability that the
 instruction was achieved (the learned judge of arXiv:2205.13274 / arXiv:2012.05672, framed as in
-SuccessVQA, arXiv:2211.09667, as binary classification of an episode).
+SuccessVQA, arXiv:2303.07280, as binary classification of an episode).
 
     instruction words -> GRU -> h_instr                                         (B, D)
     each observation (7x7 symbolic view + heading) -> FiLM(h_instr) grid encoder (B, T, D)

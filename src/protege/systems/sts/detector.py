@@ -1,5 +1,5 @@
 """Training and scoring the learned success detector (`nn/success_detector.py`) on judged episodes,
-with SuccessVQA's three held-out splits (arXiv:2211.09667):
+with SuccessVQA's three held-out splits (arXiv:2303.07280):
 
     unseen levels    every episode of `heldout_levels` (levels/instructions never trained on)
     unseen agents    the episodes of `heldout_agents` on the training levels

@@ -1,6 +1,6 @@
 """Judged episodes for the learned success detector: a spread of agents plays a spread of levels and
 the world's verifier labels every episode (arXiv:2205.13274's judged continuations; the splits of
-SuccessVQA, arXiv:2211.09667, need several agents and several levels).
+SuccessVQA, arXiv:2303.07280, need several agents and several levels).
 
 Agents (each plays its own seeds, so no two agents share a layout):
     random            a uniform random action every step (almost always a failure)
