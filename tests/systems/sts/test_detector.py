@@ -171,3 +171,22 @@ def test_peoples_majority_replaces_the_verifiers_label(judged, tmp_path):
     expected = data["success"].copy()
     expected[bot] = False
     assert (labels == expected).all()
+
+
+def test_continuations_join_the_training_split(judged, tmp_path):
+    from protege.systems.sts.detector import Config, last_frames, make_splits, with_continuations
+    from protege.systems.sts.detector_data import load
+    from tests.systems.sts.test_judges import play_continuations, write_continuations
+    rows = play_continuations(seeds=(3,))
+    write_continuations(tmp_path / "cont", rows)
+    data = load(judged)
+    cfg = Config(data=str(judged), heldout_agents=("bot-noise-0.5",), heldout_levels=("BabyAI-GoToObj-v0",))
+    splits = make_splits(data, cfg)
+    merged, labels, more = with_continuations(data, data["success"], splits, (str(tmp_path / "cont"),))
+    n = len(data["length"])
+    assert len(merged["length"]) == n + 2 and list(more["train"][-2:]) == [n, n + 1]
+    assert labels[n:].tolist() == [r["success"] for r in rows]
+    assert merged["length"][n:].tolist() == [len(r["actions"]) for r in rows]
+    assert all((more[k] == splits[k]).all() for k in ("unseen_episodes", "unseen_agents", "unseen_levels"))
+    inputs = last_frames(merged, 4)
+    assert inputs["images"].shape[0] == n + 2

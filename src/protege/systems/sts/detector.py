@@ -49,6 +49,9 @@ class Config:
     """a judged-episodes folder (`protege sts detector-data`)"""
     human: str = ""
     """a studio export whose people's majority labels replace the verifier's ("" for none)"""
+    continuations: tuple[str, ...] = ()
+    """continuations folders (`protege sts run`) whose episodes join the training set, labelled by
+    the verifier (mid-episode starts and new instructions, as the suite judges them)"""
     heldout_agents: tuple[str, ...] = ("bot-noise-0.5",)
     """agents whose episodes on training levels form the unseen-agents split"""
     heldout_levels: tuple[str, ...] = ("BabyAI-GoToRedBlueBall-v0", "BabyAI-GoToObjDoor-v0",
@@ -73,6 +76,7 @@ class Config:
         if isinstance(self.model, dict):
             self.model = DetectorConfig(**self.model)
         self.heldout_agents, self.heldout_levels = tuple(self.heldout_agents), tuple(self.heldout_levels)
+        self.continuations = tuple(self.continuations)
         check_fields(self, test_fraction="[0,1)", frames=">=1", steps=">=1", batch_size=">=1",
                      lr=">0", checkpoint_every=">=1")
 
@@ -186,6 +190,8 @@ def run(config: Config, run: Run) -> dict:
     data = detector_data.load(Path(config.data))
     labels, from_people = labels_of(data, config.human)
     splits = make_splits(data, config)
+    if config.continuations:
+        data, labels, splits = with_continuations(data, labels, splits, config.continuations)
     inputs = last_frames(data, config.frames)
     model = SuccessDetector(config.model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -222,6 +228,31 @@ def run(config: Config, run: Run) -> dict:
     return summary
 
 
+def continuation_arrays(folders: tuple[str, ...]) -> dict:
+    """The episodes of continuations folders in the arrays of episodes.npz (agent = the
+    continuation's agent, max_steps = its budget)."""
+    from protege.systems.sts.formats import continuation_episode, read_continuations
+    parts = []
+    for folder in folders:
+        for row in read_continuations(Path(folder))[1]:
+            e = continuation_episode(row)
+            played = {"images": e.observations["image"], "directions": e.observations["direction"],
+                      "actions": e.actions, "rewards": e.rewards, "terminated": e.terminated,
+                      "truncated": e.truncated, "mission": e.instruction, "seed": e.seed}
+            parts.append(detector_data.pack([played], row["level"], f"{row['agent']}@{folder}", int(row["budget"])))
+    return detector_data.concat(parts)
+
+
+def with_continuations(data: dict, labels: np.ndarray, splits: dict, folders: tuple[str, ...]):
+    """`data` with the continuations' episodes appended to it and to the training split."""
+    extra = continuation_arrays(folders)
+    start = len(data["length"])
+    merged = detector_data.concat([data, {k: extra[k].astype(data[k].dtype) if data[k].dtype.kind != "U" else extra[k]
+                                          for k in data}])
+    train = np.concatenate([splits["train"], np.arange(start, start + len(extra["length"]))])
+    return merged, np.concatenate([labels, extra["success"].astype(bool)]), {**splits, "train": train}
+
+
 def _held_out_metrics(model, inputs, labels, splits) -> dict:
     out = {}
     for split in SPLITS:
@@ -234,7 +265,8 @@ def _held_out_metrics(model, inputs, labels, splits) -> dict:
 def train_command(cfg: Config, out: Path, resume: bool) -> list[dict]:
     """`protege sts detector-train`: one run in `out`; a row per split."""
     make_splits(detector_data.load(Path(cfg.data)), cfg)  # bad data or splits: refused before the run exists
-    settings = {**asdict(cfg), "heldout_agents": list(cfg.heldout_agents), "heldout_levels": list(cfg.heldout_levels)}
+    settings = {**asdict(cfg), "heldout_agents": list(cfg.heldout_agents), "heldout_levels": list(cfg.heldout_levels),
+                "continuations": list(cfg.continuations)}
     handle = Run(Path(out), settings, resume=resume)
     try:
         summary = run(cfg, handle)

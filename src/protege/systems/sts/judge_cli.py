@@ -42,6 +42,8 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
                    out: Path = typer.Option(..., help="run directory"),
                    human: Path = typer.Option(None, help="a studio export: people's majority labels "
                                                          "replace the verifier's where they exist"),
+                   continuations: list[Path] = typer.Option(None, help="continuations folders (`sts run`) "
+                                                                        "added to the training set (repeat)"),
                    heldout_agent: list[str] = typer.Option(None, help="agents kept out of training (repeat)"),
                    heldout_level: list[str] = typer.Option(None, help="levels kept out of training (repeat)"),
                    steps: int = typer.Option(None, help="optimiser steps"),
@@ -52,7 +54,9 @@ def detector_train(data: Path = typer.Argument(..., help="a judged-episodes fold
     """Train the success detector and report balanced accuracy and ECE on its three held-out splits."""
     from protege.systems.sts.detector import Config, train_command
     overrides = {k: v for k, v in {"steps": steps, "checkpoint_every": checkpoint_every, "heldout_agents": tuple(heldout_agent or ()) or None,
-                                   "heldout_levels": tuple(heldout_level or ()) or None}.items() if v is not None}
+                                   "heldout_levels": tuple(heldout_level or ()) or None,
+                                   "continuations": tuple(str(c) for c in continuations or ()) or None}.items()
+                 if v is not None}
     from protege.nn.success_detector import DetectorConfig
     cfg = Config(data=str(data), human=str(human) if human else "", seed=seed,
                  model=DetectorConfig(positions=positions), **overrides)
