@@ -177,3 +177,26 @@ def test_scenarios_from_a_studio_export_and_rollouts_continued_by_a_policy(tmp_p
     header, rows = read_continuations(tmp_path / "cont")
     assert header["agents"] == ["bc", "bot"] and len(rows) == 16
     assert all(0 < len(r["actions"]) <= 16 for r in rows)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_resumes_to_the_same_continuations(scenario_set, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import protege_cmd, protege_env
+    args = ("sts", "run", scenario_set, "random", "bot:noise=0.5", "--workers", 1, "--chunk-size", 2)
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert subprocess.run(protege_cmd(*args, "--out", straight), env=protege_env(), capture_output=True).returncode == 0
+    proc = subprocess.Popen(protege_cmd(*args, "--out", killed), env=protege_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((killed / ".chunks").glob("000-*.jsonl")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list((killed / ".chunks").glob("*.jsonl"))
+    assert 0 < len(done) < 20, "killed before the first or after the last job"
+    assert subprocess.run(protege_cmd(*args, "--out", killed), env=protege_env(), capture_output=True).returncode == 0
+    assert (straight / "continuations.jsonl").read_text() == (killed / "continuations.jsonl").read_text()
