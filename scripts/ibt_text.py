@@ -80,6 +80,24 @@ def table(per_seed: list[dict], policy: str, ns: list[int]) -> tuple[str, dict]:
     return "\n".join(lines), cells
 
 
+def paired_table(per_seed: list[dict], policy: str, ns: list[int]) -> tuple[str, dict]:
+    """Seed-by-seed differences (a seed's policy, marks and samples are shared by all rerankers)."""
+    pairs = [("process", "outcome"), ("process", "iqlearn"), ("outcome", "iqlearn"), ("process", "majority"),
+             ("outcome", "majority"), ("iqlearn", "majority"), ("process", "greedy")]
+    shown = [n for n in ns if n > 1]
+    lines = ["| difference | " + " | ".join(f"N = {n}" for n in shown) + " |", "|---|" + "---|" * len(shown)]
+    cells = {}
+    for a, b in pairs:
+        out = []
+        for n in shown:
+            key_b = b if b == "greedy" else f"{b}@{n}"
+            mean, low, high = mean_interval([r[policy][f"{a}@{n}"] - r[policy][key_b] for r in per_seed])
+            cells[f"{policy}/{a}-{b}@{n}"] = [round(mean, 4), round(low, 4), round(high, 4)]
+            out.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+        lines.append(f"| {a} - {b} | " + " | ".join(out) + " |")
+    return "\n".join(lines), cells
+
+
 def within_prompt_auc(samples: Path, reward: str) -> float:
     """Mean over prompts with right and wrong samples of P(score(right) > score(wrong)) (ties half):
     how well a reward orders the samples it has to choose between."""
@@ -134,6 +152,9 @@ def main():
         text, c = table(per_seed, policy, args.n)
         cells.update(c)
         print(f"\npolicy {policy}, seeds {args.seeds}, mean [95% t interval]:\n{text}\n")
+        text, c = paired_table(per_seed, policy, args.n)
+        cells.update(c)
+        print(f"policy {policy}: paired differences, seed by seed, mean [95% t interval]:\n{text}\n")
         text, c = auc_table(args, policy)
         cells.update(c)
         print(f"policy {policy}: how each reward orders right above wrong samples of one prompt:\n{text}\n")

@@ -1,8 +1,9 @@
 """What a trained arithmetic policy's decoder knows about step marks (docs/results/ibt_text.md):
 logistic probes on its hidden states at the marked step ends against its log-probability of the
-written value, and the step log-likelihood's AUC by step. Last line: one JSON object.
+written value, and the step log-likelihood's AUC by step; with a reranking's samples file, where
+the policy's wrong samples first go wrong. Last line: one JSON object.
 
-    python scripts/ibt_text_probe.py runs/ibt_text/lm-iqlearn-s0
+    python scripts/ibt_text_probe.py runs/ibt_text/lm-iqlearn-s0 runs/ibt_text/rerank-iqlearn-s0.samples.jsonl
 """
 
 import json
@@ -18,7 +19,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from protege.systems.lm_irl.evaluate import load_trained  # noqa: E402
 from protege.systems.lm_irl.process_reward import encode_marked, pad  # noqa: E402
-from protege.worlds.text.step_marks import simulated_marks  # noqa: E402
+from protege.worlds.text.step_marks import EQUATION, mark_solution, simulated_marks  # noqa: E402
+
+
+def first_errors(samples: Path) -> dict:
+    """Wrong samples by their first regress step: an arithmetic slip (A op B != C), a misread operand
+    (A op B == C but C is wrong), a wrong final statement, or no marked error (e.g. no answer)."""
+    from collections import Counter
+    counts = Counter()
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    for row in rows:
+        if row["correct"]:
+            continue
+        kinds = [m.kind for m in mark_solution(row["prompt"], row["completion"]).marks]
+        if "regress" not in kinds:
+            counts["no_marked_error"] += 1
+            continue
+        first = kinds.index("regress")
+        equations = list(EQUATION.finditer(row["completion"]))
+        if first >= len(equations):
+            counts["wrong_final_statement"] += 1
+            continue
+        a, op, b, c = (equations[first].group(i) for i in (1, 2, 3, 4))
+        holds = (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(c)
+        counts[f"equation{first + 1}_{'misread_operand' if holds else 'slip'}"] += 1
+    return {"samples": len(rows), "wrong": sum(counts.values()), **dict(counts)}
 
 
 @torch.no_grad()
@@ -63,6 +88,8 @@ def main():
     for k in range(3):
         at = test["step"] == k
         result[f"step_loglik_auc_step{k + 1}"] = round(float(roc_auc_score(y_test[at], test["step_loglik"][at])), 3)
+    if len(sys.argv) > 2:
+        result["first_errors"] = first_errors(Path(sys.argv[2]))
     for key, value in result.items():
         print(f"{key}: {value}")
     print(json.dumps(result))
