@@ -146,3 +146,32 @@ def test_simulate_refuses_an_unknown_agent_before_any_work(cli, tmp_path):
     assert_one_line_error(*cli("studio", "simulate", "--level", LEVEL, "--agents", "random,robot",
                                "--out", str(tmp_path / "m")), "--agents", "robot", "bot:EPS")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_of_ppo_against_a_learned_utility_equals_an_uninterrupted_run(simulated, tmp_path):
+    import subprocess
+
+    from protege.core.runs import Run, read_metrics
+    from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
+    from tests.conftest import final_weights, protege_cmd, protege_env
+    from tests.systems.agent_imitation.test_resume import straight_killed_and_resumed
+    torch.manual_seed(0)
+    start = Run(tmp_path / "runs" / "start", {"level": LEVEL, "policy": {"dim": 16, "n_film": 1}})
+    start.save_checkpoint(1, BabyAIPolicy(PolicyConfig(dim=16, n_film=1)).state_dict(), {})
+    start.finish({})
+    proc = subprocess.run(protege_cmd("run", "ibt_pickuploc", "name=utility", f"marks={simulated}", "encoder_from=",
+                                      "freeze_encoder=false", *IBT), cwd=tmp_path, env=protege_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rl = ["init_from=runs/start", "reward_from=runs/utility", "iterations=12", "checkpoint_every=2",
+          "critic_warmup=1", "ppo.n_envs=2", "ppo.rollout_steps=8", "ppo.epochs=1", "ppo.minibatches=1",
+          "policy.dim=16", "policy.n_film=1", "eval_episodes=0", "seed=3"]
+    straight, killed = straight_killed_and_resumed("ibt_rl_pickuploc", rl, tmp_path, "step-00000004")
+    a, b = final_weights(straight), final_weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa = torch.load(straight / "checkpoints" / "step-00000012" / "state.pt", weights_only=True)
+    sb = torch.load(killed / "checkpoints" / "step-00000012" / "state.pt", weights_only=True)
+    assert all(torch.equal(x, y) for x, y in zip(sa["reward"]["memory"], sb["reward"]["memory"]))
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
+    assert strip(read_metrics(straight, wall_clock=False)) == strip(read_metrics(killed, wall_clock=False))
