@@ -13,7 +13,6 @@ by many episodes (or many plays) is stored once, and a file is never rewritten w
 import contextlib
 import hashlib
 import io
-import json
 import os
 import re
 import threading
@@ -22,16 +21,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from protege.core.errors import UserError
+from protege.data.episodes import replay_id
 from protege.systems.feedback.db import EpisodeRow
 
 FRAME_NAME = re.compile(r"([0-9a-f]{64})\.png")
 _render_lock = threading.Lock()  # one replay at a time per process: renders are CPU-bound anyway
 
 
-def episode_id(level: str, seed: int, actions) -> str:
-    identity = json.dumps({"level": level, "seed": int(seed), "actions": [int(a) for a in actions]},
-                          separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()
+episode_id = replay_id  # SHA-256 of (level, seed, actions): importing twice stores once
 
 
 def frame_path(media: Path, name: str) -> Path | None:
