@@ -39,6 +39,7 @@ from protege.nn.babyai_policy import (
     PolicyConfig,
     tokenize,
 )
+from protege.rl.iterations import run_iterations
 from protege.rl.ppo import EnvPool, PPOConfig, collect, pad_cat, ppo_update
 from protege.rl.reward_model import train_and_reward
 from protege.systems.agent_imitation.experiment import check_level_field
@@ -205,17 +206,10 @@ def run(config: Config, run: Run) -> dict:
     learner = build(config, demos)
     restored = run.restore()
     start = 0 if restored is None else learner.load(*restored)
-    from protege.core.progress import progress_bar
-    with progress_bar() as bar:
-        task = bar.add_task(f"gail {config.level}", total=config.iterations, completed=start)
-        for it in range(start, config.iterations):
-            metrics = iteration(learner, config, it)
-            done = it + 1
-            if done % config.log_every == 0 or done == config.iterations:
-                run.log(done, metrics)
-            if done % config.checkpoint_every == 0 or done == config.iterations:
-                run.save_checkpoint(done, learner.policy.state_dict(), learner.training_state())
-            bar.update(task, completed=done)
+    run_iterations(run, f"gail {config.level}", start, config.iterations,
+                   lambda it: iteration(learner, config, it),
+                   lambda: (learner.policy.state_dict(), learner.training_state()),
+                   config.log_every, config.checkpoint_every)
     # from the metrics file, not the loop: a run resumed after its last checkpoint reports the same
     logged = [row for row in read_metrics(run.dir) if "adversarial/disc_loss" in row]
     summary = {k: float(logged[-1][k]) for k in SUMMARY_KEYS if logged and k in logged[-1]}

@@ -31,6 +31,7 @@ from protege.core.runs import (
 from protege.core.seeds import stream_seed
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, tokenize
 from protege.nn.utility import UtilityModel
+from protege.rl.iterations import run_iterations
 from protege.rl.ppo import EnvPool, PPOConfig, collect, pad_cat, ppo_update
 from protege.rl.reward_model import train_and_reward
 
@@ -194,22 +195,15 @@ def evaluate(policy: BabyAIPolicy, level: str, episodes: int) -> dict:
 
 
 def run(config: Config, run: Run) -> dict:
-    from protege.core.progress import progress_bar
     seed_everything(config.seed)
     torch.set_num_threads(1)
     learner = build(config)
     restored = run.restore()
     start = 0 if restored is None else learner.load(*restored)
-    with progress_bar() as bar:
-        task = bar.add_task(f"ppo {config.level}", total=config.iterations, completed=start)
-        for it in range(start, config.iterations):
-            metrics = iteration(learner, config, it)
-            done = it + 1
-            if done % config.log_every == 0 or done == config.iterations:
-                run.log(done, metrics)
-            if done % config.checkpoint_every == 0 or done == config.iterations:
-                run.save_checkpoint(done, learner.policy.state_dict(), learner.training_state())
-            bar.update(task, completed=done)
+    run_iterations(run, f"ppo {config.level}", start, config.iterations,
+                   lambda it: iteration(learner, config, it),
+                   lambda: (learner.policy.state_dict(), learner.training_state()),
+                   config.log_every, config.checkpoint_every)
     rows = [r for r in read_metrics(run.dir) if "ppo/policy_loss" in r]
     summary = {"env_steps": config.iterations * config.ppo.n_envs * config.ppo.rollout_steps}
     if rows:
