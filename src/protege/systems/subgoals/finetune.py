@@ -21,10 +21,17 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import Run, read_metrics, rng_state, seed_everything, set_rng_state
+from protege.core.runs import (
+    Run,
+    read_metrics,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from protege.core.seeds import stream_seed
 from protege.losses.kl_ppo import kl_regularised_ppo_loss
 from protege.nn.babyai_policy import tokenize
+from protege.rl.iterations import run_iterations
 from protege.systems.subgoals.evaluate import load_agent, play
 from protege.systems.subgoals.experiment import save_agent_spec
 from protege.worlds.babyai.levels import TRAIN_SEED_START, check_level
@@ -140,25 +147,24 @@ def run(config: Config, run: Run) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"]); gen.set_state(state["gen"])
         start = int(state["step"])
-    from protege.core.progress import progress_bar
-    with progress_bar() as bar:
-        task = bar.add_task(f"subgoals rl {config.level}", total=config.iterations, completed=start)
-        for it in range(start, config.iterations):
-            seeds = list(range(first_seed + it * config.episodes, first_seed + (it + 1) * config.episodes))
-            agent.eval()
-            played = play(agent, config.level, seeds, n_envs=config.episodes, greedy=False,
-                          greedy_actor=True, generator=gen, record=True)
-            metrics = update(agent, prior, optimizer, decision_batch(played, config.gamma), config)
-            metrics.update({"charts/success_rate": float(np.mean([p["success"] for p in played])),
-                            "charts/episodic_length": float(np.mean([p["length"] for p in played])),
-                            "charts/subgoals": float(np.mean([len(p["subgoals"]) for p in played]))})
-            done = it + 1
-            run.log(done, metrics)
-            if done % config.checkpoint_every == 0 or done == config.iterations:
-                run.save_checkpoint(done, agent.state_dict(), {
-                    "prior": prior.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": rng_state(), "gen": gen.get_state()})
-            bar.update(task, completed=done)
+
+    def iteration(it: int) -> dict:
+        seeds = list(range(first_seed + it * config.episodes, first_seed + (it + 1) * config.episodes))
+        agent.eval()
+        played = play(agent, config.level, seeds, n_envs=config.episodes, greedy=False,
+                      greedy_actor=True, generator=gen, record=True)
+        metrics = update(agent, prior, optimizer, decision_batch(played, config.gamma), config)
+        metrics.update({"charts/success_rate": float(np.mean([p["success"] for p in played])),
+                        "charts/episodic_length": float(np.mean([p["length"] for p in played])),
+                        "charts/subgoals": float(np.mean([len(p["subgoals"]) for p in played]))})
+        return metrics
+
+    def checkpoint() -> tuple[dict, dict]:
+        return agent.state_dict(), {"prior": prior.state_dict(), "optimizer": optimizer.state_dict(),
+                                    "rng": rng_state(), "gen": gen.get_state()}
+
+    run_iterations(run, f"subgoals rl {config.level}", start, config.iterations, iteration, checkpoint,
+                   checkpoint_every=config.checkpoint_every)
     rows = [r for r in read_metrics(run.dir) if "charts/success_rate" in r]
     summary = {"iterations": config.iterations, "train/last_success_rate": rows[-1]["charts/success_rate"],
                "train/last_kl_to_prior": rows[-1]["ppo/kl_to_prior"]}
