@@ -11,7 +11,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "protege"
 RANK = {"core": 0, "data": 1, "worlds": 2, "nn": 2, "losses": 2, "rl": 3, "eval": 3, "systems": 4, "cli": 5}
 # Same rank is not enough where the house forbids an arrow outright.
-NEVER = {("losses", "data"), ("losses", "worlds"), ("nn", "rl"), ("nn", "worlds"), ("worlds", "nn"),
+NEVER = {("losses", "data"), ("losses", "worlds"), ("nn", "rl"), ("nn", "worlds"), ("nn", "losses"), ("worlds", "nn"),
          ("worlds", "losses"), ("rl", "worlds"), ("rl", "eval"), ("eval", "rl"), ("eval", "nn"),
          ("eval", "worlds"), ("eval", "losses")}
 

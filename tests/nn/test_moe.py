@@ -5,7 +5,8 @@ import torch
 
 from protege.losses.moe import load_balancing_loss, router_z_loss
 from protege.nn.lm import ModelConfig, build_model, load_lm, save_lm
-from protege.nn.moe import MoEConfig, is_moe, router_tap, router_terms, routers
+from protege.nn.moe import MoEConfig, is_moe, router_tap, routers
+from protege.rl.moe import router_terms
 
 VOCAB = 50
 

@@ -50,8 +50,8 @@ def test_training_loss_adds_the_router_terms_although_the_model_returns_no_route
 
     from protege.data.tokens import collate, encode
     from protege.nn.lm import build_model
-    from protege.nn.moe import router_terms
     from protege.nn.tokenizer import train_bpe
+    from protege.rl.moe import router_terms
     from protege.systems.lm_irl.experiment import training_loss
     from protege.systems.lm_irl.objectives import objective_loss
     from protege.worlds.text.arithmetic import generate

@@ -8,10 +8,22 @@ from protege.core.config_help import check_fields
 from protege.core.runs import Run
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
-from protege.nn.lm import ModelConfig, build_model, check_source, parameter_count, save_lm
-from protege.nn.moe import is_moe, router_terms
-from protege.nn.tokenizer import check_matches, load_tokenizer, save_tokenizer, train_bpe
+from protege.nn.lm import (
+    ModelConfig,
+    build_model,
+    check_source,
+    parameter_count,
+    save_lm,
+)
+from protege.nn.moe import is_moe
+from protege.nn.tokenizer import (
+    check_matches,
+    load_tokenizer,
+    save_tokenizer,
+    train_bpe,
+)
 from protege.rl.fit import TrainerConfig, distributed, fit
+from protege.rl.moe import router_terms
 from protege.systems.lm_irl.evaluate import EvalConfig, baselines, evaluate_lm
 from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
 from protege.systems.lm_irl.online import OnlineMixer

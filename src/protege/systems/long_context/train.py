@@ -27,8 +27,9 @@ from protege.nn.lm import (
     save_lm,
     with_rope_scaling,
 )
-from protege.nn.moe import is_moe, router_terms
+from protege.nn.moe import is_moe
 from protege.rl.fit import TrainerConfig, fit, unwrap
+from protege.rl.moe import router_terms
 
 PAD, BOS, NEEDLE, QUERY = 0, 1, 2, 3
 SCALINGS = ("none", "linear", "dynamic", "yarn")
