@@ -28,6 +28,7 @@ from protege.core.progress import progress_bar
 from protege.core.runs import write_text_atomic
 from protege.core.seeds import stream_seed
 from protege.data.manifest import output_folder, read_manifest, write_manifest
+from protege.data.text import read_jsonl
 from protege.systems.sts.formats import SCENARIOS_FILE, SCENARIOS_KIND, scenario_row
 from protege.worlds.babyai.demos import FORMAT as DEMOS_FORMAT
 from protege.worlds.babyai.demos import read_episodes
@@ -73,8 +74,7 @@ def _studio_episodes(path: Path) -> list[dict]:
     verify_manifest(path)
     file = path / "episodes.jsonl"
     out = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        row = json.loads(line) if line.strip() else {}
+    for number, row in read_jsonl(file, "episodes of a studio export"):
         if "actions" not in row:  # the header line
             continue
         if not all(k in row for k in ("level", "seed", "actions")):

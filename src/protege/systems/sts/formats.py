@@ -37,7 +37,6 @@ Judgements (`protege sts rank --judgements FILE`): JSONL, one judgement per line
     file, `rank` judges by the verifier (`success` of each continuation).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,7 @@ import numpy as np
 from protege.core.errors import UserError
 from protege.data.episodes import Episode
 from protege.data.manifest import verify_manifest
+from protege.data.text import read_jsonl as read_lines
 from protege.worlds.babyai.scenarios import Scenario
 
 SCENARIOS_KIND = "protege.sts.scenarios"
@@ -59,15 +59,7 @@ def read_jsonl(path: Path, kind: str) -> tuple[dict, list[tuple[int, dict]]]:
     """(header, [(line number, row)]) of a JSONL file whose first line names `kind`."""
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except ValueError:
-                raise UserError(f"{path}:{number}: not a JSON object") from None
+    rows = list(read_lines(path, f"a {kind} file"))
     if not rows or rows[0][1].get("format") != kind:
         raise UserError(f"{path}:1: expected a header {{\"format\": \"{kind}\", ...}}")
     return rows[0][1], rows[1:]
@@ -166,20 +158,13 @@ def read_judgements(path: Path) -> dict[tuple[str, str], bool]:
     if not path.is_file():
         raise UserError(f"--judgements {path}: no such file")
     votes: dict[tuple[str, str], list[bool]] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise UserError(f"{path}:{number}: not a JSON object") from None
-            if "format" in row:
-                continue
-            if not all(k in row for k in ("agent", "scenario", "success")) or not isinstance(row["success"], bool):
-                raise UserError(f"{path}:{number}: a judgement needs agent, scenario and success "
-                                f"(true/false)")
-            votes.setdefault((str(row["agent"]), str(row["scenario"])), []).append(row["success"])
+    for number, row in read_lines(path, "judgements (`protege sts judge`)"):
+        if "format" in row:
+            continue
+        if not all(k in row for k in ("agent", "scenario", "success")) or not isinstance(row["success"], bool):
+            raise UserError(f"{path}:{number}: a judgement needs agent, scenario and success "
+                            f"(true/false)")
+        votes.setdefault((str(row["agent"]), str(row["scenario"])), []).append(row["success"])
     if not votes:
         raise UserError(f"--judgements {path}: the judge set is empty (no judgements)")
     return {key: 2 * sum(v) > len(v) for key, v in votes.items()}
