@@ -50,6 +50,21 @@ def test_training_batches_vary_in_length_within_the_trained_one_and_repeat_exact
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[1].sum() >= 2
 
 
+def test_end_needle_frac_puts_the_last_needle_right_before_the_queries_and_zero_changes_nothing():
+    from protege.systems.long_context.train import training_batch
+    base = Config(model=ModelConfig(arch="llama", context=64), min_length=0, max_needles=3)
+    always = Config(model=ModelConfig(arch="llama", context=64), min_length=0, max_needles=3, end_needle_frac=1.0)
+    for index in range(20):
+        tokens = training_batch(always, [index])[0][0].tolist()
+        first_query = tokens.index(QUERY)
+        assert tokens[first_query - 3] == NEEDLE  # the last needle's value sits just before the first query
+    explicit_zero = Config(model=ModelConfig(arch="llama", context=64), min_length=0, max_needles=3,
+                           end_needle_frac=0.0)
+    assert torch.equal(training_batch(base, [5, 6])[0], training_batch(explicit_zero, [5, 6])[0])
+    with pytest.raises(ValueError, match="end_needle_frac"):
+        Config(end_needle_frac=1.5)
+
+
 def test_a_learned_position_model_is_refused():
     with pytest.raises(UserError, match="llama or mixtral"):
         resolve("rope_retrieval", ["model.arch=gpt2"])
