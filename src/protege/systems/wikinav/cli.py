@@ -16,12 +16,27 @@ app.add_typer(nav_app, name="nav")
 def build(source_type: str = typer.Argument(..., help="dictd | html | edgelist"),
           path: Path = typer.Argument(..., help="dictd .index (or stem), HTML folder, or edge list"),
           out: Path = typer.Option(..., "--out", help="graph folder to write"),
-          texts: Path = typer.Option(None, help="edgelist only: JSONL of {id, title, text}")):
+          texts: Path = typer.Option(None, help="edgelist only: JSONL of {id, title, text}"),
+          drop_common_links: float = typer.Option(
+              None, help="html only: drop links to pages that more than this fraction of all pages "
+                         "link to (navigation chrome: home, index, footer pages), e.g. 0.5"),
+          base_url: str = typer.Option(None, help="html only: the site's address; a page's URL is "
+                                                  "BASE_URL + its path (default: its file:// URI)")):
     """Build a graph folder (CSR arrays + Parquet pages + manifest) from a source."""
+    from protege.core.errors import UserError
+    from protege.core.progress import progress_bar
     from protege.worlds.graphs.builders import build as build_graph
-    options = {"texts": texts}  # the builder refuses --texts for a source other than an edge list
-    with console.status(f"building {source_type} graph from {path}"):
-        summary = build_graph(source_type, path, out, **options)
+    html_only = {"--drop-common-links": drop_common_links, "--base-url": base_url}
+    for flag, value in html_only.items():
+        if value is not None and source_type != "html":
+            raise UserError(f"{flag} is for html sources only; got source type {source_type!r}")
+    options = {"texts": texts, "drop_common_links": drop_common_links, "base_url": base_url}
+    # the builder refuses --texts for a source other than an edge list
+    with progress_bar(True) as bar:
+        task = bar.add_task(f"reading {source_type} pages", total=None)
+        def on_pages(done: int, total: int | None = None):
+            bar.update(task, advance=done, **({"total": total} if total is not None else {}))
+        summary = build_graph(source_type, path, out, progress=on_pages, **options)
     print_summary(f"nav build -> {out}", [{"field": k, "value": v} for k, v in summary.items()])
 
 
@@ -50,7 +65,16 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
           warmup_frac: float = typer.Option(
               0.05, help="fraction of --steps in linear learning-rate warm-up, in [0, 1) (until this "
                          "option, a fixed 100 steps: the published 8000-step runs used 0.0125)"),
-          page_vectors: bool = typer.Option(True, help="learn a vector per page"),
+          page_vectors: bool = typer.Option(True, help="learn a vector per page (transductive); "
+                                            "--no-page-vectors: inductive, from page text alone"),
+          teacher: str = typer.Option("walk", help="walk: imitate the random walk's link (the paper); "
+                                      "shortest: a link on a shortest path to the goal"),
+          candidates: int = typer.Option(32, help="links scored per example besides the imitated one "
+                                         "(a uniform sample on pages with more; 0: all links)"),
+          held_out: float = typer.Option(0.0, help="fraction of pages kept out of training "
+                                         "(`nav eval --held-out` evaluates on them)"),
+          val_pairs: int = typer.Option(100, help="validation pairs per kind and k for choosing the "
+                                        "checkpoint by navigation success (0: keep the last weights)"),
           checkpoint_every: int = typer.Option(None, help="steps between checkpoints "
                                                "(default: min(200, steps // 5), at least 1)"),
           seed: int = typer.Option(0),
@@ -64,7 +88,8 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
     options = {"encoder": encoder, "steps": steps, "batch_size": batch_size, "lr": lr,
                "walks_per_page": walks_per_page, "walk_length": walk_length, "dead_end": dead_end,
                "warmup_frac": warmup_frac, "page_vectors": page_vectors, "seed": seed,
-               "checkpoint_every": checkpoint_every}
+               "checkpoint_every": checkpoint_every, "teacher": teacher, "candidates": candidates,
+               "held_out": held_out, "val_pairs": val_pairs}
     if estimate:
         from protege.systems.wikinav.estimate import from_cli
         summary = from_cli(graph, out, **options)
@@ -79,7 +104,10 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
 def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav train`"),
              pairs: int = typer.Option(300, help="pairs per k and pair kind"),
              k_max: int = typer.Option(20, help="evaluate k = 1..k_max"),
-             budget_factor: float = typer.Option(2.0, help="step budget = ceil(factor * k)"),
+             budget_factor: list[float] = typer.Option(
+                 [2.0, 4.0], help="step budget = ceil(factor * k); repeat for several budgets"),
+             held_out: bool = typer.Option(False, "--held-out", help="only targets among the pages "
+                                           "the run held out of training (`nav train --held-out`)"),
              min_pairs: int = typer.Option(30, help="report k only with this many pairs"),
              seed: int = typer.Option(1234),
              out: Path = typer.Option(None, help="JSON file for all rows (default POLICY/eval.json)"),
@@ -101,10 +129,10 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
         raise UserError(f"--k-max must be >= 1, got {k_max}")
     try:
         cfg = NavEvalConfig(ks=tuple(range(1, k_max + 1)), pairs=pairs, min_pairs=min_pairs,
-                            budget_factor=budget_factor, seed=seed)
+                            budget_factors=tuple(budget_factor), seed=seed)
     except ValueError as e:
         raise UserError(f"nav eval settings: {e}") from None
-    rows = evaluate_policy(policy, cfg, out or policy / "eval.json", show_progress=True)
+    rows = evaluate_policy(policy, cfg, out or policy / "eval.json", show_progress=True, held_out=held_out)
     if markdown is not None:
         write_text_atomic(markdown, markdown_tables(rows))
     headline = headline_rows(rows)

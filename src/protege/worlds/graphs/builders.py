@@ -55,8 +55,9 @@ def assemble(titles: list[str], texts: list[str], raw_links: list[list[tuple[int
     return offsets, targets, store.pages_table(titles, texts, kept), summary
 
 
-def build(source_type: str, path: Path, out: Path, **options) -> dict:
-    """Build the graph of `source_type` at `path` into folder `out`; returns the build summary."""
+def build(source_type: str, path: Path, out: Path, progress=None, **options) -> dict:
+    """Build the graph of `source_type` at `path` into folder `out`; returns the build summary.
+    `options` go to the builder (None = its default); `progress(n)` is called as HTML pages are read."""
     from protege.worlds.graphs.html import build_html
     builders = {"dictd": build_dictd, "html": build_html, "edgelist": build_edgelist}
     if source_type not in builders:
@@ -66,7 +67,9 @@ def build(source_type: str, path: Path, out: Path, **options) -> dict:
         raise UserError(f"--texts is for edge lists only; a {source_type} source carries its own "
                         f"page texts")
     options = {k: v for k, v in options.items() if v is not None}
-    inputs = [path, *options.values()]
+    inputs = [path, *(v for v in options.values() if isinstance(v, Path))]  # files the build reads
+    if source_type == "html" and progress is not None:
+        options["progress"] = progress
     check_output_folder(out, store.KIND, inputs, store.CACHES)  # before the work
     offsets, targets, pages, summary = builders[source_type](Path(path), **options)
     if summary["pages"] == 0:
