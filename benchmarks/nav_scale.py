@@ -8,6 +8,16 @@ extrapolation to the full size, labelled as such. The last line printed is one J
 
     nice -n 10 python benchmarks/nav_scale.py --nodes 2000000
     nice -n 10 python benchmarks/nav_scale.py --nodes 38000000 --edges 387000000 --out /tmp/wiki-scale
+
+With `--policy` it instead trains and evaluates an inductive link scorer at that size: a topic graph
+with synthetic text (protege.worlds.graphs.topic_graph), its page embeddings computed in chunks into a
+float16 memory-mapped store (protege.worlds.graphs.page_store; resumes after a kill), behavioural
+cloning on random walks for `--train-steps` steps, then success within 2k steps on k-step walk pairs
+for the policy, greedy similarity and random choice, greedy and with backtracking (+bt). Reports peak
+resident memory (memory-mapped pages touched included), time per stage and per training step.
+
+    nice -n 10 python benchmarks/nav_scale.py --policy --nodes 2000000 --out /tmp/nav-topics-2m
+    nice -n 10 python benchmarks/nav_scale.py --policy --nodes 38000000 --edges 387000000 --out /tmp/nav-topics-38m
 """
 
 import argparse
@@ -16,6 +26,7 @@ import resource
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numba
@@ -69,6 +80,178 @@ def extrapolate(r: dict) -> dict:
             "extrapolated_peak_rss_bytes": r["peak_rss_bytes_per_edge"] * PAPER_EDGES}
 
 
+# --policy: an inductive scorer trained and evaluated at scale ------------------------------------
+def rss_now() -> int:
+    """Resident bytes of this process now (VmRSS), file-backed mapped pages included."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def stage(result: dict, name: str, t0: float) -> None:
+    result[f"{name}_s"] = time.perf_counter() - t0
+    result[f"{name}_peak_rss_bytes"] = peak_rss_bytes()
+    print(f"[nav_scale] {name}: {result[f'{name}_s']:.1f} s, peak RSS "
+          f"{peak_rss_bytes() / 2**30:.2f} GiB, RSS now {rss_now() / 2**30:.2f} GiB", flush=True)
+
+
+def open_or_build(folder: Path, nodes: int, edges: int, spec) -> dict:
+    """Reuse `folder` when it is this topic graph already (a rerun after a kill), else build it."""
+    from protege.core.progress import progress_bar
+    from protege.worlds.graphs.topic_graph import build_topic_graph
+    try:
+        info = json.loads((folder / "summary.json").read_text())
+        if info.get("nodes") == nodes and info.get("edges") == edges and info.get("topics") \
+                and json.loads(json.dumps(info["topics"])) == json.loads(json.dumps(asdict(spec))):
+            return {"graph_reused": True}
+    except (OSError, ValueError):
+        pass
+    with progress_bar() as bar:
+        task = bar.add_task("build graph (pages)", total=nodes)
+        info = build_topic_graph(folder, nodes, edges, spec, progress=lambda n: bar.advance(task, n))
+    return {"graph_reused": False, "graph_build_s": info["build_s"]}
+
+
+def encode_embeddings(graph, spec, folder: Path, dim: int):
+    from protege.core.progress import progress_bar
+    from protege.worlds.graphs.page_store import encode_store, open_store
+    from protege.worlds.graphs.topic_graph import TopicEmbedder
+    embedder = TopicEmbedder(spec, dim)
+    with progress_bar() as bar:
+        task = bar.add_task("page embeddings (pages)", total=graph.num_nodes)
+        encode_store(folder, graph.num_nodes, dim, embedder, embedder.source,
+                     progress=lambda n: bar.advance(task, n))
+    del embedder  # its 2^18 x dim hash table is not needed any more
+    return open_store(folder, verify=False)
+
+
+def training_examples(graph, walks: int, seed: int):
+    from protege.worlds.graphs.walks import bc_examples
+    rng = np.random.default_rng([seed, 1])
+    starts = rng.integers(0, graph.num_nodes, walks).astype(graph.targets.dtype)
+    w = random_walks(graph, starts, 20, "jump", seed=seed)
+    return bc_examples(w, horizon=20, goals_per_step=1, seed=seed + 1)
+
+
+def batch_maker(graph, ex, seed: int, limit: int = 64):
+    """Batches with each page's taken link and up to `limit` sampled others (sampled softmax): a
+    hub page's 10,000 links would otherwise dominate the step."""
+    import torch
+
+    from protege.nn.link_scorer import sample_candidates
+    rng = np.random.default_rng([seed, 2])
+
+    def make_batch(idx):
+        cur = ex.current[idx]
+        cand, seg, starts, logw = sample_candidates(graph.offsets, graph.targets, cur, ex.action[idx],
+                                                    limit, rng)
+        return {"cur": torch.from_numpy(cur), "goal": torch.from_numpy(ex.goal[idx]),
+                "cand": torch.from_numpy(cand), "seg": torch.from_numpy(seg),
+                "starts": torch.from_numpy(starts), "action": torch.zeros(len(idx), dtype=torch.int64),
+                "log_weight": torch.from_numpy(logw)}
+    return make_batch
+
+
+def train(model, ex, graph, args, run_dir: Path) -> dict:
+    from protege.core.runs import Run
+    from protege.nn.link_scorer import bc_loss
+    from protege.rl.fit import TrainerConfig, fit
+    cfg = TrainerConfig(steps=args.train_steps, batch_size=args.batch, lr=2e-3,
+                        warmup_steps=args.train_steps // 20, schedule="cosine", log_every=50,
+                        checkpoint_every=max(args.train_steps // 5, 1), precision="fp32")
+    resume = (run_dir / "config.yaml").is_file()
+    run = Run(run_dir, {"benchmark": "nav_scale", "steps": cfg.steps, "batch": cfg.batch_size,
+                        "seed": args.seed}, resume=resume)
+    t0 = time.perf_counter()
+    last = fit(model, bc_loss, len(ex), batch_maker(graph, ex, args.seed), cfg, run, args.seed)
+    wall = time.perf_counter() - t0
+    run.finish({k: v for k, v in last.items() if isinstance(v, (int, float))})
+    first = next((r for r in run.metrics() if "nav/bc_loss" in r), {})
+    return {"train_steps": cfg.steps, "batch": cfg.batch_size, "train_s": wall,
+            "ms_per_step": 1000 * wall / cfg.steps, "train_resumed": resume,
+            "bc_loss_first": first.get("nav/bc_loss"), "bc_loss_last": last.get("nav/bc_loss"),
+            "bc_accuracy_last": last.get("nav/bc_accuracy")}
+
+
+class Float32Rows:
+    """float16 store rows read as float32 (the similarity baseline's dot products)."""
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __getitem__(self, ids):
+        return np.asarray(self.rows[ids], dtype=np.float32)
+
+
+def evaluate_scale(graph, model, rows, ex, pairs: int, seed: int) -> list[dict]:
+    import torch
+
+    from protege.core.progress import progress_bar
+    from protege.eval.stats import wilson_interval
+    from protege.systems.wikinav.evaluate import walk_pairs
+    from protege.systems.wikinav.navigate import navigate, policy_scorer, random_scorer, similarity_scorer
+    torch.set_num_threads(1)
+    scorers = {"policy": policy_scorer(model.eval()), "sim": similarity_scorer(Float32Rows(rows)),
+               "random": random_scorer(seed)}
+    seen = np.zeros(graph.num_nodes, bool)
+    seen[ex.current] = seen[ex.goal] = True
+    out = []
+    with progress_bar() as bar:
+        task = bar.add_task("navigation episodes", total=2 * pairs * len(scorers) * 2)
+        for k in (5, 20):
+            src, tgt = walk_pairs(graph, k, pairs, seed)
+            for name, score in scorers.items():
+                for bt in (False, True):
+                    t0 = time.perf_counter()
+                    steps = navigate(graph, score, src, tgt, 2 * k, backtrack=bt)
+                    ok = int((steps >= 0).sum())
+                    lo, hi = wilson_interval(ok, len(steps))
+                    out.append({"k": k, "method": name + ("+bt" if bt else ""), "budget": 2 * k,
+                                "n": len(steps), "success": ok / len(steps), "ci_low": lo, "ci_high": hi,
+                                "targets_unseen_in_training": float(1 - seen[tgt].mean()),
+                                "s": time.perf_counter() - t0})
+                    bar.advance(task, len(src))
+    return out
+
+
+def run_policy(args, edges: int) -> dict:
+    """Build (or reuse) the topic graph and its embedding store, train, evaluate; every stage's
+    time and the peak resident memory so far."""
+    import torch
+
+    from protege.core.seeds import seed_everything
+    from protege.nn.link_scorer import LinkScorer, PolicyConfig
+    from protege.worlds.graphs.topic_graph import TopicSpec
+    torch.set_num_threads(1)
+    seed_everything(args.seed)
+    root = args.out or Path(tempfile.mkdtemp(prefix="nav-scale-"))
+    spec = TopicSpec(seed=args.seed)
+    result: dict = {"mode": "policy", "nodes": args.nodes, "requested_edges": edges, "dim": args.dim}
+    t0 = time.perf_counter()
+    result.update(open_or_build(root / "graph", args.nodes, edges, spec))
+    graph = open_graph(root / "graph", verify=False)
+    result["edges"] = graph.num_edges
+    stage(result, "graph", t0)
+    t0 = time.perf_counter()
+    store = encode_embeddings(graph, spec, root / "embeddings", args.dim)
+    result["store_bytes"] = (root / "embeddings" / "embeddings.npy").stat().st_size
+    stage(result, "embed", t0)
+    t0 = time.perf_counter()
+    ex = training_examples(graph, args.train_walks, args.seed)
+    result["bc_examples"] = len(ex)
+    stage(result, "walks", t0)
+    model = LinkScorer(store.rows, PolicyConfig(page_vectors=False))
+    result["parameters"] = sum(p.numel() for p in model.parameters())
+    t0 = time.perf_counter()
+    result.update(train(model, ex, graph, args, root / "run"))
+    stage(result, "train", t0)
+    t0 = time.perf_counter()
+    result["eval"] = evaluate_scale(graph, model, store.rows, ex, args.pairs, args.seed)
+    stage(result, "eval", t0)
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, default=2_000_000)
@@ -79,8 +262,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="graph folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the graph folder")
     ap.add_argument("--extrapolate", action="store_true")
+    ap.add_argument("--policy", action="store_true", help="train and evaluate a scorer (see above)")
+    ap.add_argument("--dim", type=int, default=64, help="--policy: embedding dims")
+    ap.add_argument("--train-walks", type=int, default=200_000, help="--policy: walks for BC examples")
+    ap.add_argument("--train-steps", type=int, default=1500, help="--policy: optimiser steps")
+    ap.add_argument("--batch", type=int, default=256, help="--policy: BC examples per step")
+    ap.add_argument("--pairs", type=int, default=500, help="--policy: evaluation pairs per k")
     args = ap.parse_args()
     edges = args.edges or round(args.nodes * PAPER_EDGES / PAPER_NODES)
+    if args.policy:
+        result = run_policy(args, edges)
+        result.update(machine_info())
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="nav-scale-"))
     folder = args.out or tmp / "graph"
     try:
