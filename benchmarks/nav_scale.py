@@ -81,19 +81,28 @@ def extrapolate(r: dict) -> dict:
 
 
 # --policy: an inductive scorer trained and evaluated at scale ------------------------------------
-def rss_now() -> int:
-    """Resident bytes of this process now (VmRSS), file-backed mapped pages included."""
+def memory_now() -> dict:
+    """This process's resident memory now, split into anonymous (its own arrays and tensors) and
+    file-backed (pages of the memory-mapped graph and store it touched: the page cache's, which the
+    kernel reclaims under pressure), in bytes."""
+    fields = {"RssAnon:": "anon", "RssFile:": "file"}
+    out = {}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        key = line.split(maxsplit=1)[0] if line else ""
+        if key in fields:
+            out[fields[key]] = int(line.split()[1]) * 1024
+    return out
 
 
 def stage(result: dict, name: str, t0: float) -> None:
+    now = memory_now()
     result[f"{name}_s"] = time.perf_counter() - t0
     result[f"{name}_peak_rss_bytes"] = peak_rss_bytes()
-    print(f"[nav_scale] {name}: {result[f'{name}_s']:.1f} s, peak RSS "
-          f"{peak_rss_bytes() / 2**30:.2f} GiB, RSS now {rss_now() / 2**30:.2f} GiB", flush=True)
+    result[f"{name}_end_anon_bytes"] = now.get("anon")
+    result[f"{name}_end_file_bytes"] = now.get("file")
+    print(f"[nav_scale] {name}: {result[f'{name}_s']:.1f} s, peak RSS {peak_rss_bytes() / 2**30:.2f} "
+          f"GiB; now anon {now.get('anon', 0) / 2**30:.2f} GiB + file {now.get('file', 0) / 2**30:.2f} GiB",
+          flush=True)
 
 
 def open_or_build(folder: Path, nodes: int, edges: int, spec) -> dict:
@@ -236,6 +245,8 @@ def run_policy(args, edges: int) -> dict:
     store = encode_embeddings(graph, spec, root / "embeddings", args.dim)
     result["store_bytes"] = (root / "embeddings" / "embeddings.npy").stat().st_size
     stage(result, "embed", t0)
+    if args.stop_after == "embed":
+        return {**result, "peak_rss_bytes": peak_rss_bytes()}
     t0 = time.perf_counter()
     ex = training_examples(graph, args.train_walks, args.seed)
     result["bc_examples"] = len(ex)
@@ -245,6 +256,8 @@ def run_policy(args, edges: int) -> dict:
     t0 = time.perf_counter()
     result.update(train(model, ex, graph, args, root / "run"))
     stage(result, "train", t0)
+    if args.stop_after == "train":
+        return {**result, "peak_rss_bytes": peak_rss_bytes()}
     t0 = time.perf_counter()
     result["eval"] = evaluate_scale(graph, model, store.rows, ex, args.pairs, args.seed)
     stage(result, "eval", t0)
@@ -268,6 +281,9 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=1500, help="--policy: optimiser steps")
     ap.add_argument("--batch", type=int, default=256, help="--policy: BC examples per step")
     ap.add_argument("--pairs", type=int, default=500, help="--policy: evaluation pairs per k")
+    ap.add_argument("--stop-after", choices=("embed", "train"), default=None,
+                    help="--policy: end after this stage (a later run with the same --out reuses the "
+                         "graph and store and resumes training), to split the work between runs")
     args = ap.parse_args()
     edges = args.edges or round(args.nodes * PAPER_EDGES / PAPER_NODES)
     if args.policy:

@@ -91,24 +91,29 @@ def encode_store(out: Path, num_rows: int, dim: int, encode: Callable[[int, int]
     path = out / ARRAY
     if not path.exists() or path.stat().st_size != _npy_bytes(num_rows, dim):
         np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(num_rows, dim)).flush()
-    array = np.load(path, mmap_mode="r+")
-    if check_resumed:
-        done = _check_committed(array, done, chunk_rows)
+    header = int(np.load(path, mmap_mode="r").offset)
+    row_bytes = 2 * dim
     chunks = -(-num_rows // chunk_rows)
-    if progress is not None:
-        progress(sum(_chunk_len(i, chunk_rows, num_rows) for i in done))
-    for i in range(chunks):
-        if str(i) in done:
-            continue
-        lo, hi = i * chunk_rows, min((i + 1) * chunk_rows, num_rows)
-        rows = _checked_rows(encode(lo, hi), lo, hi, dim)
-        array[lo:hi] = rows
-        array.flush()  # rows reach the file before the record that says they are there
-        done[str(i)] = _chunk_sha(rows)
-        write_json_atomic(out / PROGRESS, {**plan, "done": done})
+    # plain reads and writes, not the memory map: mapped pages would count as this process's memory
+    with open(path, "r+b") as f:
+        if check_resumed:
+            done = {i: sha for i, sha in done.items()
+                    if _read_sha(f, header + int(i) * chunk_rows * row_bytes,
+                                 _chunk_len(i, chunk_rows, num_rows) * row_bytes) == sha}
         if progress is not None:
-            progress(hi - lo)
-    del array
+            progress(sum(_chunk_len(i, chunk_rows, num_rows) for i in done))
+        for i in range(chunks):
+            if str(i) in done:
+                continue
+            lo, hi = i * chunk_rows, min((i + 1) * chunk_rows, num_rows)
+            rows = _checked_rows(encode(lo, hi), lo, hi, dim)
+            f.seek(header + lo * row_bytes)
+            f.write(rows.tobytes())
+            f.flush()  # rows reach the file before the record that says they are there
+            done[str(i)] = _chunk_sha(rows)
+            write_json_atomic(out / PROGRESS, {**plan, "done": done})
+            if progress is not None:
+                progress(hi - lo)
     meta = {**plan, "chunk_sha256": [done[str(i)] for i in range(chunks)]}
     write_manifest(out, meta)
     (out / PROGRESS).unlink()
@@ -176,11 +181,9 @@ def _start_afresh(out: Path, plan: dict) -> None:
     (out / "protege-manifest.json").unlink(missing_ok=True)
 
 
-def _check_committed(array: np.ndarray, done: dict, chunk_rows: int) -> dict:
-    """Keep only the committed chunks whose bytes still hash to their record."""
-    n = array.shape[0]
-    return {i: sha for i, sha in done.items()
-            if _chunk_sha(array[int(i) * chunk_rows:min((int(i) + 1) * chunk_rows, n)]) == sha}
+def _read_sha(f, offset: int, size: int) -> str:
+    f.seek(offset)
+    return hashlib.sha256(f.read(size)).hexdigest()
 
 
 def open_store(folder: Path, verify: bool = True) -> PageStore:
