@@ -146,7 +146,8 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
 def search(query: str = typer.Argument(..., help="free-text query"),
            policy: Path = typer.Option(..., "--policy", help="run folder of `protege nav train`"),
            steps: int = typer.Option(6, help="links to follow from the start page")):
-    """Start at the best TF-IDF page for QUERY and follow the policy towards it (evidence pages)."""
+    """Start at the page BM25 ranks first for QUERY and follow the policy towards the query, never
+    revisiting a page; prints each page's title, source path and URL (evidence pages)."""
     import torch
 
     from protege.systems.wikinav.evaluate import json_encoder
@@ -159,3 +160,43 @@ def search(query: str = typer.Argument(..., help="free-text query"),
     model, graph = load_policy(policy)
     rows = run_search(model, graph, json_encoder(policy), query, steps)
     print_summary(f"nav search {query!r}", rows)
+
+
+@nav_app.command("search-eval")
+def search_eval(policy: Path = typer.Argument(..., help="run folder of `protege nav train`"),
+                queries: int = typer.Option(100, help="held-out pages, each queried by its first sentence"),
+                seed: int = typer.Option(0, help="seed of the held-out page draw"),
+                out: Path = typer.Option(None, help="JSON file for the rows (default POLICY/search-eval.json)"),
+                markdown: Path = typer.Option(None, help="also write the table as Markdown here")):
+    """success@k of finding held-out pages from their own first sentence (removed from the index and
+    from the page's embedding): BM25 alone vs BM25's top page followed by the policy or similarity."""
+    import json
+
+    import torch
+
+    from protege.core.errors import UserError
+    from protege.core.progress import progress_bar
+    from protege.core.runs import write_text_atomic
+    from protege.data.manifest import check_output_file
+    from protege.systems.wikinav.evaluate import json_encoder
+    from protege.systems.wikinav.experiment import load_policy
+    from protege.systems.wikinav.search import search_eval as run_eval
+    from protege.systems.wikinav.search import search_markdown
+    if queries < 1:
+        raise UserError(f"--queries must be >= 1, got {queries}")
+    out = out or policy / "search-eval.json"
+    for path, flag in ((out, "--out"), (markdown, "--markdown")):
+        if path is not None:
+            check_output_file(path, flag=flag)
+    torch.set_num_threads(1)
+    model, graph = load_policy(policy)
+    with progress_bar(True) as bar:
+        task = bar.add_task("held-out queries", total=queries)
+        rows = run_eval(model, graph, json_encoder(policy), queries, seed=seed,
+                        progress=lambda n: bar.advance(task, n))
+    write_text_atomic(out, json.dumps(rows, indent=1) + "\n")
+    if markdown is not None:
+        write_text_atomic(markdown, search_markdown(rows))
+    print_summary(f"nav search-eval {policy} (success@k, Wilson 95% CI)",
+                  [{"method": r["method"], "k": r["k"], "success": f"{100 * r['success']:.1f}%",
+                    "95% CI": f"[{100 * r['low']:.1f}, {100 * r['high']:.1f}]"} for r in rows])
