@@ -12,6 +12,7 @@ from protege.systems import (  # noqa: F401  (each registers itself)
     form,
     lm_irl,
     long_context,
+    par,
     sts,
     subgoals,
     wikinav,
