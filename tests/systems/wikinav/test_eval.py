@@ -6,8 +6,10 @@ from protege.systems.wikinav.evaluate import (
     NavEvalConfig,
     bfs_distances,
     distance_pairs,
+    eval_pairs,
     evaluate,
     headline_rows,
+    non_hubs,
     walk_pairs,
 )
 from protege.systems.wikinav.navigate import navigate, random_scorer
@@ -72,12 +74,38 @@ def test_navigate_counts_steps_and_backtracks():
 
 def test_evaluate_rows_and_min_pairs():
     g = random_graph(n=300)
-    cfg = NavEvalConfig(ks=(1, 2, 30), pairs=40, min_pairs=20, bfs_sources=100)
+    cfg = NavEvalConfig(ks=(1, 2, 30), pairs=40, min_pairs=20, bfs_sources=300)
     rows = evaluate(g, {"random": random_scorer(0)}, cfg)
-    assert {(r["pairs"], r["k"]) for r in rows} == {("walk", 1), ("walk", 2), ("walk", 30),
-                                                   ("distance", 1), ("distance", 2)}
+    cells = {(r["pairs"], r["k"]) for r in rows}
+    assert {("walk", 1), ("walk", 2), ("walk", 30), ("distance", 1), ("distance", 2)} <= cells
+    assert ("distance", 30) not in cells and ("nonhub", 30) not in cells  # fewer than min_pairs
     for r in rows:
-        assert r["ci_low"] <= r["success"] <= r["ci_high"] and r["budget"] == 2 * r["k"]
-        if r["pairs"] == "distance":
+        assert r["ci_low"] <= r["success"] <= r["ci_high"]
+        assert r["budget"] == r["budget_factor"] * r["k"] and r["budget_factor"] in (2.0, 4.0)
+        if r["pairs"] != "walk":
             assert r["oracle_mean_length"] == r["k"]
-    assert len(headline_rows(rows)) == 5
+    by_budget = {(r["pairs"], r["k"], r["mode"], r["budget_factor"]): r for r in rows}
+    for (kind, k, mode, factor), r in by_budget.items():  # one navigation: 4k succeeds where 2k did
+        if factor == 2.0:
+            assert by_budget[kind, k, mode, 4.0]["success"] >= r["success"]
+    assert len(headline_rows(rows)) == 2 * len(cells)
+
+
+def test_nonhub_pairs_end_on_pages_below_the_median_in_degree():
+    g = random_graph(n=300)
+    indeg = np.bincount(g.targets, minlength=300)
+    mask, median = non_hubs(g)
+    assert median == np.median(indeg[indeg > 0]) and (indeg[mask] < median).all() and (indeg[mask] > 0).all()
+    pairs = eval_pairs(g, NavEvalConfig(ks=(1, 2, 3), pairs=30, min_pairs=1, bfs_sources=300), kinds=("nonhub",))
+    assert pairs and all(mask[t].all() for _, t in pairs.values())
+    for (kind, k), (src, tgt) in pairs.items():
+        assert all(naive_distance(g, int(s), int(t)) == k for s, t in zip(src, tgt))
+
+
+def test_pairs_can_be_restricted_to_chosen_targets():
+    g = random_graph(n=300)
+    chosen = np.zeros(300, bool)
+    chosen[::5] = True
+    pairs = eval_pairs(g, NavEvalConfig(ks=(2, 4), pairs=20, min_pairs=1, bfs_sources=300), target_mask=chosen)
+    assert {kind for kind, _ in pairs} == {"walk", "distance", "nonhub"}
+    assert all(chosen[t].all() for _, t in pairs.values())

@@ -33,7 +33,7 @@ def estimate(cfg, steps: int = 5) -> dict:
     ex = make_examples(graph, cfg)
     walks_s = time.perf_counter() - t0
     model = LinkScorer(emb, cfg.policy)
-    step_s = _time_steps(model, batch_maker(graph, ex), len(ex), cfg.trainer, steps,
+    step_s = _time_steps(model, batch_maker(graph, ex, cfg), len(ex), cfg.trainer, steps,
                          stream_seed(cfg.seed, "nav/estimate"))
     train_s = step_s * cfg.trainer.steps
     return {"pages": graph.num_nodes, "examples": len(ex), "steps": cfg.trainer.steps,

@@ -17,11 +17,13 @@ import torch
 from protege.core.config_help import check_fields
 from protege.core.runs import Run, atomic_path, read_metrics, write_json_atomic
 from protege.core.seeds import seed_everything, stream_seed
-from protege.nn.link_scorer import LinkScorer, PolicyConfig, bc_loss, candidates
+from protege.nn.link_scorer import LinkScorer, PolicyConfig, bc_loss, candidates, sample_candidates
 from protege.nn.text_encoders import load_or_encode
 from protege.rl.fit import TrainerConfig, fit
 from protege.worlds.graphs.store import open_graph
 from protege.worlds.graphs.walks import DEFAULT_DEAD_END, bc_examples, random_walks
+
+from . import selection
 
 POLICY_FILE = "policy.safetensors"
 POLICY_META = "policy.json"
@@ -49,6 +51,20 @@ class Config:
     dead_end: Literal["stop", "restart", "jump"] = DEFAULT_DEAD_END
     """what a walk does at a page without links: jump (the default, as in the published runs) to a
     uniform page, restart from the walk's start, or stop (protege.worlds.graphs.walks.DEFAULT_DEAD_END)"""
+    teacher: Literal["walk", "shortest"] = "walk"
+    """the link imitated at (current page, goal): the one the random walk took (the paper), or a
+    link on a shortest path to the goal (cloning the BFS oracle on the walks' states)"""
+    candidates: int = 32
+    """links scored per example besides the imitated one: all of a page's links when it has at most
+    this many, else this many drawn uniformly (sampled softmax: a step's cost stops growing with
+    out-degree); 0: always all links"""
+    held_out: float = 0.0
+    """fraction of pages never seen in training (as current page, goal, imitated link or candidate),
+    saved as held_out_pages.npy; `protege nav eval --held-out` evaluates on targets among them"""
+    val_pairs: int = 100
+    """validation pairs per pair kind and k for checkpoint selection (0: keep the last weights)"""
+    val_ks: tuple[int, ...] = (2, 4, 6, 8)
+    """k of the validation pairs"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """sizes of the link scorer"""
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
@@ -61,32 +77,66 @@ class Config:
 
     def __post_init__(self):
         check_fields(self, graph="nonempty", walks_per_page=">=1", walk_length=">=1",
-                     goals_per_step=">=1")
+                     goals_per_step=">=1", candidates=">=0", held_out="[0,1)", val_pairs=">=0",
+                     val_ks="nonempty")
         if self.warmup_frac is not None:
             check_fields(self, warmup_frac="[0,1)")
             self.trainer.warmup_steps = round(self.warmup_frac * self.trainer.steps)
 
 
-def make_examples(graph, cfg: Config):
+def make_examples(graph, cfg: Config, held=None):
+    """BC examples from random walks with hindsight goals; none that touches a held-out page."""
     deg = graph.out_degree()
     starts = np.repeat(np.flatnonzero(deg > 0), cfg.walks_per_page)
     walks = random_walks(graph, starts, cfg.walk_length, cfg.dead_end,
                          seed=stream_seed(cfg.seed, "nav/walks"))
-    return bc_examples(walks, horizon=cfg.walk_length, goals_per_step=cfg.goals_per_step,
-                       seed=stream_seed(cfg.seed, "nav/goals"))
+    ex = bc_examples(walks, horizon=cfg.walk_length, goals_per_step=cfg.goals_per_step,
+                     seed=stream_seed(cfg.seed, "nav/goals"))
+    if held is None or not held.any():
+        return ex
+    taken = np.asarray(graph.targets)[np.asarray(graph.offsets)[ex.current] + ex.action]
+    keep = ~(held[ex.current] | held[ex.goal] | held[taken])
+    return type(ex)(ex.current[keep], ex.goal[keep], ex.action[keep], ex.distance[keep])
 
 
-def batch_maker(graph, ex):
-    """`make_batch(indices)` for `fit`: the examples' current pages with all their links."""
+def batch_maker(graph, ex, cfg: Config | None = None, held=None):
+    """`make_batch(indices)` for `fit`: the examples' current pages with their candidate links (all of
+    them, or the imitated one and a sample: `cfg.candidates`), the imitated link first when sampled.
+    The sampling stream is a function of the batch's indices, so a resumed run draws the same."""
     offsets, targets = np.asarray(graph.offsets), np.asarray(graph.targets)
+    limit = 0 if cfg is None else cfg.candidates
+    teacher = "walk" if cfg is None else cfg.teacher
+    seed = 0 if cfg is None else stream_seed(cfg.seed, "nav/candidates")
+    reverse = selection.reverse_csr(graph) if teacher == "shortest" else None
 
     def make_batch(idx: np.ndarray) -> dict:
-        cand, seg, starts = candidates(offsets, targets, ex.current[idx])
-        return {"cur": torch.from_numpy(ex.current[idx]), "goal": torch.from_numpy(ex.goal[idx]),
-                "cand": torch.from_numpy(cand), "seg": torch.from_numpy(seg),
-                "starts": torch.from_numpy(starts),
-                "action": torch.from_numpy(ex.action[idx].astype(np.int64))}
+        cur, goal = ex.current[idx], ex.goal[idx]
+        rng = np.random.default_rng([seed, len(idx), *idx[:8].tolist()])
+        action = ex.action[idx].astype(np.int64)
+        if reverse is not None:
+            action = selection.shortest_links(offsets, targets, *reverse, cur, goal,
+                                              rng.random(len(idx)), action)
+        batch = {"cur": torch.from_numpy(cur), "goal": torch.from_numpy(goal)}
+        if limit:
+            cand, seg, starts, log_weight = sample_candidates(offsets, targets, cur, action, limit, rng)
+            action = np.zeros(len(idx), np.int64)
+            if held is not None:
+                cand, seg, starts, log_weight, action = _drop_pages(held, cand, seg, starts, log_weight)
+            batch["log_weight"] = torch.from_numpy(log_weight)
+        else:
+            cand, seg, starts = candidates(offsets, targets, cur)
+        return {**batch, "cand": torch.from_numpy(cand), "seg": torch.from_numpy(seg),
+                "starts": torch.from_numpy(starts), "action": torch.from_numpy(action)}
     return make_batch
+
+
+def _drop_pages(held, cand, seg, starts, log_weight):
+    """Sampled candidate rows without held-out pages (the imitated link, first, is never one)."""
+    keep = ~held[cand]
+    rows = len(starts) - 1
+    new_starts = np.zeros(rows + 1, np.int64)
+    np.cumsum(np.bincount(seg[keep], minlength=rows), out=new_starts[1:])
+    return cand[keep], seg[keep], new_starts, log_weight[keep], np.zeros(rows, np.int64)
 
 
 def run(cfg: Config, run: Run) -> dict:
@@ -95,15 +145,63 @@ def run(cfg: Config, run: Run) -> dict:
     torch.set_num_threads(1)  # the machine is shared; the model is small
     graph = open_graph(Path(cfg.graph))
     emb = load_or_encode(graph, cfg.encoder, show_progress=run.is_main)
-    ex = make_examples(graph, cfg)
+    held = selection.held_out_pages(graph.num_nodes, cfg.held_out, cfg.seed)
+    if held.any() and run.is_main:
+        selection.save_held_out(run.dir, held)
+    ex = make_examples(graph, cfg, held)
     model = LinkScorer(emb, cfg.policy)
-    fit(model, bc_loss, len(ex), batch_maker(graph, ex), cfg.trainer, run, cfg.seed)
+    keeper = _Keeper(run, graph, cfg, held, model) if cfg.val_pairs else None
+    fit(model, bc_loss, len(ex), batch_maker(graph, ex, cfg, held if held.any() else None),
+        cfg.trainer, run, cfg.seed, on_checkpoint=keeper)
+    chosen = keeper.finish(model) if keeper else {}
     save_policy(run.dir, model, cfg)
     # the last logged training row, not fit's return value: a run resumed after its final checkpoint
     # trains no further step but reports the same numbers
     last = next((row for row in reversed(read_metrics(run.dir)) if "train/loss" in row), {})
     return {"examples": len(ex), "pages": graph.num_nodes, "links": graph.num_edges,
-            "encoder": cfg.encoder, **{k: v for k, v in last.items() if k.startswith(("nav/", "train/loss"))}}
+            "held_out_pages": int(held.sum()), "encoder": cfg.encoder, **chosen,
+            **{k: v for k, v in last.items() if k.startswith(("nav/bc", "train/loss"))}}
+
+
+class _Keeper:
+    """`on_checkpoint` for `fit`: scores the weights on the validation pairs and keeps the best in
+    best.safetensors. The untrained scorer (the baseline's ranking) is scored first as step 0; the
+    best so far is re-read from the metrics a resumed run kept, so resuming changes nothing."""
+
+    def __init__(self, run: Run, graph, cfg: Config, held, model):
+        self.run, self.path, self.model_ref = run, Path(run.dir) / selection.BEST_FILE, model
+        self.val = selection.Validation(graph, cfg.val_pairs, cfg.val_ks, cfg.seed, target_mask=~held)
+        logged = [r for r in read_metrics(run.dir) if "nav/val_success" in r] if run.resumed else []
+        if not logged or not self.path.exists():
+            scores = self.val.score(model)
+            run.log(0, scores)
+            self._save(model)
+            logged = [{"step": 0, **scores}]
+        self.best = max(logged, key=lambda r: (r["nav/val_success"], -r["step"]))
+
+    def __call__(self, step: int) -> dict:
+        scores = self.val.score(self.model_ref)
+        if scores["nav/val_success"] > self.best["nav/val_success"]:
+            self._save(self.model_ref)
+            self.best = {"step": step, **scores}
+        return scores
+
+    def _save(self, model) -> None:
+        from safetensors.torch import save_file
+
+        from protege.core.runs import atomic_path
+        self.model_ref = model
+        if self.run.is_main:
+            with atomic_path(self.path) as tmp:
+                save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+
+    def finish(self, model) -> dict:
+        """Load the kept weights into `model`; the summary fields of the choice."""
+        from protege.core.runs import load_weights
+        model.load_state_dict(load_weights(self.path))
+        first = next(r for r in read_metrics(self.run.dir) if "nav/val_success" in r)
+        return {"selected_step": self.best["step"], "val_success": round(self.best["nav/val_success"], 4),
+                "val_success_baseline": round(first["nav/val_success"], 4)}
 
 
 def save_policy(folder: Path, model: LinkScorer, cfg: Config) -> None:
@@ -145,14 +243,17 @@ def default_checkpoint_every(steps: int) -> int:
 
 def cli_overrides(graph: Path, out: Path, encoder: str, steps: int, batch_size: int, lr: float,
                   walks_per_page: int, walk_length: int, dead_end: str, page_vectors: bool,
-                  seed: int, checkpoint_every: int | None, warmup_frac: float | None = None) -> list[str]:
+                  seed: int, checkpoint_every: int | None, warmup_frac: float | None = None,
+                  teacher: str = "walk", candidates: int = 32, held_out: float = 0.0,
+                  val_pairs: int = 100) -> list[str]:
     """The `nav_bc` recipe overrides equivalent to `protege nav train`'s options."""
     every = default_checkpoint_every(steps) if checkpoint_every is None else checkpoint_every
     return [f"name={_quoted(Path(out).name)}", f"graph={_quoted(str(graph))}", f"encoder={encoder}",
             f"dead_end={dead_end}", f"seed={seed}", f"walks_per_page={walks_per_page}",
             f"walk_length={walk_length}", f"policy.page_vectors={str(page_vectors).lower()}",
             f"trainer.steps={steps}", f"trainer.batch_size={batch_size}",
-            f"trainer.lr={lr!r}", f"trainer.checkpoint_every={every}"] + (
+            f"trainer.lr={lr!r}", f"trainer.checkpoint_every={every}", f"teacher={teacher}",
+            f"candidates={candidates}", f"held_out={held_out!r}", f"val_pairs={val_pairs}"] + (
                 [] if warmup_frac is None else [f"warmup_frac={warmup_frac!r}"])
 
 
