@@ -160,3 +160,18 @@ def test_candidate_rows_without_sampling_are_the_csr_rows():
     offsets, targets = np.array([0, 2, 5]), np.array([1, 0, 0, 1, 1])
     cand, seg, starts = candidates(offsets, targets, np.array([1, 0]))
     assert list(cand) == [0, 1, 1, 1, 0] and list(starts) == [0, 3, 5]
+
+
+def test_random_goals_are_relabelled_by_the_shortest_path_teacher(tmp_path):
+    from protege.systems.wikinav.experiment import batch_maker
+    g = small_graph(tmp_path, n=100)
+    cfg = Config(graph=str(tmp_path / "g"), encoder="tfidf", walks_per_page=2, walk_length=4,
+                 teacher="shortest", random_goals=1.0, candidates=4)
+    ex = make_examples(g, cfg)
+    batch = batch_maker(g, ex, cfg)(np.arange(64))
+    assert 0 < len(batch["cur"]) <= 64 and (batch["action"] == 0).all()
+    first = batch["cand"][batch["starts"][:-1]]                        # the imitated link of each row
+    for c, t, n in zip(batch["cur"].tolist(), batch["goal"].tolist(), first.tolist()):
+        assert naive_distance(g, n, t) == naive_distance(g, c, t) - 1 >= 0
+    with pytest.raises(ValueError, match="teacher=shortest"):
+        Config(random_goals=0.5)

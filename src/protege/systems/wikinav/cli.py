@@ -69,6 +69,8 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
                                             "--no-page-vectors: inductive, from page text alone"),
           teacher: str = typer.Option("walk", help="walk: imitate the random walk's link (the paper); "
                                       "shortest: a link on a shortest path to the goal"),
+          random_goals: float = typer.Option(0.0, help="with --teacher shortest: fraction of examples "
+                                             "given a uniformly drawn goal page instead of the walk's"),
           candidates: int = typer.Option(32, help="links scored per example besides the imitated one "
                                          "(a uniform sample on pages with more; 0: all links)"),
           held_out: float = typer.Option(0.0, help="fraction of pages kept out of training "
@@ -89,7 +91,7 @@ def train(graph: Path = typer.Argument(..., help="graph folder"),
                "walks_per_page": walks_per_page, "walk_length": walk_length, "dead_end": dead_end,
                "warmup_frac": warmup_frac, "page_vectors": page_vectors, "seed": seed,
                "checkpoint_every": checkpoint_every, "teacher": teacher, "candidates": candidates,
-               "held_out": held_out, "val_pairs": val_pairs}
+               "held_out": held_out, "val_pairs": val_pairs, "random_goals": random_goals}
     if estimate:
         from protege.systems.wikinav.estimate import from_cli
         summary = from_cli(graph, out, **options)

@@ -54,6 +54,10 @@ class Config:
     teacher: Literal["walk", "shortest"] = "walk"
     """the link imitated at (current page, goal): the one the random walk took (the paper), or a
     link on a shortest path to the goal (cloning the BFS oracle on the walks' states)"""
+    random_goals: float = 0.0
+    """with teacher=shortest: the fraction of examples whose goal is replaced by a uniformly drawn
+    page (examples whose new goal is unreachable are dropped): far and rarely-linked goals, which
+    hindsight goals of random walks seldom are"""
     candidates: int = 32
     """links scored per example besides the imitated one: all of a page's links when it has at most
     this many, else this many drawn uniformly (sampled softmax: a step's cost stops growing with
@@ -77,8 +81,14 @@ class Config:
 
     def __post_init__(self):
         check_fields(self, graph="nonempty", walks_per_page=">=1", walk_length=">=1",
-                     goals_per_step=">=1", candidates=">=0", held_out="[0,1)", val_pairs=">=0",
+                     goals_per_step=">=1", candidates=">=0", held_out="[0,1)", random_goals="[0,1]", val_pairs=">=0",
                      val_ks="nonempty")
+        if self.held_out and not self.candidates:
+            raise ValueError("held_out needs candidates >= 1 (held-out pages are removed from the "
+                             "sampled candidate rows)")
+        if self.random_goals and self.teacher != "shortest":
+            raise ValueError("random_goals needs teacher=shortest (a walk's link says nothing about "
+                             "a goal the walk never reached)")
         if self.warmup_frac is not None:
             check_fields(self, warmup_frac="[0,1)")
             self.trainer.warmup_steps = round(self.warmup_frac * self.trainer.steps)
@@ -108,18 +118,26 @@ def batch_maker(graph, ex, cfg: Config | None = None, held=None):
     teacher = "walk" if cfg is None else cfg.teacher
     seed = 0 if cfg is None else stream_seed(cfg.seed, "nav/candidates")
     reverse = selection.reverse_csr(graph) if teacher == "shortest" else None
+    random_goals = 0.0 if cfg is None else cfg.random_goals
+    goal_pool = np.arange(graph.num_nodes) if held is None else np.flatnonzero(~held)
 
     def make_batch(idx: np.ndarray) -> dict:
         cur, goal = ex.current[idx], ex.goal[idx]
         rng = np.random.default_rng([seed, len(idx), *idx[:8].tolist()])
         action = ex.action[idx].astype(np.int64)
         if reverse is not None:
+            swap = rng.random(len(idx)) < random_goals
+            goal = np.where(swap, rng.choice(goal_pool, len(idx)), goal)
             action = selection.shortest_links(offsets, targets, *reverse, cur, goal,
-                                              rng.random(len(idx)), action)
+                                              rng.random(len(idx)), np.where(swap, -1, action))
+            keep = (action >= 0) & (goal != cur)  # a drawn goal may be unreachable, or the page itself
+            if held is not None:  # nor may the teacher's link lead to a held-out page
+                keep &= ~held[targets[offsets[cur] + np.maximum(action, 0)]]
+            cur, goal, action = cur[keep], goal[keep], action[keep]
         batch = {"cur": torch.from_numpy(cur), "goal": torch.from_numpy(goal)}
         if limit:
             cand, seg, starts, log_weight = sample_candidates(offsets, targets, cur, action, limit, rng)
-            action = np.zeros(len(idx), np.int64)
+            action = np.zeros(len(cur), np.int64)
             if held is not None:
                 cand, seg, starts, log_weight, action = _drop_pages(held, cand, seg, starts, log_weight)
             batch["log_weight"] = torch.from_numpy(log_weight)
@@ -245,7 +263,7 @@ def cli_overrides(graph: Path, out: Path, encoder: str, steps: int, batch_size: 
                   walks_per_page: int, walk_length: int, dead_end: str, page_vectors: bool,
                   seed: int, checkpoint_every: int | None, warmup_frac: float | None = None,
                   teacher: str = "walk", candidates: int = 32, held_out: float = 0.0,
-                  val_pairs: int = 100) -> list[str]:
+                  val_pairs: int = 100, random_goals: float = 0.0) -> list[str]:
     """The `nav_bc` recipe overrides equivalent to `protege nav train`'s options."""
     every = default_checkpoint_every(steps) if checkpoint_every is None else checkpoint_every
     return [f"name={_quoted(Path(out).name)}", f"graph={_quoted(str(graph))}", f"encoder={encoder}",
@@ -253,7 +271,8 @@ def cli_overrides(graph: Path, out: Path, encoder: str, steps: int, batch_size: 
             f"walk_length={walk_length}", f"policy.page_vectors={str(page_vectors).lower()}",
             f"trainer.steps={steps}", f"trainer.batch_size={batch_size}",
             f"trainer.lr={lr!r}", f"trainer.checkpoint_every={every}", f"teacher={teacher}",
-            f"candidates={candidates}", f"held_out={held_out!r}", f"val_pairs={val_pairs}"] + (
+            f"candidates={candidates}", f"held_out={held_out!r}", f"val_pairs={val_pairs}",
+            f"random_goals={random_goals!r}"] + (
                 [] if warmup_frac is None else [f"warmup_frac={warmup_frac!r}"])
 
 
