@@ -1,6 +1,7 @@
 """`protege report`: compare runs in a markdown table and PNG plots of their metrics."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from protege.core.errors import UserError
@@ -23,9 +24,11 @@ def run_summary(run_dir: Path) -> dict:
     return summary
 
 
-def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, list[dict]]:
+def write_report(run_dirs: list[Path], out: Path | None = None,
+                 preface: Callable[[Path], list[str]] | None = None) -> tuple[Path, list[dict]]:
     """report.md with the final summary of each run, a learning-curve PNG per metric and, where runs
-    report both, a task-score-against-diversity scatter."""
+    report both, a task-score-against-diversity scatter. `preface(out)` may draw more plots into the
+    report folder (e.g. `paired_plot`); the markdown lines it returns go before the runs' table."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -60,7 +63,8 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, l
     rows = [{"run": d.name, **{k: v for k, v in s.items() if not isinstance(v, (dict, list))}}
             for d, _, s in runs]
     scatter = _score_vs_diversity(runs, out, plt)
-    lines = ["# Report", "", "Runs: " + ", ".join(f"`{d}`" for d, _, _ in runs), "", _markdown_table(rows), ""]
+    lines = ["# Report", "", *(preface(out) if preface else []),
+             "Runs: " + ", ".join(f"`{d}`" for d, _, _ in runs), "", _markdown_table(rows), ""]
     if scatter:
         lines += [f"![task score against diversity]({scatter})", ""]
     lines += [f"![{p}]({p})" for p in plots]
@@ -68,6 +72,41 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> tuple[Path, l
     write_text_atomic(path, "\n".join(lines) + "\n")
     write_manifest(out, {"kind": REPORT_KIND})  # marks the folder as a report a rerun may update
     return path, rows
+
+
+def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
+                metric: str) -> tuple[float, float, float]:
+    """Two methods' `metric` over the same seeds (scores = {name: [one value per seed]}, the first
+    name is the reference): left, each seed's pair joined by a line and each method's mean with its
+    95% t-interval; right, the per-seed differences (second - first) with their mean and interval
+    against zero. Returns the difference's (mean, low, high)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from protege.eval.stats import mean_interval
+    (a, a_values), (b, b_values) = scores.items()
+    diffs = [y - x for x, y in zip(a_values, b_values)]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    for seed, x, y in zip(seeds, a_values, b_values):
+        left.plot([0, 1], [x, y], color="0.7", marker=".", zorder=1)
+        left.annotate(f"seed {seed}", (1.08, y), fontsize=7, va="center")
+    for i, values in enumerate((a_values, b_values)):
+        mean, low, high = mean_interval(values)
+        left.errorbar([i], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color=f"C{i}", capsize=6,
+                      markersize=8, zorder=2)
+    left.set(xticks=[0, 1], xticklabels=[a, b], xlim=(-0.4, 1.5), ylabel=metric,
+             title=f"{metric}, {len(seeds)} seeds (mean, 95% t)")
+    mean, low, high = mean_interval(diffs)
+    right.axhline(0, color="k", linewidth=0.8)
+    right.scatter([0] * len(diffs), diffs, color="0.5", zorder=1)
+    right.errorbar([0], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="C1", capsize=6,
+                   markersize=8, zorder=2)
+    right.set(xticks=[0], xticklabels=[f"{b} - {a}"], xlim=(-1, 1),
+              title=f"paired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return mean, low, high
 
 
 def _score_vs_diversity(runs, out: Path, plt) -> str | None:
