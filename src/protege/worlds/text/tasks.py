@@ -26,10 +26,15 @@ class TaskConfig:
     """file task: the column (or JSON key) holding the completion"""
     overflow: Literal["truncate", "refuse"] = "truncate"
     """what to do with examples longer than the model's context"""
+    definition: Literal["start", "first_sentence"] = "start"
+    """foldoc: the completion is the definition's start (cut at a sentence end within
+    definition_words words) or only its first sentence (a shorter, more learnable target)"""
+    definition_words: int = 40
+    """foldoc: most words of the definition kept (before any first-sentence cut)"""
 
     def __post_init__(self):
         check_fields(self, train_size=">=0", eval_size=">=1", prompt_field="nonempty",
-                     completion_field="nonempty")
+                     completion_field="nonempty", definition_words=">=1")
         if self.kind == "arithmetic" and self.train_size == 0:
             raise ValueError("train_size must be >= 1 for kind=arithmetic (0 = all is for foldoc "
                              "and file tasks)")
@@ -50,7 +55,8 @@ def load_task(cfg: TaskConfig, seed: int) -> TaskData:
         return TaskData(train, held_out)
     if cfg.kind == "foldoc":
         from protege.worlds.text import foldoc
-        return foldoc.split(cfg.train_size, cfg.eval_size, seed)
+        return foldoc.split(cfg.train_size, cfg.eval_size, seed, max_words=cfg.definition_words,
+                            only_first_sentence=cfg.definition == "first_sentence")
     if not cfg.path:
         raise UserError("task.kind=file needs task.path (a .jsonl, .parquet or HF datasets folder)")
     rows = load_text_dataset(cfg.path, cfg.prompt_field, cfg.completion_field)
