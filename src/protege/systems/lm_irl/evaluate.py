@@ -63,31 +63,52 @@ def task_score(kind: str, example: TextExample, completion: str) -> float:
     return rouge(completion, example.completion)["rougeL"]
 
 
-@torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1,
-             sample: bool = False, use_cache: bool = True) -> list[list[str]]:
-    """`n` completions per prompt. Prompts are batched by token length, so no padding is needed."""
+IMPLS = ("batched", "transformers")
+
+
+def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1, sample: bool = False,
+             impl: str = "batched") -> list[list[str]]:
+    """`n` completions per prompt. "batched" decodes all prompts together with a KV cache (see
+    protege.nn.decode); beam search, and impl="transformers" (the earlier path, kept as the
+    reference the speed benchmark and tests compare against), go through transformers' `generate`."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     model.eval()
     limit = position_limit(model)
     prefix = special_prefix(tokenizer)
-    encoded = [fit_prompt(prompt_ids(tokenizer, p, prefix), cfg.max_new_tokens, limit, len(prefix))[0]
-               for p in prompts]
+    fitted = [fit_prompt(prompt_ids(tokenizer, p, prefix), cfg.max_new_tokens, limit, len(prefix))
+              for p in prompts]  # (ids, new-token budget): each prompt tokenised once
+    if impl == "transformers" or (cfg.num_beams > 1 and not sample):
+        return _generate_by_length(model, tokenizer, fitted, cfg, n, sample)
+    from protege.nn.decode import decode, sampling_like_generate
+    sampling = sampling_like_generate(model, cfg.temperature, cfg.top_p) if sample else None
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows = decode(model, [ids for ids, _ in fitted for _ in range(n)],
+                  [budget for _, budget in fitted for _ in range(n)], tokenizer.eos_token_id, pad,
+                  sampling, cfg.batch_size)
+    texts = [t.strip() for t in tokenizer.batch_decode(rows, skip_special_tokens=True)]
+    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+@torch.no_grad()
+def _generate_by_length(model, tokenizer, fitted: list[tuple[list[int], int]], cfg: EvalConfig, n: int,
+                        sample: bool) -> list[list[str]]:
+    """transformers' `generate` on batches of prompts of one token length (so no padding is needed)."""
     by_length = defaultdict(list)
-    for i, ids in enumerate(encoded):
+    for i, (ids, _) in enumerate(fitted):
         by_length[len(ids)].append(i)
-    out: list[list[str]] = [[] for _ in prompts]
+    out: list[list[str]] = [[] for _ in fitted]
     per_batch = max(1, cfg.batch_size // n)
     for indices in by_length.values():
         for start in range(0, len(indices), per_batch):
             chunk = indices[start:start + per_batch]
-            ids = torch.tensor([encoded[i] for i in chunk])
-            kwargs = dict(do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p) if sample \
-                else dict(do_sample=False, num_beams=cfg.num_beams)
-            _, max_new = fit_prompt(encoded[chunk[0]], cfg.max_new_tokens, limit, len(prefix))
+            ids = torch.tensor([fitted[i][0] for i in chunk])
+            kwargs = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p} if sample \
+                else {"do_sample": False, "num_beams": cfg.num_beams}
             tokens = generate_tokens(model, input_ids=ids, attention_mask=torch.ones_like(ids),
-                                     max_new_tokens=max_new, num_return_sequences=n,
+                                     max_new_tokens=fitted[chunk[0]][1], num_return_sequences=n,
                                      eos_token_id=tokenizer.eos_token_id,
-                                     pad_token_id=tokenizer.pad_token_id, use_cache=use_cache, **kwargs)
+                                     pad_token_id=tokenizer.pad_token_id, **kwargs)
             texts = tokenizer.batch_decode(tokens[:, ids.shape[1]:], skip_special_tokens=True)
             for j, i in enumerate(chunk):
                 out[i] = [t.strip() for t in texts[j * n:(j + 1) * n]]
@@ -114,15 +135,16 @@ def score_completions(model, tokenizer, pairs: list[TextExample], context: int, 
 
 
 def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: EvalConfig,
-                context: int, gamma: float = 1.0) -> dict:
-    """The metrics table row of one model: task score (greedy and sampled), diversity, reward corr."""
+                context: int, gamma: float = 1.0, impl: str = "batched") -> dict:
+    """The metrics table row of one model: task score (greedy and sampled), diversity, reward corr.
+    `impl` picks the decoding path (see `generate`)."""
     from scipy.stats import spearmanr
     examples = examples[:cfg.prompts]
-    greedy = generate(model, tokenizer, [e.prompt for e in examples], cfg)
+    greedy = generate(model, tokenizer, [e.prompt for e in examples], cfg, impl=impl)
     greedy_scores = [task_score(kind, e, c[0]) for e, c in zip(examples, greedy)]
     sampled_examples = examples[:cfg.sample_prompts]
     samples = generate(model, tokenizer, [e.prompt for e in sampled_examples], cfg, n=cfg.samples,
-                       sample=True)
+                       sample=True, impl=impl)
     pairs = [TextExample(e.prompt, s or " ") for e, group in zip(sampled_examples, samples) for s in group]
     sample_scores = np.asarray([task_score(kind, e, s) for e, group in zip(sampled_examples, samples)
                                 for s in group])

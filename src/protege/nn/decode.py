@@ -1,0 +1,120 @@
+"""Batched decoding with a KV cache: many prompts of different lengths in one batch.
+
+Hand-written around the model's own forward because transformers' `generate` keeps every row of a
+batch until the longest one finishes and spends more time per step on its bookkeeping than the small
+built-in models spend computing. Here prompts of any length share a batch (left padded: the attention
+mask hides the padding and position ids count real tokens only, as `generate` derives them), a row
+leaves the batch and the cache as soon as it emits EOS or reaches its own token budget, and the next
+token is chosen exactly as `generate` chooses it: argmax of the float32 logits, or transformers' own
+temperature, top-k and top-p warpers followed by `torch.multinomial`. Greedy output is therefore the
+same as `generate`'s (up to float rounding that differs with the batch shape); sampled output is
+seeded by torch's global generator but draws in a different order, so it matches `generate`'s in
+distribution, not token for token.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+HF_DEFAULT_TOP_K = 50
+"""what `generate` applies when sampling and the model's generation config sets no top_k"""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    """divides the logits (> 0)"""
+    top_k: int = HF_DEFAULT_TOP_K
+    """keep the k most likely tokens (0 keeps all)"""
+    top_p: float = 1.0
+    """keep the smallest set of tokens with this much probability (1 keeps all)"""
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def sampling_like_generate(model, temperature: float, top_p: float) -> Sampling:
+    """The warpers `model.generate(do_sample=True, temperature=..., top_p=...)` would apply: its
+    generation config's top_k, or transformers' default of 50 when it sets none."""
+    top_k = getattr(getattr(model, "generation_config", None), "top_k", None)
+    return Sampling(temperature, HF_DEFAULT_TOP_K if top_k is None else top_k, top_p)
+
+
+def _warpers(sampling: Sampling):
+    from transformers.generation.logits_process import (
+        LogitsProcessorList,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+    warpers = LogitsProcessorList()  # the order `generate` applies them in
+    if sampling.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(sampling.temperature))
+    if sampling.top_k:
+        warpers.append(TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(sampling.top_p))
+    return warpers
+
+
+@torch.no_grad()
+def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad_id: int,
+           sampling: Sampling | None = None, batch_size: int = 64) -> list[list[int]]:
+    """New token ids for each prompt (greedy when `sampling` is None): at most `budgets[i]` tokens,
+    ending with EOS when the model emitted it. Prompts are sorted by length and decoded
+    `batch_size` at a time; the output keeps the input order."""
+    if len(prompts) != len(budgets):
+        raise ValueError(f"{len(prompts)} prompts but {len(budgets)} budgets")
+    warpers = _warpers(sampling) if sampling is not None else None
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[int]] = [[] for _ in prompts]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        rows = _decode_batch(model, [prompts[i] for i in chunk], [budgets[i] for i in chunk],
+                             eos_id, pad_id, warpers)
+        for i, row in zip(chunk, rows):
+            out[i] = row
+    return out
+
+
+def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask), each prompt right-aligned so every row's next token is the last."""
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
+def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list[int]]:
+    ids, mask = left_padded(prompts, pad_id)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)  # padding's positions are never attended to
+    budget = torch.tensor(budgets)
+    alive = torch.arange(len(prompts))  # batch row -> prompt
+    out: list[list[int]] = [[] for _ in prompts]
+    cache = None
+    for step in range(max(budgets)):
+        result = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                       use_cache=True, logits_to_keep=1)
+        cache = result.cache
+        logits = result.logits[:, -1].float()
+        if warpers is None:
+            token = logits.argmax(-1)
+        else:
+            token = torch.multinomial(torch.softmax(warpers(ids, logits), -1), 1).squeeze(1)
+        for row, t in zip(alive.tolist(), token.tolist()):
+            out[row].append(t)
+        going = ((token != eos_id) & (budget[alive] > step + 1)).nonzero().flatten()
+        if len(going) == 0:
+            break
+        if len(going) < len(alive):  # finished rows leave the batch and the cache
+            cache.batch_select_indices(going)
+            alive, mask, positions, token = alive[going], mask[going], positions[going], token[going]
+        ids = token[:, None]
+        mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
+        positions = positions[:, -1:] + 1
+    return out

@@ -1,0 +1,114 @@
+"""Batched, KV-cached decoding (protege.nn.decode) gives what transformers' `generate` gives.
+
+Greedy: token for token, against `generate` called on one prompt at a time (the plainest reference)
+and against the earlier length-bucketed path of `eval lm`, for the built-in GPT-2 (learned positions,
+where left padding must not shift them), the built-in Llama (rotary) and a local HF Llama with a BOS
+token. Sampling draws in another order than `generate`, so it is tested for what it can promise:
+seeded runs repeat, and sampling at a vanishing temperature is greedy decoding.
+"""
+
+from collections import Counter
+
+import pytest
+import torch
+
+from protege.nn.decode import HF_DEFAULT_TOP_K, Sampling, decode, sampling_like_generate
+from protege.nn.lm import ModelConfig, build_model, generate, load_lm
+from protege.nn.tokenizer import train_bpe
+from protege.systems.lm_irl.evaluate import EvalConfig
+from protege.systems.lm_irl.evaluate import generate as generate_text
+from protege.worlds.text.arithmetic import generate as arithmetic
+
+PROMPTS = [e.prompt for e in arithmetic(8, 3)] + ["one", " ".join(["seven plus eight"] * 12)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_bpe([e.prompt + "\n" + e.completion for e in arithmetic(200, 0)], 300)
+
+
+def tiny(arch: str, tokenizer, context: int = 48):
+    torch.manual_seed(1)
+    return build_model(ModelConfig(arch=arch, n_layer=2, n_embd=32, n_head=2, context=context),
+                       len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id).eval()
+
+
+def some_rows_token(model, prompts: list[list[int]], budgets: list[int]) -> int:
+    """A token greedy decoding emits mid-way for about half the prompts: used as EOS, so rows end at
+    different steps (an untrained model never emits the real EOS)."""
+    rows = decode(model, prompts, budgets, eos_id=-1, pad_id=0)
+    rows_with = Counter(t for row in rows for t in set(row[1:-1]) if t != row[0])
+    return min(rows_with, key=lambda t: abs(rows_with[t] - len(prompts) / 2))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_greedy_equals_generate_one_prompt_at_a_time(arch, tokenizer):
+    model = tiny(arch, tokenizer)
+    prompts = [tokenizer(p + "\n")["input_ids"][-30:] for p in PROMPTS]
+    budgets = [min(12, 48 - len(p)) for p in prompts]
+    eos = some_rows_token(model, prompts, budgets)
+    batched = decode(model, prompts, budgets, eos, tokenizer.pad_token_id, batch_size=5)
+    ended = 0
+    for ids, budget, row in zip(prompts, budgets, batched):
+        x = torch.tensor([ids])
+        ref = generate(model, input_ids=x, attention_mask=torch.ones_like(x), do_sample=False,
+                       max_new_tokens=budget, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+        ref = ref[0, len(ids):].tolist()
+        assert row == ref[:len(row)] and len(row) == len(ref)
+        ended += row[-1] == eos and len(row) < budget
+    assert 0 < ended < len(prompts)  # some rows left the batch early, others ran to their budget
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_eval_generate_matches_the_earlier_path(arch, tokenizer):
+    model = tiny(arch, tokenizer, context=40)  # the long prompt is cut and gets a smaller budget
+    cfg = EvalConfig(max_new_tokens=10, batch_size=4)
+    assert generate_text(model, tokenizer, PROMPTS, cfg) == \
+        generate_text(model, tokenizer, PROMPTS, cfg, impl="transformers")
+
+
+def test_local_hf_llama_with_bos_matches(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tests.systems.lm_irl.test_special_tokens import llama_tokenizer
+    tok = llama_tokenizer([e.prompt + "\n" + e.completion for e in arithmetic(200, 0)])
+    torch.manual_seed(2)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                 num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                 max_position_embeddings=64, bos_token_id=tok.bos_token_id,
+                                 eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path / "hf")
+    model = load_lm(tmp_path / "hf")
+    tok.pad_token = tok.eos_token
+    cfg = EvalConfig(max_new_tokens=8, batch_size=6)
+    assert generate_text(model, tok, PROMPTS, cfg) == generate_text(model, tok, PROMPTS, cfg, impl="transformers")
+
+
+def test_sampling_is_seeded_and_a_vanishing_temperature_is_greedy(tokenizer):
+    model = tiny("gpt2", tokenizer)
+    cfg = EvalConfig(max_new_tokens=8, batch_size=16)
+
+    def sampled(seed, temperature=1.0):
+        torch.manual_seed(seed)
+        return generate_text(model, tokenizer, PROMPTS, EvalConfig(max_new_tokens=8, batch_size=16,
+                                                                   temperature=temperature), n=3, sample=True)
+    first = sampled(0)
+    assert first == sampled(0) and first != sampled(1)
+    assert sum(len(set(group)) > 1 for group in first) > len(first) / 2  # samples of a prompt differ
+    greedy = generate_text(model, tokenizer, PROMPTS, cfg)
+    assert sampled(5, temperature=1e-6) == [g * 3 for g in greedy]
+
+
+def test_sampling_applies_what_generate_applies(tokenizer):
+    model = tiny("gpt2", tokenizer)
+    assert sampling_like_generate(model, 0.7, 0.9) == Sampling(0.7, HF_DEFAULT_TOP_K, 0.9)
+    model.generation_config.top_k = 5
+    assert sampling_like_generate(model, 1.0, 1.0).top_k == 5
+    with pytest.raises(ValueError, match="temperature"):
+        Sampling(temperature=0.0)
+
+
+def test_bad_arguments(tokenizer):
+    with pytest.raises(ValueError, match="2 prompts but 1 budgets"):
+        decode(tiny("gpt2", tokenizer), [[1], [2]], [3], 1, 0)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        generate_text(tiny("gpt2", tokenizer), tokenizer, ["x"], EvalConfig(), impl="fast")
