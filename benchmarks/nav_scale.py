@@ -162,25 +162,81 @@ def batch_maker(graph, ex, seed: int, limit: int = 64):
     return make_batch
 
 
+class Keeper:
+    """Checkpoint selection on navigation (`fit`'s on_checkpoint): +bt success within 2k on validation
+    walk pairs (k = 5 and 20, their own seed), scored for the untrained scorer -- the similarity
+    baseline's ranking -- first; the best weights are kept in best.safetensors (+ best.json), so
+    the run never ends with weights that navigated worse than the baseline on those pairs. Walk
+    pairs only: the exact-distance pairs of `wikinav.selection.Validation` need a BFS over all 38M
+    pages per pair."""
+
+    def __init__(self, model, graph, run_dir: Path, pairs: int, seed: int):
+        from protege.systems.wikinav.evaluate import walk_pairs
+        self.model, self.graph, self.dir = model, graph, run_dir
+        self.pairs = {k: walk_pairs(graph, k, pairs, seed + 100) for k in (5, 20)}
+        best = run_dir / "best.json"
+        self.best = json.loads(best.read_text()) if best.exists() else None
+        if self.best is None:
+            self._keep(0, self.score())
+
+    def score(self) -> dict:
+        from protege.systems.wikinav.navigate import navigate, policy_scorer
+        rates = {k: float((navigate(self.graph, policy_scorer(self.model.eval()), s, t, 2 * k,
+                                    backtrack=True) >= 0).mean()) for k, (s, t) in self.pairs.items()}
+        self.model.train()
+        return {**{f"nav/val_k{k}": r for k, r in rates.items()},
+                "nav/val_success": float(np.mean(list(rates.values())))}
+
+    def _keep(self, step: int, scores: dict) -> None:
+        from safetensors.torch import save_file
+
+        from protege.core.runs import atomic_path, write_json_atomic
+        with atomic_path(self.dir / "best.safetensors") as tmp:
+            save_file({k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()},
+                      str(tmp))
+        baseline = scores["nav/val_success"] if step == 0 else self.best["val_success_baseline"]
+        self.best = {"step": step, **scores, "val_success_baseline": baseline}
+        write_json_atomic(self.dir / "best.json", self.best)
+
+    def __call__(self, step: int) -> dict:
+        scores = self.score()
+        if scores["nav/val_success"] > self.best["nav/val_success"]:
+            self._keep(step, scores)
+        return scores
+
+    def restore_best(self) -> dict:
+        from protege.core.runs import load_weights
+        self.model.load_state_dict(load_weights(self.dir / "best.safetensors"))
+        return {"selected_step": self.best["step"], "val_success_selected": self.best["nav/val_success"],
+                "val_success_baseline": self.best["val_success_baseline"]}
+
+
 def train(model, ex, graph, args, run_dir: Path) -> dict:
     from protege.core.runs import Run
     from protege.nn.link_scorer import bc_loss
     from protege.rl.fit import TrainerConfig, fit
-    cfg = TrainerConfig(steps=args.train_steps, batch_size=args.batch, lr=2e-3,
+    cfg = TrainerConfig(steps=args.train_steps, batch_size=args.batch, lr=args.lr,
                         warmup_steps=args.train_steps // 20, schedule="cosine", log_every=50,
                         checkpoint_every=max(args.train_steps // 5, 1), precision="fp32")
     resume = (run_dir / "config.yaml").is_file()
     run = Run(run_dir, {"benchmark": "nav_scale", "steps": cfg.steps, "batch": cfg.batch_size,
-                        "seed": args.seed}, resume=resume)
+                        "lr": cfg.lr, "seed": args.seed}, resume=resume)
+    keeper = Keeper(model, graph, run_dir, args.val_pairs, args.seed)
     t0 = time.perf_counter()
-    last = fit(model, bc_loss, len(ex), batch_maker(graph, ex, args.seed), cfg, run, args.seed)
+    last = fit(model, bc_loss, len(ex), batch_maker(graph, ex, args.seed), cfg, run, args.seed,
+               on_checkpoint=keeper)
     wall = time.perf_counter() - t0
     run.finish({k: v for k, v in last.items() if isinstance(v, (int, float))})
-    first = next((r for r in run.metrics() if "nav/bc_loss" in r), {})
-    return {"train_steps": cfg.steps, "batch": cfg.batch_size, "train_s": wall,
-            "ms_per_step": 1000 * wall / cfg.steps, "train_resumed": resume,
-            "bc_loss_first": first.get("nav/bc_loss"), "bc_loss_last": last.get("nav/bc_loss"),
-            "bc_accuracy_last": last.get("nav/bc_accuracy")}
+    rows = run.metrics()
+    losses = [r["nav/bc_loss"] for r in rows if "nav/bc_loss" in r]
+    step_s = [r["time/step_s"] for r in rows if "time/step_s" in r]
+    chosen = keeper.restore_best()
+    return {"train_steps": cfg.steps, "batch": cfg.batch_size, "lr": cfg.lr, "train_s": wall,
+            "ms_per_step_wall": 1000 * wall / cfg.steps,
+            "ms_per_step_median": 1000 * float(np.median(step_s)) if step_s else None,
+            "train_resumed": resume, "bc_loss_first_logged": losses[0] if losses else None,
+            "bc_loss_mean_last_10_logged": float(np.mean(losses[-10:])) if losses else None,
+            **chosen}
 
 
 class Float32Rows:
@@ -215,9 +271,12 @@ def evaluate_scale(graph, model, rows, ex, pairs: int, seed: int) -> list[dict]:
                     steps = navigate(graph, score, src, tgt, 2 * k, backtrack=bt)
                     ok = int((steps >= 0).sum())
                     lo, hi = wilson_interval(ok, len(steps))
+                    unseen = ~seen[tgt]
                     out.append({"k": k, "method": name + ("+bt" if bt else ""), "budget": 2 * k,
                                 "n": len(steps), "success": ok / len(steps), "ci_low": lo, "ci_high": hi,
-                                "targets_unseen_in_training": float(1 - seen[tgt].mean()),
+                                "n_unseen_targets": int(unseen.sum()),
+                                "success_unseen_targets": float((steps[unseen] >= 0).mean())
+                                if unseen.any() else None,
                                 "s": time.perf_counter() - t0})
                     bar.advance(task, len(src))
     return out
@@ -281,6 +340,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=1500, help="--policy: optimiser steps")
     ap.add_argument("--batch", type=int, default=256, help="--policy: BC examples per step")
     ap.add_argument("--pairs", type=int, default=500, help="--policy: evaluation pairs per k")
+    ap.add_argument("--val-pairs", type=int, default=200, help="--policy: validation pairs per k")
+    ap.add_argument("--lr", type=float, default=2e-3, help="--policy: peak learning rate")
     ap.add_argument("--stop-after", choices=("embed", "train"), default=None,
                     help="--policy: end after this stage (a later run with the same --out reuses the "
                          "graph and store and resumes training), to split the work between runs")
