@@ -96,12 +96,20 @@ class LinkScorer(nn.Module):
         hit = (cand == goal[seg]).float() if goal_emb is None else torch.zeros_like(sim)
         return self.sim_weight * sim + self.hit_weight * hit
 
-    def correction(self, cur, goal, cand, seg, goal_emb=None) -> torch.Tensor:
-        """The learned term q(c, g) . x(n) (M,); zero for an untrained scorer."""
-        xc = self.vec(cur)                                            # (B, dim)
-        xg = self.vec(goal) if goal_emb is None else self.proj(goal_emb)
+    def correction(self, cur, goal, cand, seg, goal_emb=None, table=None) -> torch.Tensor:
+        """The learned term q(c, g) . x(n) (M,); zero for an untrained scorer. `table` (N, dim), if
+        given, holds x(p) of every page (`page_table`): navigation then reads candidates' vectors
+        instead of projecting their embeddings at every step."""
+        xc = self.vec(cur) if table is None else table[cur]           # (B, dim)
+        xg = self.proj(goal_emb) if goal_emb is not None else self.vec(goal) if table is None else table[goal]
         q = self.query(torch.cat([xc, xg, xc * xg], dim=-1))          # (B, dim)
-        return (self.vec(cand) * q[seg]).sum(-1)
+        return ((self.vec(cand) if table is None else table[cand]) * q[seg]).sum(-1)
+
+    @torch.no_grad()
+    def page_table(self, chunk: int = 65536) -> torch.Tensor:
+        """x(p) for every page (N, dim), projected a chunk of pages at a time."""
+        n = len(self.embeddings)
+        return torch.cat([self.vec(torch.arange(i, min(i + chunk, n))) for i in range(0, n, chunk)])
 
 
 def candidates(offsets: np.ndarray, targets: np.ndarray, pages: np.ndarray):

@@ -175,3 +175,16 @@ def test_random_goals_are_relabelled_by_the_shortest_path_teacher(tmp_path):
         assert naive_distance(g, n, t) == naive_distance(g, c, t) - 1 >= 0
     with pytest.raises(ValueError, match="teacher=shortest"):
         Config(random_goals=0.5)
+
+
+def test_page_table_scores_as_the_model():
+    emb = unit_rows(40, 12)
+    torch.manual_seed(0)
+    model = LinkScorer(emb, PolicyConfig(dim=8, hidden=16))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    cur, goal = np.array([1, 2]), np.array([5, 9])
+    cand, seg = np.array([5, 6, 7, 9, 3]), np.array([0, 0, 0, 1, 1])
+    with torch.no_grad():
+        want = model(*(torch.from_numpy(a) for a in (cur, goal, cand, seg))).numpy()
+    assert np.allclose(policy_scorer(model)(cur, goal, cand, seg), want, atol=1e-5)

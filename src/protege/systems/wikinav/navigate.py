@@ -63,12 +63,19 @@ def _best_per_row(scores, cand, seg, starts):
     return cand[best], has
 
 
+TABLE_PAGES = 2_000_000
+"""graphs up to this many pages navigate with every page's vector x(p) computed once (N x dim floats)"""
+
+
 def policy_scorer(model):
-    """A scorer from a trained `LinkScorer`."""
+    """A scorer from a trained `LinkScorer` (its weights as they are now: make a new scorer after
+    training further)."""
+    table = model.page_table() if len(model.embeddings) <= TABLE_PAGES else None
+
     def score(cur, goal, cand, seg):
+        cur, goal, cand, seg = (torch.from_numpy(a) for a in (cur, goal, cand, seg))
         with torch.inference_mode():
-            logits = model(torch.from_numpy(cur), torch.from_numpy(goal), torch.from_numpy(cand),
-                           torch.from_numpy(seg))
+            logits = model.baseline(goal, cand, seg) + model.correction(cur, goal, cand, seg, table=table)
         return logits.numpy()
     return score
 
