@@ -66,12 +66,12 @@ class Config:
     """room side, walls included"""
     n_objects: int = 3
     """objects in the room (2-4)"""
-    iterations: int = 60
+    iterations: int = 100
     """policy-gradient steps"""
     episodes: int = 32
     """episodes per step"""
-    lr: float = 3e-3
-    """Adam learning rate of the Reporter"""
+    lr: float = 0.1
+    """Adam learning rate of the Reporter (a linear policy: Adam moves each weight ~lr a step)"""
     ent_coef: float = 0.01
     """entropy bonus weight"""
     max_turns: int = 8
@@ -82,10 +82,13 @@ class Config:
     """re-asks after a malformed Planner reply before the episode fails"""
     eval_episodes: int = 200
     """held-out episodes (seeds from 10^9) per Reporter at the end; 0 skips"""
+    checkpoint_every: int = 10
+    """save a checkpoint every this many iterations (and at the end)"""
 
     def __post_init__(self):
         check_fields(self, planner="nonempty", actor="nonempty", iterations=">=1", lr=">0", ent_coef=">=0", max_turns=">=1",
-                     segment_steps=">=1", reprompts=">=0", eval_episodes=">=0")
+                     segment_steps=">=1", reprompts=">=0", eval_episodes=">=0",
+                     checkpoint_every=">=1")
         check_world(self.size, self.n_objects)
         if self.episodes < 2:
             raise ValueError(f"episodes must be >= 2 (the baseline is the other episodes' mean), got {self.episodes}")
@@ -154,7 +157,7 @@ def run(config: Config, run: Run) -> dict:
         return policy.state_dict(), {"optimizer": optimizer.state_dict(), "rng": rng_state()}
 
     run_iterations(run, "reporter RL", start, config.iterations, iteration, checkpoint,
-                   log_every=1, checkpoint_every=10)
+                   log_every=1, checkpoint_every=config.checkpoint_every)
     summary = {"planner": getattr(planner, "name", config.planner), "actor": actor.name}
     if config.eval_episodes:
         policy.eval()
