@@ -70,7 +70,7 @@ def test_wrong_pickup_fails_right_pickup_succeeds():
         for name, won in ((wrong, False), (target, True)):
             env.reset(seed=seed)
             while True:
-                obs, r, term, trunc, _ = env.step(expert_action(env, f"pick up the {name}"))
+                _, r, term, trunc, _ = env.step(expert_action(env, f"pick up the {name}"))
                 if term or trunc:
                     break
             assert term and (r > 0) == won
@@ -155,3 +155,37 @@ def test_learnt_reporter_reports_from_the_set():
     view[FRONT_CELL] = (6, 0, REVEALED_STATE + 1)
     assert rep.report(view) in REPORTS and len(rep.choices) == 1
     assert OracleReporter().report(view) == f"it is {PROPERTIES[1]}"
+
+
+def test_http_planner_against_a_local_server_then_offline_replay(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    asked = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802  (the http.server API)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append(body)
+            objects = body["prompt"].split("Objects: ")[1].split("\n")[0].split(", ")
+            data = json.dumps({"choices": [{"index": 0, "text": f" examine the {objects[0]}"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    cache = tmp_path / "cache.jsonl"
+    try:
+        live = make_planner(url, model="m", cache=str(cache))
+        first = play_episode(make_examine_env(), 2, live, ScriptedActor(), OracleReporter(), max_turns=3)
+    finally:
+        server.shutdown()
+    assert asked[0]["temperature"] == 0 and asked[0]["model"] == "m" and len(asked) == 3
+    replay = make_planner(url, model="m", cache=str(cache), offline=True)
+    again = play_episode(make_examine_env(), 2, replay, ScriptedActor(), OracleReporter(), max_turns=3)
+    assert [t.reply for t in first.turns] == [t.reply for t in again.turns] and replay.hits == 3

@@ -5,8 +5,9 @@ Transcripts: the rule Planner and the scripted Actor play `episodes` episodes (s
 Reporter drawn per episode among none, the oracle and a random one (a uniformly random report
 from the report set: the decoder must also act on wrong and useless reports); every turn gives one
 (prompt, reply) pair. A byte-level BPE is trained on the prompts; the loss is the NLL of the reply
-tokens and <eos> given the prompt (`protege.losses.mle.mle_loss`). The model and tokenizer are saved
-as model/ and tokenizer/ in the run directory (Hugging Face folders). Then held-out success with
+tokens and <eos> given the prompt (`protege.losses.mle.mle_loss`). The model and its tokenizer are
+saved together in the run's model/ folder, a plain Hugging Face folder (so `protege serve
+runs/<name>/model` serves it as an OpenAI-compatible endpoint). Then held-out success with
 the scripted Actor and each hand-written Reporter, counting malformed replies.
 """
 
@@ -17,10 +18,10 @@ from pathlib import Path
 import torch
 
 from protege.core.config_help import check_fields
-from protege.core.runs import Run, seed_everything
+from protege.core.runs import Run, atomic_path, seed_everything
 from protege.losses.mle import mle_loss
-from protege.nn.lm import ModelConfig, build_model, save_lm
-from protege.nn.tokenizer import save_tokenizer, train_bpe
+from protege.nn.lm import ModelConfig, build_model
+from protege.nn.tokenizer import train_bpe
 from protege.rl.fit import TrainerConfig, fit
 from protege.systems.par.dialogue import REPORTS, NoReporter, OracleReporter
 from protege.systems.par.episode import ScriptedActor, evaluate, play_episode
@@ -129,8 +130,9 @@ def run(config: Config, run: Run) -> dict:
                **{k: float(v) for k, v in last.items() if k.startswith("train/")}}
     if not run.is_main:
         return summary
-    save_lm(model, Path(run.dir) / "model")
-    save_tokenizer(tokenizer, Path(run.dir) / "tokenizer")
+    with atomic_path(Path(run.dir) / "model", replace_folder=True) as tmp:  # our own folder
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
     if config.eval_episodes:
         planner = LocalPlanner(run.dir)
         for key, reporter in (("none", NoReporter()), ("oracle", OracleReporter())):

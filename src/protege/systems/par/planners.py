@@ -65,7 +65,7 @@ class LocalPlanner:
         from protege.nn.tokenizer import load_tokenizer
         path = Path(folder)
         model_dir = path / "model" if (path / "model").is_dir() else path
-        tok_dir = path / "tokenizer" if (path / "tokenizer").is_dir() else path
+        tok_dir = path / "tokenizer" if (path / "tokenizer").is_dir() else model_dir
         if not (model_dir / "config.json").is_file():
             raise UserError(f"planner {str(path)!r}: no model (config.json) in {model_dir}; give 'rule', a "
                             f"par_planner run, a Hugging Face model folder or an http(s):// endpoint")

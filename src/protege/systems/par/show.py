@@ -34,9 +34,10 @@ def live_episode(index: int, planner, actor, reporter) -> dict:
 
 def dialogue_lines(record: dict) -> list[str]:
     outcome = "success" if record["success"] else "failure"
-    lines = [f"seed {record['seed']}: {record['mission']!r}; objects: {', '.join(record['objects'])} "
-             f"(the {record['target']} is the one); {outcome} in {record['steps']} steps, "
-             f"{record['malformed']} malformed replies"]
+    head = (f"seed {record['seed']}: {record['mission']!r}; objects: {', '.join(record['objects'])} "
+            f"(the {record['target']} is the one); {outcome} in {record['steps']} steps, "
+            f"{record['malformed']} malformed replies")
+    lines = [head]
     for turn in record["turns"]:
         if turn["instruction"] is None:
             lines.append(f"  Planner:  {turn['reply']!r}  (malformed: re-asked)")
