@@ -135,6 +135,22 @@ def encode_embeddings(graph, spec, folder: Path, dim: int):
     return open_store(folder, verify=False)
 
 
+def embed_copy(graph, spec, args, main: Path) -> dict:
+    """Encode the store again into `args.embed_to` (resuming a killed encoding there); its file's
+    SHA-256 beside the main store's, which must be equal."""
+    from protege.data.manifest import read_manifest
+    from protege.worlds.graphs.page_store import ARRAY, PROGRESS
+    progress = args.embed_to / PROGRESS
+    committed = len(json.loads(progress.read_text())["done"]) if progress.exists() else 0
+    t0 = time.perf_counter()
+    encode_embeddings(graph, spec, args.embed_to, args.dim)
+    sha = {name: (read_manifest(folder) or {"files": {}})["files"].get(ARRAY, {}).get("sha256")
+           for name, folder in (("copy", args.embed_to), ("main", main))}
+    return {"embed_s": time.perf_counter() - t0, "chunks_committed_before": committed,
+            "copy_sha256": sha["copy"], "main_sha256": sha["main"],
+            "identical": sha["copy"] is not None and sha["copy"] == sha["main"]}
+
+
 def training_examples(graph, walks: int, seed: int):
     from protege.worlds.graphs.walks import bc_examples
     rng = np.random.default_rng([seed, 1])
@@ -300,6 +316,8 @@ def run_policy(args, edges: int) -> dict:
     graph = open_graph(root / "graph", verify=False)
     result["edges"] = graph.num_edges
     stage(result, "graph", t0)
+    if args.embed_to:
+        return {**result, **embed_copy(graph, spec, args, root / "embeddings")}
     t0 = time.perf_counter()
     store = encode_embeddings(graph, spec, root / "embeddings", args.dim)
     result["store_bytes"] = (root / "embeddings" / "embeddings.npy").stat().st_size
@@ -342,6 +360,9 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=500, help="--policy: evaluation pairs per k")
     ap.add_argument("--val-pairs", type=int, default=200, help="--policy: validation pairs per k")
     ap.add_argument("--lr", type=float, default=2e-3, help="--policy: peak learning rate")
+    ap.add_argument("--embed-to", type=Path, default=None,
+                    help="--policy: only encode the graph's embeddings into this store folder (resuming "
+                         "it) and report its checksum beside the main store's: kill it and run it again")
     ap.add_argument("--stop-after", choices=("embed", "train"), default=None,
                     help="--policy: end after this stage (a later run with the same --out reuses the "
                          "graph and store and resumes training), to split the work between runs")
