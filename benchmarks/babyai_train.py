@@ -1,12 +1,22 @@
-"""Benchmark: BC and offline IQ-Learn training throughput on BabyAI demonstrations (CPU, 1 thread).
+"""Benchmark: BC and offline IQ-Learn training throughput on BabyAI demonstrations (CPU, 1 thread),
+old against new in one run.
 
     frames/s = real (unpadded) demonstration steps per second through forward, backward and Adam.
 
     PYTHONPATH=src .venv/bin/python benchmarks/babyai_train.py --steps 30
 
-Forward and backward run in the precision `--precision` resolves to (`auto`: bfloat16 autocast only on a
-CPU with native bfloat16, as `protege.rl.fit` does). The last line printed is one JSON object; it says
-where it ran (`protege.core.precision.machine_info`).
+Three implementations of the same policy and loss, measured in turns on the same batches so that a
+neighbour's load falls on all of them alike (`--rounds` turns of `--steps / --rounds` steps each):
+  * `padded`: every step of the padded [B, T] batch through the direct convolutions (the code the
+    first BabyAI results were trained with, commit cb81fc0; `mask=None`);
+  * `masked`: only the real frames through the direct convolutions (`ViewEncoder.winograd = False`,
+    the learner before Winograd);
+  * `winograd`: only the real frames, convolutions by Winograd F(7x7, 3x3) (the default).
+Wall-clock frames/s is what a run sees; CPU frames/s (process time) is less sensitive to other jobs on
+a shared machine. Forward and backward run in the precision `--precision` resolves to (`auto`:
+bfloat16 autocast only on a CPU with native bfloat16, as `protege.rl.fit` does; under autocast the
+encoder uses the direct convolutions, so there the variants `masked` and `winograd` coincide). The
+last line printed is one JSON object; it says where it ran (`protege.core.precision.machine_info`).
 """
 
 import argparse
@@ -19,49 +29,108 @@ import numpy as np
 import torch
 
 from protege.core.precision import machine_info, resolve_precision
+from protege.losses.iqlearn import iqlearn_loss
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
-from protege.systems.agent_imitation.offline import make_batch, sequence_loss
+from protege.systems.agent_imitation.offline import make_batch
 from protege.worlds.babyai.demos import DemoConfig, generate_demos, load_demos
 
+VARIANTS = ("padded", "masked", "winograd")
 
-def frames_per_s(demos, lam: float, steps: int, batch: int, dim: int, bf16: bool) -> float:
+
+class Learner:
+    """One implementation's model and optimiser, trained a few steps at a time; counts frames and time."""
+
+    def __init__(self, variant: str, dim: int, lam: float, bf16: bool):
+        torch.manual_seed(0)
+        self.model = BabyAIPolicy(PolicyConfig(dim=dim))
+        self.model.encoder.winograd = variant == "winograd"
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.variant, self.lam, self.bf16 = variant, lam, bf16
+        self.frames, self.wall, self.cpu = 0, 0.0, 0.0
+
+    def train(self, batches, timed: bool) -> None:
+        for b in batches:
+            mask = None if self.variant == "padded" else b.mask
+            t0, c0 = time.perf_counter(), time.process_time()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                logits, _, _ = self.model(b.images, b.directions, b.tokens, mask=mask)
+                loss, _ = iqlearn_loss(logits, b.actions, b.mask, b.terminal, lam=self.lam, gamma=0.99)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            if timed:
+                self.wall += time.perf_counter() - t0
+                self.cpu += time.process_time() - c0
+                self.frames += int(b.mask.sum())
+
+
+def measure(demos, lam: float, steps: int, rounds: int, batch: int, dim: int, bf16: bool) -> dict:
+    rng = np.random.default_rng(0)
+    learners = [Learner(v, dim, lam, bf16) for v in VARIANTS]
+    warmup = [make_batch(demos, rng.choice(len(demos), batch)) for _ in range(3)]
+    for learner in learners:
+        learner.train(warmup, timed=False)
+    per_round = max(1, steps // rounds)
+    for _ in range(rounds):
+        batches = [make_batch(demos, rng.choice(len(demos), batch)) for _ in range(per_round)]
+        for learner in learners:  # same batches, in turns
+            learner.train(batches, timed=True)
+    return {learner.variant: {"frames_per_s": round(learner.frames / learner.wall, 1),
+                              "cpu_frames_per_s": round(learner.frames / learner.cpu, 1)} for learner in learners}
+
+
+def check_same_function(demos, dim: int) -> float:
+    """Largest |logit_winograd - logit_direct| over the real steps of a few batches, relative to the
+    largest |logit| (same weights: the two paths compute the same function)."""
     torch.manual_seed(0)
     model = BabyAIPolicy(PolicyConfig(dim=dim))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    rng = np.random.default_rng(0)
-    frames, elapsed = 0, 0.0
-    for step in range(steps + 3):  # the first 3 steps warm up and are not timed
-        b = make_batch(demos, rng.choice(len(demos), batch))
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = sequence_loss(model, b, lam, 0.99)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step >= 3:
-            elapsed += time.perf_counter() - t0
-            frames += int(b.mask.sum())
-    return frames / elapsed
+    rng, worst = np.random.default_rng(1), 0.0
+    with torch.no_grad():
+        for _ in range(3):
+            b = make_batch(demos, rng.choice(len(demos), 32))
+            logits = []
+            for winograd in (False, True):
+                model.encoder.winograd = winograd
+                logits.append(model(b.images, b.directions, b.tokens, mask=b.mask)[0][b.mask])
+            worst = max(worst, float((logits[1] - logits[0]).abs().max() / logits[0].abs().max()))
+    return worst
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--level", default="BabyAI-GoToLocal-v0")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per implementation and loss")
+    parser.add_argument("--rounds", type=int, default=3, help="turns the timed steps are split into")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         generate_demos(DemoConfig(args.level, 300, Path(tmp) / "d", workers=1), progress=False)
         demos = load_demos(Path(tmp) / "d")
     precision = resolve_precision(args.precision)
-    bc = frames_per_s(demos, 0.0, args.steps, args.batch, args.dim, precision == "bf16")
-    iq = frames_per_s(demos, 0.1, args.steps, args.batch, args.dim, precision == "bf16")
+    bf16 = precision == "bf16"
+    result = {"bc": measure(demos, 0.0, args.steps, args.rounds, args.batch, args.dim, bf16),
+              "iqlearn": measure(demos, 0.1, args.steps, args.rounds, args.batch, args.dim, bf16)}
+    for loss, row in result.items():
+        for variant in VARIANTS:
+            print(f"{loss:8s} {variant:9s} {row[variant]['frames_per_s']:9.1f} frames/s "
+                  f"{row[variant]['cpu_frames_per_s']:9.1f} frames/CPU-s")
+    speedup = {}
+    for loss, row in result.items():
+        for ref in ("masked", "padded"):
+            speedup[f"{loss}_vs_{ref}"] = round(row["winograd"]["frames_per_s"] / row[ref]["frames_per_s"], 2)
+            speedup[f"{loss}_vs_{ref}_cpu"] = round(row["winograd"]["cpu_frames_per_s"]
+                                                    / row[ref]["cpu_frames_per_s"], 2)
     print(json.dumps({"benchmark": "babyai_train", "level": args.level, "batch_episodes": args.batch,
-                      "dim": args.dim, "steps": args.steps, "bc_frames_per_s": round(bc, 1),
-                      "iqlearn_frames_per_s": round(iq, 1), **machine_info(precision)}))
+                      "dim": args.dim, "steps": args.steps, "rounds": args.rounds,
+                      "bc_frames_per_s": result["bc"]["winograd"]["frames_per_s"],
+                      "iqlearn_frames_per_s": result["iqlearn"]["winograd"]["frames_per_s"],
+                      "variants": result, "speedup": speedup,
+                      "logits_rel_diff_winograd_vs_direct": check_same_function(demos, args.dim),
+                      **machine_info(precision)}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""Winograd F(7x7, 3x3) computes the BabyAI encoder's convolutions: the same function as the direct
+convolution (exactly in float64, to float32 rounding in float32), so the policy's outputs, losses and
+gradients match the reference path and old checkpoints load and act the same."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, ViewEncoder
+from protege.nn.winograd import conv3x3_7x7, toom_cook
+
+SMALL = PolicyConfig(dim=32, n_film=2)
+
+
+def random_frames(n: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.stack([torch.randint(0, 11, (n, 7, 7), generator=g), torch.randint(0, 6, (n, 7, 7), generator=g),
+                          torch.randint(0, 3, (n, 7, 7), generator=g)], -1).to(torch.uint8)
+    return images, torch.randint(0, 4, (n,), generator=g)
+
+
+def test_toom_cook_is_the_correlation():
+    at, g, bt = toom_cook()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        d, w = rng.normal(size=9), rng.normal(size=3)
+        direct = np.array([w @ d[i:i + 3] for i in range(7)])
+        assert np.allclose(at @ ((g @ w) * (bt @ d)), direct, atol=1e-12, rtol=0)
+
+
+def test_conv_matches_conv2d_exactly_in_float64_and_to_rounding_in_float32():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 24, 3, padding=1)
+    x = torch.randn(5, 16, 7, 7)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 2e-4)):
+        c, xs = conv.to(dtype), x.to(dtype)
+        direct = F.conv2d(xs, c.weight, c.bias, padding=1)                      # [N, C, 7, 7]
+        cells = xs.permute(2, 3, 0, 1).reshape(49, 5, 16)                      # [49, N, C]
+        ours = conv3x3_7x7(cells, c).view(7, 7, 5, 24).permute(2, 3, 0, 1)
+        assert (ours - direct).abs().max() <= tol * direct.abs().max()
+
+
+def test_encoder_matches_reference_outputs_and_gradients():
+    torch.manual_seed(0)
+    enc = ViewEncoder(SMALL)
+    images, directions = random_frames(40)
+    h = torch.randn(40, SMALL.dim)
+    outs, grads = [], []
+    for frames in (enc.frames_reference, enc.frames):
+        out = frames(images, directions, h)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), list(enc.parameters()), allow_unused=True))
+    assert (outs[0] - outs[1]).abs().max() <= 2e-4 * outs[0].abs().max()
+    for ref, new in zip(*grads):
+        if ref is not None:
+            assert (ref - new).norm() <= 1e-3 * ref.norm()
+
+
+def test_policy_step_and_falls_back_to_direct_under_autocast():
+    torch.manual_seed(0)
+    model = BabyAIPolicy(SMALL)
+    images, directions = random_frames(6, seed=1)
+    tokens = torch.tensor([[12, 30, 28, 26, 6]] * 6)
+    h = model.encoder.instruction(tokens)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model.encoder.frames(images, directions, h),
+                           model.encoder.frames_reference(images, directions, h))
+    logits, _, _ = model(images.unsqueeze(1), directions.unsqueeze(1), tokens)
+    ref = model.encoder.frames_reference(images, directions, h).unsqueeze(1)
+    ref_logits = model.actor(model.memory(ref)[0])
+    assert torch.allclose(logits, ref_logits, atol=1e-4)
