@@ -102,10 +102,11 @@ def test_held_out_queries_are_first_sentences(untrained):
     from protege.systems.wikinav.search import held_out_queries
     _, graph = untrained
     pages, sentences = held_out_queries(graph, 5, seed=0)
-    contents = graph.pages(["content"]).column("content").to_pylist()
+    table = graph.pages(["content", "headings"]).to_pylist()
     assert len(set(pages.tolist())) == 5
     for p, s in zip(pages, sentences):
-        assert contents[p].startswith(s) and s.endswith(".")
+        heading = table[p]["headings"][0]  # the content opens with it; the query is the prose after
+        assert table[p]["content"].startswith(f"{heading} {s}") and s.startswith("The ") and s.endswith(".")
     with pytest.raises(UserError, match="--queries 20 or fewer"):
         held_out_queries(graph, 21, seed=0)
 

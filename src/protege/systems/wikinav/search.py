@@ -142,12 +142,21 @@ def first_sentence(text: str, min_words: int = 6, max_words: int = 60) -> str | 
     return sentence if min_words <= len(sentence.split()) <= max_words else None
 
 
+def _after_headings(body: str, headings: list[str]) -> str:
+    for heading in headings:
+        if body.startswith(heading):
+            body = body[len(heading):].lstrip()
+    return body
+
+
 def held_out_queries(graph, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """`count` pages drawn uniformly (seed) among pages with a usable first sentence in their main
     content (their text for graphs without one) and at least one link into them; their sentences."""
     table = graph.pages()
     column = "content" if "content" in table.column_names else "text"
     bodies = table.column(column).to_pylist()
+    if "headings" in table.column_names:  # main content opens with its heading: skip to the prose
+        bodies = [_after_headings(b, h) for b, h in zip(bodies, table.column("headings").to_pylist())]
     indeg = np.bincount(np.asarray(graph.targets), minlength=graph.num_nodes)
     sentences = {p: s for p, body in enumerate(bodies)
                  if indeg[p] > 0 and (s := first_sentence(body)) and len(body) > len(s) + 20}
