@@ -270,7 +270,12 @@ def evaluate_scale(graph, model, rows, ex, pairs: int, seed: int) -> list[dict]:
     from protege.core.progress import progress_bar
     from protege.eval.stats import wilson_interval
     from protege.systems.wikinav.evaluate import walk_pairs
-    from protege.systems.wikinav.navigate import navigate, policy_scorer, random_scorer, similarity_scorer
+    from protege.systems.wikinav.navigate import (
+        navigate,
+        policy_scorer,
+        random_scorer,
+        similarity_scorer,
+    )
     torch.set_num_threads(1)
     scorers = {"policy": policy_scorer(model.eval()), "sim": similarity_scorer(Float32Rows(rows)),
                "random": random_scorer(seed)}

@@ -12,6 +12,7 @@ from protege.core.errors import UserError
 from protege.worlds.graphs.page_store import (
     ARRAY,
     PROGRESS,
+    describe,
     encode_store,
     open_store,
     verify_chunks,
@@ -53,7 +54,8 @@ def test_resume_after_kill_gives_identical_bytes(tmp_path):
     whole = tmp_path / "whole"
     encode_store(whole, ROWS, DIM, source_rows, SOURCE, chunk_rows=CHUNK)
     resumed = tmp_path / "resumed"
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(resumed)], capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(resumed)], capture_output=True,
+                          check=False)
     assert proc.returncode == -9, proc.stderr.decode()[-500:]
     assert (resumed / PROGRESS).exists()
     with pytest.raises(UserError, match="not finished"):
@@ -98,6 +100,8 @@ def test_manifest_catches_corruption(tmp_path):
     encode_store(folder, ROWS, DIM, source_rows, SOURCE, chunk_rows=CHUNK)
     store = open_store(folder)
     assert verify_chunks(store) == []
+    assert describe(folder) == ("page embeddings", {"pages": ROWS, "dims": DIM, "dtype": "float16",
+                                                    "chunks": 7, "source": "test"})
     data = bytearray((folder / ARRAY).read_bytes())
     data[-2 * DIM * 25] ^= 0x40  # a bit flip in row 45: chunk 4
     (folder / ARRAY).write_bytes(bytes(data))

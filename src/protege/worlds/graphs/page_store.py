@@ -19,15 +19,20 @@ float16 halves float32 (38M pages x 64 dims = 4.9 GB instead of 9.7 GB) at a rel
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from protege.core.errors import UserError
 from protege.core.runs import write_json_atomic
-from protege.data.manifest import check_output_folder, read_manifest, verify_manifest, write_manifest
+from protege.data.manifest import (
+    check_output_folder,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+)
 
 KIND = "protege.nav.page-embeddings"
 ARRAY = "embeddings.npy"
@@ -162,9 +167,8 @@ def _resume_point(out: Path, plan: dict) -> dict | None:
         _start_afresh(out, plan)
         return {}
     check_output_folder(out, KIND)
-    if out.exists() and (out / "protege-manifest.json").exists():
-        if _same_plan(read_manifest(out)["meta"], plan):
-            return None
+    if (out / "protege-manifest.json").exists() and _same_plan(read_manifest(out)["meta"], plan):
+        return None
     _start_afresh(out, plan)
     return {}
 
@@ -214,3 +218,11 @@ def verify_chunks(store: PageStore) -> list[int]:
     step, n = store.meta["chunk_rows"], store.num_rows
     return [i for i, sha in enumerate(store.meta["chunk_sha256"])
             if _chunk_sha(store.rows[i * step:min((i + 1) * step, n)]) != sha]
+
+
+def describe(folder: Path) -> tuple[str, dict]:
+    """For `protege data validate`: the store's checksums checked, then its counts."""
+    store = open_store(folder)
+    return "page embeddings", {"pages": store.num_rows, "dims": store.dim, "dtype": "float16",
+                               "chunks": len(store.meta["chunk_sha256"]),
+                               "source": store.meta["source"].get("encoder", "?")}
