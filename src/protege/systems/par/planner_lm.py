@@ -43,7 +43,7 @@ class Config:
     """rule-Planner episodes whose turns are the training pairs"""
     vocab_size: int = 384
     """byte-level BPE vocabulary"""
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=3, n_embd=96, n_head=4, context=256))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(n_layer=2, n_embd=96, n_head=4, context=256))
     """the decoder (built-in sizes)"""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """the offline loop"""
