@@ -15,6 +15,7 @@ distribution, not token for token.
 from dataclasses import dataclass
 
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 HF_DEFAULT_TOP_K = 50
 """what `generate` applies when sampling and the model's generation config sets no top_k"""
@@ -62,7 +63,7 @@ def _warpers(sampling: Sampling):
     return warpers
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad_id: int,
            sampling: Sampling | None = None, batch_size: int = 64) -> list[list[int]]:
     """New token ids for each prompt (greedy when `sampling` is None): at most `budgets[i]` tokens,
@@ -96,11 +97,10 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list
     budget = torch.tensor(budgets)
     alive = torch.arange(len(prompts))  # batch row -> prompt
     out: list[list[int]] = [[] for _ in prompts]
-    cache = None
+    cache = in_place_cache(model, ids.shape[1] + max(budgets))
     for step in range(max(budgets)):
         result = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                        use_cache=True, logits_to_keep=1)
-        cache = result.cache
         logits = result.logits[:, -1].float()
         if warpers is None:
             token = logits.argmax(-1)
@@ -118,3 +118,41 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list
         mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
         positions = positions[:, -1:] + 1
     return out
+
+
+def in_place_cache(model, capacity: int) -> Cache:
+    """A KV cache for `capacity` tokens whose layers write in place (see `InPlaceLayer`)."""
+    return Cache(layers=[InPlaceLayer(capacity) for _ in range(model.config.num_hidden_layers)])
+
+
+class InPlaceLayer(DynamicLayer):
+    """transformers' DynamicLayer, but its keys and values are views into buffers allocated once for
+    `capacity` tokens and written in place: DynamicLayer concatenates, copying the whole cache at
+    every step, which took a quarter of a decoding step of the built-in models."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            shape = (*key_states.shape[:-2], self.capacity)
+            self.key_buffer = key_states.new_empty((*shape, key_states.shape[-1]))
+            self.value_buffer = value_states.new_empty((*shape, value_states.shape[-1]))
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} tokens, {end} were written")
+        self.key_buffer[..., self.length:end, :] = key_states
+        self.value_buffer[..., self.length:end, :] = value_states
+        self.length = end
+        self._views()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices):
+        self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+        self._views()
+
+    def _views(self):
+        self.keys = self.key_buffer[..., :self.length, :]
+        self.values = self.value_buffer[..., :self.length, :]

@@ -115,23 +115,26 @@ def _generate_by_length(model, tokenizer, fitted: list[tuple[list[int], int]], c
     return out
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_completions(model, tokenizer, pairs: list[TextExample], context: int, gamma: float = 1.0,
                       batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Per completion: extracted sequence reward and mean per-token policy entropy."""
+    """Per completion: extracted sequence reward and mean per-token policy entropy. Batches hold
+    completions of similar length (sorted), so little of each forward pass is padding."""
     model.eval()
-    rewards, entropies = [], []
+    rewards, entropies = np.zeros(len(pairs)), np.zeros(len(pairs))
     encoded, _ = encode(pairs, tokenizer, context)
-    for start in range(0, len(encoded), batch_size):
-        batch = collate(encoded[start:start + batch_size], tokenizer.pad_token_id)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = collate([encoded[i] for i in chunk], tokenizer.pad_token_id)
         logits = step_logits(model, batch).float()
         r = extracted_reward(logits, batch.input_ids[:, 1:], batch.terminal, gamma)
         mask = batch.loss_mask.float()
         log_probs = torch.log_softmax(logits, -1)
         entropy = -(log_probs.exp() * log_probs).sum(-1)
-        rewards.extend(((r * mask).sum(-1)).tolist())
-        entropies.extend(((entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)).tolist())
-    return np.asarray(rewards), np.asarray(entropies)
+        rewards[chunk] = (r * mask).sum(-1).numpy()
+        entropies[chunk] = ((entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)).numpy()
+    return rewards, entropies
 
 
 def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: EvalConfig,
