@@ -189,3 +189,11 @@ def test_http_planner_against_a_local_server_then_offline_replay(tmp_path):
     replay = make_planner(url, model="m", cache=str(cache), offline=True)
     again = play_episode(make_examine_env(), 2, replay, ScriptedActor(), OracleReporter(), max_turns=3)
     assert [t.reply for t in first.turns] == [t.reply for t in again.turns] and replay.hits == 3
+
+
+def test_every_object_can_be_reached():
+    from protege.worlds.babyai.examine import _path_to_face
+    env = make_examine_env(size=5, n_objects=4)  # the most crowded room allowed
+    for seed in range(60):
+        env.reset(seed=seed)
+        assert all(_path_to_face(env.unwrapped, o.cur_pos) is not None for o in env.unwrapped.objects)

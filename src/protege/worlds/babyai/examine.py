@@ -97,6 +97,14 @@ class ExamineEnv(MiniGridEnv):
                          max_steps=max_steps or 16 * size * n_objects, **kwargs)
 
     def _gen_grid(self, width, height):
+        # a layout where the agent cannot reach (face) some object is drawn again; the first draw
+        # is kept whenever it is solvable, so solvable seeds keep their layout
+        for _ in range(100):
+            self._draw_layout(width, height)
+            if all(_path_to_face(self, o.cur_pos) is not None for o in self.objects):
+                return
+
+    def _draw_layout(self, width, height):
         self.grid = Grid(width, height)
         self.grid.wall_rect(0, 0, width, height)
         rng = self.np_random
