@@ -145,30 +145,48 @@ def _structural_degrees(n, sizes, branching):
     return deg
 
 
-@njit(parallel=True, cache=True)
-def _fill_targets(offsets, struct_deg, out, row_lo, row_hi, edge_lo, n, cdf, sizes, branching, skew,
-                  seed):
+@njit(cache=True)
+def _fill_row(u, offsets, struct_deg, out, edge_lo, n, tops, cdf, sizes, branching, skew, seed):
     """Row u: its structural links, then random ones (a level from `cdf`, then a target in u's topic
     at that level, or in a uniform level-1 topic, skewed towards the topic's first pages)."""
+    row = np.empty(struct_deg[u], np.int64)
+    _structural(u, n, sizes, branching, row, 0)
+    for j in range(len(row)):
+        out[offsets[u] - edge_lo + j] = row[j]
+    state = _stream(seed, u)
+    for e in range(offsets[u] + len(row), offsets[u + 1]):
+        state, x = _uniform(state)
+        level = _pick(cdf, x)
+        state, y = _uniform(state)
+        block = np.int64(y * tops) if level == 0 else u // sizes[level]
+        lo = block * sizes[level]
+        size = min(lo + sizes[level], n) - lo
+        state, z = _uniform(state)
+        v = lo + min(np.int64(z ** skew * size), size - 1)
+        if v == u:  # no self-loops: the next page of the topic, or of the graph
+            v = lo + (v - lo + 1) % size if size > 1 else (u + 1) % n
+        out[e - edge_lo] = v
+
+
+# Each kernel comes serial and parallel: a parallel kernel takes seconds to compile (numba caches it
+# after), which small graphs -- tests -- never win back; large ones use the parallel one.
+@njit(cache=True)
+def _fill_serial(offsets, struct_deg, out, row_lo, row_hi, edge_lo, n, cdf, sizes, branching, skew, seed):
+    tops = (n + sizes[0] - 1) // sizes[0]
+    for u in range(row_lo, row_hi):
+        _fill_row(u, offsets, struct_deg, out, edge_lo, n, tops, cdf, sizes, branching, skew, seed)
+
+
+@njit(parallel=True, cache=True)
+def _fill_parallel(offsets, struct_deg, out, row_lo, row_hi, edge_lo, n, cdf, sizes, branching, skew,
+                   seed):
     tops = (n + sizes[0] - 1) // sizes[0]
     for u in prange(row_lo, row_hi):
-        row = np.empty(struct_deg[u], np.int64)
-        _structural(u, n, sizes, branching, row, 0)
-        for j in range(len(row)):
-            out[offsets[u] - edge_lo + j] = row[j]
-        state = _stream(seed, u)
-        for e in range(offsets[u] + len(row), offsets[u + 1]):
-            state, x = _uniform(state)
-            level = _pick(cdf, x)
-            state, y = _uniform(state)
-            block = np.int64(y * tops) if level == 0 else u // sizes[level]
-            lo = block * sizes[level]
-            size = min(lo + sizes[level], n) - lo
-            state, z = _uniform(state)
-            v = lo + min(np.int64(z ** skew * size), size - 1)
-            if v == u:  # no self-loops: the next page of the topic, or of the graph
-                v = lo + (v - lo + 1) % size if size > 1 else (u + 1) % n
-            out[e - edge_lo] = v
+        _fill_row(u, offsets, struct_deg, out, edge_lo, n, tops, cdf, sizes, branching, skew, seed)
+
+
+PARALLEL_FROM = 1 << 20
+"""rows (pages) from which the parallel kernels are used"""
 
 
 @njit(inline="always")
@@ -196,22 +214,32 @@ def _page_words(u, n_words, cdf, sizes, topic_words, seed):
     return words
 
 
-@njit(parallel=True, cache=True)
-def _embed(lo, hi, table, n_words, cdf, sizes, topic_words, seed, out):
+@njit(cache=True)
+def _embed_row(u, table, n_words, cdf, sizes, topic_words, seed, out_row):
     dim = table.shape[1]
     mask = np.uint64(table.shape[0] - 1)
-    for i in prange(hi - lo):
-        u = lo + i
-        state = _stream(seed, u)
-        acc = np.zeros(dim, np.float32)
-        for _ in range(n_words):
-            state, h = _word(state, u, cdf, sizes, topic_words)
-            row = np.int64(h & mask)
-            for d in range(dim):
-                acc[d] += table[row, d]
-        norm = np.sqrt((acc * acc).sum())
+    state = _stream(seed, u)
+    acc = np.zeros(dim, np.float32)
+    for _ in range(n_words):
+        state, h = _word(state, u, cdf, sizes, topic_words)
+        row = np.int64(h & mask)
         for d in range(dim):
-            out[i, d] = acc[d] / max(norm, 1e-9)
+            acc[d] += table[row, d]
+    norm = max(np.sqrt((acc * acc).sum()), 1e-9)
+    for d in range(dim):
+        out_row[d] = acc[d] / norm
+
+
+@njit(cache=True)
+def _embed_serial(lo, hi, table, n_words, cdf, sizes, topic_words, seed, out):
+    for i in range(hi - lo):
+        _embed_row(lo + i, table, n_words, cdf, sizes, topic_words, seed, out[i])
+
+
+@njit(parallel=True, cache=True)
+def _embed_parallel(lo, hi, table, n_words, cdf, sizes, topic_words, seed, out):
+    for i in prange(hi - lo):
+        _embed_row(lo + i, table, n_words, cdf, sizes, topic_words, seed, out[i])
 
 
 def _cdf(mix) -> np.ndarray:
@@ -239,7 +267,8 @@ class TopicEmbedder:
 
     def __call__(self, lo: int, hi: int) -> np.ndarray:
         out = np.empty((hi - lo, self.dim), np.float32)
-        _embed(lo, hi, self.table, self.spec.words_per_page, self.cdf, self.sizes,
+        kernel = _embed_parallel if hi - lo >= PARALLEL_FROM // 8 else _embed_serial
+        kernel(lo, hi, self.table, self.spec.words_per_page, self.cdf, self.sizes,
                self.spec.topic_words, _text_seed(self.spec), out)
         return out
 
@@ -292,8 +321,9 @@ def build_topic_graph(out: Path, nodes: int, edges: int, spec: TopicSpec = Topic
             hi = int(np.searchsorted(offsets, offsets[row] + chunk_edges, side="right"))
             hi = min(max(hi - 1, row + 1), nodes)
             buf = np.empty(int(offsets[hi] - offsets[row]), dtype=dtype)
-            _fill_targets(offsets, struct_deg, buf, row, hi, offsets[row], nodes, cdf, sizes,
-                          spec.branching, spec.skew, spec.seed)
+            fill = _fill_parallel if nodes >= PARALLEL_FROM else _fill_serial
+            fill(offsets, struct_deg, buf, row, hi, offsets[row], nodes, cdf, sizes,
+                 spec.branching, spec.skew, spec.seed)
             targets[offsets[row]:offsets[hi]] = buf
             if progress is not None:
                 progress(hi - row)
