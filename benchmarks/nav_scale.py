@@ -151,12 +151,12 @@ def embed_copy(graph, spec, args, main: Path) -> dict:
             "identical": sha["copy"] is not None and sha["copy"] == sha["main"]}
 
 
-def training_examples(graph, walks: int, seed: int):
+def training_examples(graph, walks: int, seed: int, horizon: int = 20):
     from protege.worlds.graphs.walks import bc_examples
     rng = np.random.default_rng([seed, 1])
     starts = rng.integers(0, graph.num_nodes, walks).astype(graph.targets.dtype)
     w = random_walks(graph, starts, 20, "jump", seed=seed)
-    return bc_examples(w, horizon=20, goals_per_step=1, seed=seed + 1)
+    return bc_examples(w, horizon=horizon, goals_per_step=1, seed=seed + 1)
 
 
 def batch_maker(graph, ex, seed: int, limit: int = 64):
@@ -236,7 +236,7 @@ def train(model, ex, graph, args, run_dir: Path) -> dict:
                         checkpoint_every=max(args.train_steps // 5, 1), precision="fp32")
     resume = (run_dir / "config.yaml").is_file()
     run = Run(run_dir, {"benchmark": "nav_scale", "steps": cfg.steps, "batch": cfg.batch_size,
-                        "lr": cfg.lr, "seed": args.seed}, resume=resume)
+                        "lr": cfg.lr, "horizon": args.horizon, "seed": args.seed}, resume=resume)
     keeper = Keeper(model, graph, run_dir, args.val_pairs, args.seed)
     t0 = time.perf_counter()
     last = fit(model, bc_loss, len(ex), batch_maker(graph, ex, args.seed), cfg, run, args.seed,
@@ -330,7 +330,7 @@ def run_policy(args, edges: int) -> dict:
     if args.stop_after == "embed":
         return {**result, "peak_rss_bytes": peak_rss_bytes()}
     t0 = time.perf_counter()
-    ex = training_examples(graph, args.train_walks, args.seed)
+    ex = training_examples(graph, args.train_walks, args.seed, args.horizon)
     result["bc_examples"] = len(ex)
     stage(result, "walks", t0)
     model = LinkScorer(store.rows, PolicyConfig(page_vectors=False))
@@ -365,6 +365,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=500, help="--policy: evaluation pairs per k")
     ap.add_argument("--val-pairs", type=int, default=200, help="--policy: validation pairs per k")
     ap.add_argument("--lr", type=float, default=2e-3, help="--policy: peak learning rate")
+    ap.add_argument("--horizon", type=int, default=20,
+                    help="--policy: hindsight goals are 1..horizon steps ahead on the walk")
     ap.add_argument("--embed-to", type=Path, default=None,
                     help="--policy: only encode the graph's embeddings into this store folder (resuming "
                          "it) and report its checksum beside the main store's: kill it and run it again")
