@@ -112,3 +112,15 @@ def test_bad_arguments(tokenizer):
         decode(tiny("gpt2", tokenizer), [[1], [2]], [3], 1, 0)
     with pytest.raises(ValueError, match="impl must be one of"):
         generate_text(tiny("gpt2", tokenizer), tokenizer, ["x"], EvalConfig(), impl="fast")
+
+
+def test_rouge_l_with_tokens_cached_equals_text_metrics():
+    from protege.data.text import TextExample
+    from protege.eval.text_metrics import rouge
+    from protege.systems.lm_irl.evaluate import task_score
+    texts = ["A program running programs.", "programs that ran", "", "the running of a compiler, compiled",
+             "Compilers compile; a program runs.", "ÄÖ unicode words, words"]
+    for reference in texts:
+        for completion in texts * 2:  # the second round reads the cached tokens
+            assert task_score("foldoc", TextExample("term", reference), completion) == \
+                rouge(completion, reference)["rougeL"]
