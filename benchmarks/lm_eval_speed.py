@@ -8,8 +8,9 @@ For each finished `lm` run, the model-dependent part of `eval lm` (`evaluate_lm`
 scoring pass over the samples) is timed with the earlier decoding path ("transformers": transformers'
 `generate` on batches of prompts of one token length) and the new one ("batched":
 `protege.nn.decode`), taking turns for `--rounds` rounds, each seeded alike. The parts of `eval lm` that
-do not depend on the path (loading the model and the task, the trivial baselines) are timed once and
-reported beside them, so the end-to-end speed-up can be read too. After the timed rounds the greedy
+do not depend on the decoding path are timed once (loading the model and the task; the imports, in a
+child process) and the trivial baselines are timed scored as before and as now (each text tokenised
+once for ROUGE), so the speed-up of the whole command can be read too. After the timed rounds the greedy
 completions of both paths are compared text for text (they should be identical), and each path's
 metrics are printed (the sampled ones differ by sampling noise only: the paths draw in another order).
 
@@ -49,8 +50,16 @@ def timed(fn):
 
 
 def load(run_dir: Path, args):
-    """What `eval lm` does before and after `evaluate_lm`, timed: model, task, settings, baselines."""
-    from protege.systems.lm_irl.evaluate import baselines, eval_config, load_trained
+    """What `eval lm` does besides `evaluate_lm`, timed: loading the model and the task, and the
+    trivial baselines, scored as before (`text_metrics.rouge` per call) and as now (`task_score`)."""
+    from protege.eval.text_metrics import rouge
+    from protege.systems.lm_irl.baselines import trivial_baselines
+    from protege.systems.lm_irl.evaluate import (
+        baselines,
+        eval_config,
+        load_trained,
+        rouge_l_scorer,
+    )
     from protege.worlds.text.tasks import TaskConfig, load_task
 
     def prepare():
@@ -58,12 +67,34 @@ def load(run_dir: Path, args):
         fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
         return model, tokenizer, config, load_task(TaskConfig(**fields), config["seed"])
     (model, tokenizer, config, task), wall, cpu = timed(prepare)
-    kind = config["task"]["kind"]
-    _, b_wall, b_cpu = timed(lambda: baselines(kind, task.train, task.eval[:args.prompts], config["seed"]))
+    kind, seed, held_out = config["task"]["kind"], config["seed"], task.eval[:args.prompts]
+    fixed = {"load_wall_s": wall, "load_cpu_s": cpu}
+    if kind == "arithmetic":  # scored by exact answer: the same code before and after
+        before = lambda: baselines(kind, task.train, held_out, seed)
+    else:
+        before = lambda: trivial_baselines(lambda e, c: rouge(c, e.completion)["rougeL"],
+                                           task.train, held_out, seed)
+    before()  # untimed: the first call imports scikit-learn and rouge-score, for either path
+    rouge_l_scorer.cache_clear()  # the new path starts with no cached tokens
+    for impl, run in (("transformers", before), ("batched", lambda: baselines(kind, task.train, held_out, seed))):
+        scores, fixed[f"{impl}_baselines_wall_s"], fixed[f"{impl}_baselines_cpu_s"] = timed(run)
+        fixed[f"{impl}_baselines"] = {k.split("/")[1]: round(v, 4) for k, v in scores.items()}
     cfg = eval_config(prompts=args.prompts, samples=args.samples, sample_prompts=args.sample_prompts,
                       max_new_tokens=args.max_new_tokens or config["eval"]["max_new_tokens"])
-    fixed = {"load_wall_s": wall, "load_cpu_s": cpu, "baselines_wall_s": b_wall, "baselines_cpu_s": b_cpu}
     return model, tokenizer, config, task, cfg, fixed
+
+
+def import_cpu_s() -> float:
+    """CPU seconds a fresh process spends importing what `eval lm` imports (the same for both paths)."""
+    import resource
+    import subprocess
+    import sys
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    imports = ("import protege.cli.main, torch, transformers, sklearn, scipy.stats, rouge_score.rouge_scorer, "
+               "sacrebleu; from transformers import GPT2LMHeadModel, LlamaForCausalLM")
+    subprocess.run([sys.executable, "-c", imports], check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def measure(run_dir: Path, args) -> dict:
@@ -89,7 +120,8 @@ def measure(run_dir: Path, args) -> dict:
     same = sum(a == b for a, b in zip(greedy["transformers"], greedy["batched"]))
     row = {"run": str(run_dir), "task": kind, "model": _model_line(model, config),
            "max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size,
-           "greedy_identical": f"{same}/{len(prompts)}", **{k: round(v, 2) for k, v in fixed.items()}}
+           "greedy_identical": f"{same}/{len(prompts)}", "import_cpu_s": round(import_cpu_s(), 2),
+           **{k: round(v, 2) if isinstance(v, float) else v for k, v in fixed.items()}}
     for impl in IMPLS:
         row[f"{impl}_wall_s"] = round(statistics.median(times[impl]["wall"]), 2)
         row[f"{impl}_cpu_s"] = round(statistics.median(times[impl]["cpu"]), 2)
@@ -97,9 +129,13 @@ def measure(run_dir: Path, args) -> dict:
         row[f"{impl}_metrics"] = {k.split("/")[1]: round(v, 4) for k, v in metrics[impl].items()}
     for clock in ("wall", "cpu"):
         old, new = row[f"transformers_{clock}_s"], row[f"batched_{clock}_s"]
-        extra = fixed[f"load_{clock}_s"] + fixed[f"baselines_{clock}_s"]
         row[f"speedup_evaluate_{clock}"] = round(old / new, 2)
-        row[f"speedup_eval_lm_{clock}"] = round((old + extra) / (new + extra), 2)
+    # the whole command: imports (CPU only: wall time of a child is not this process's), load,
+    # baselines, evaluate_lm
+    totals = {impl: row["import_cpu_s"] + row["load_cpu_s"] + row[f"{impl}_baselines_cpu_s"] + row[f"{impl}_cpu_s"]
+              for impl in IMPLS}
+    row.update({f"{impl}_eval_lm_cpu_s": round(t, 2) for impl, t in totals.items()})
+    row["speedup_eval_lm_cpu"] = round(totals["transformers"] / totals["batched"], 2)
     return row
 
 
@@ -116,8 +152,9 @@ def main(argv=None):
     rows = [measure(run_dir, args) for run_dir in args.runs]
     for row in rows:
         print(f"{row['task']}: evaluate_lm {row['transformers_cpu_s']} -> {row['batched_cpu_s']} s CPU "
-              f"({row['speedup_evaluate_cpu']}x; wall {row['speedup_evaluate_wall']}x), whole eval lm "
-              f"{row['speedup_eval_lm_cpu']}x CPU; greedy identical {row['greedy_identical']}")
+              f"({row['speedup_evaluate_cpu']}x; wall {row['speedup_evaluate_wall']}x); whole eval lm "
+              f"{row['transformers_eval_lm_cpu_s']} -> {row['batched_eval_lm_cpu_s']} s CPU "
+              f"({row['speedup_eval_lm_cpu']}x); greedy identical {row['greedy_identical']}")
     print(json.dumps({"benchmark": "lm_eval_speed", "settings": {k: v for k, v in vars(args).items() if k != "runs"},
                       "rows": rows, "machine": start, "load_avg_1m_end": machine_info("fp32")["load_avg_1m"]}))
 

@@ -62,11 +62,11 @@ def task_score(kind: str, example: TextExample, completion: str) -> float:
     if kind == "arithmetic":
         from protege.worlds.text.arithmetic import is_correct
         return float(is_correct(example.prompt, completion))
-    return _rouge_l().score(example.completion, completion)["rougeL"].fmeasure
+    return rouge_l_scorer().score(example.completion, completion)["rougeL"].fmeasure
 
 
 @lru_cache(maxsize=1)
-def _rouge_l():
+def rouge_l_scorer():
     """rouge-score's ROUGE-L with its own stemming tokenizer (as `text_metrics.rouge`), but each text
     is tokenised once: the trivial baselines score the same few candidate and reference texts
     thousands of times, and Porter stemming them again was most of `eval lm`'s baseline time."""
