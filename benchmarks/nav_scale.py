@@ -315,7 +315,8 @@ def run_policy(args, edges: int) -> dict:
     seed_everything(args.seed)
     root = args.out or Path(tempfile.mkdtemp(prefix="nav-scale-"))
     spec = TopicSpec(seed=args.seed)
-    result: dict = {"mode": "policy", "nodes": args.nodes, "requested_edges": edges, "dim": args.dim}
+    result: dict = {"mode": "policy", "nodes": args.nodes, "requested_edges": edges, "dim": args.dim,
+                    "numba_threads": numba.get_num_threads()}
     t0 = time.perf_counter()
     result.update(open_or_build(root / "graph", args.nodes, edges, spec))
     graph = open_graph(root / "graph", verify=False)
