@@ -197,3 +197,10 @@ def test_every_object_can_be_reached():
     for seed in range(60):
         env.reset(seed=seed)
         assert all(_path_to_face(env.unwrapped, o.cur_pos) is not None for o in env.unwrapped.objects)
+
+
+def test_codebook_of_the_oracle_names_every_property():
+    from protege.systems.par.show import reporter_codebook
+    rows = reporter_codebook(OracleReporter())
+    assert [r["names its property"] for r in rows] == ["-", "18/18", "18/18", "18/18", "18/18"]
+    assert rows[0]["reports"] == "'nothing to report' x18"

@@ -82,3 +82,11 @@ def par_show(source: Path = typer.Option(None, help="an episodes file (JSONL fro
         record = live_episode(episode, *_parts(planner, planner_model, planner_cache, offline, actor, reporter))
     for line in dialogue_lines(record):
         console.print(line, markup=False, highlight=False)
+
+
+@par_app.command("codebook")
+def par_codebook(reporter: str = typer.Argument(..., help=REPORTER_HELP)) -> None:
+    """What a Reporter says facing each kind of object (unexamined, or each revealed property)."""
+    from protege.systems.par.show import reporter_codebook
+    _, _, chosen = _parts("rule", "", "", False, "scripted", reporter)
+    print_summary(f"reports of {reporter}", reporter_codebook(chosen))

@@ -49,3 +49,27 @@ def dialogue_lines(record: dict) -> list[str]:
     if record.get("failed_malformed"):
         lines.append("  (episode failed: no usable Planner reply)")
     return lines
+
+
+def reporter_codebook(reporter) -> list[dict]:
+    """What a Reporter says facing each object state (the object's type and colour pooled): per
+    state (unexamined or a revealed property), how often it names that property, and its reports."""
+    from collections import Counter
+
+    import numpy as np
+    from minigrid.core.constants import OBJECT_TO_IDX
+
+    from protege.worlds.babyai.examine import FRONT_CELL, OBJECT_TYPES, PROPERTIES, REVEALED_STATE
+    rows = []
+    for state in [0] + [REVEALED_STATE + i for i in range(len(PROPERTIES))]:
+        said = Counter()
+        for kind in OBJECT_TYPES:
+            for colour in range(6):
+                view = np.zeros((7, 7, 3), np.uint8)
+                view[FRONT_CELL] = (OBJECT_TO_IDX[kind], colour, state)
+                said[reporter.report(view)] += 1
+        prop = PROPERTIES[state - REVEALED_STATE] if state else None
+        rows.append({"faced object": f"examined, {prop}" if prop else "not examined",
+                     "names its property": f"{said[f'it is {prop}']}/{sum(said.values())}" if prop else "-",
+                     "reports": ", ".join(f"{r!r} x{n}" for r, n in said.most_common())})
+    return rows
