@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, ViewEncoder
+from protege.nn.babyai_policy import (
+    WINOGRAD_MIN_FRAMES,
+    BabyAIPolicy,
+    PolicyConfig,
+    ViewEncoder,
+)
 from protege.nn.winograd import conv3x3_7x7, toom_cook
 
 SMALL = PolicyConfig(dim=32, n_film=2)
@@ -57,11 +62,11 @@ def test_encoder_matches_reference_outputs_and_gradients():
             assert (ref - new).norm() <= 1e-3 * ref.norm()
 
 
-def test_policy_step_and_falls_back_to_direct_under_autocast():
+def test_policy_matches_reference_and_few_frames_or_autocast_run_direct():
     torch.manual_seed(0)
     model = BabyAIPolicy(SMALL)
-    images, directions = random_frames(6, seed=1)
-    tokens = torch.tensor([[12, 30, 28, 26, 6]] * 6)
+    images, directions = random_frames(WINOGRAD_MIN_FRAMES, seed=1)
+    tokens = torch.tensor([[12, 30, 28, 26, 6]] * WINOGRAD_MIN_FRAMES)
     h = model.encoder.instruction(tokens)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(model.encoder.frames(images, directions, h),
@@ -70,3 +75,5 @@ def test_policy_step_and_falls_back_to_direct_under_autocast():
     ref = model.encoder.frames_reference(images, directions, h).unsqueeze(1)
     ref_logits = model.actor(model.memory(ref)[0])
     assert torch.allclose(logits, ref_logits, atol=1e-4)
+    few = images[:WINOGRAD_MIN_FRAMES - 1], directions[:WINOGRAD_MIN_FRAMES - 1], h[:WINOGRAD_MIN_FRAMES - 1]
+    assert torch.equal(model.encoder.frames(*few), model.encoder.frames_reference(*few))  # acting: direct
