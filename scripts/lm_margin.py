@@ -13,7 +13,12 @@ from pathlib import Path
 
 from protege.eval.stats import mean_interval
 from protege.systems.lm_irl.baselines import best_constant, nearest_prompts
-from protege.systems.lm_irl.evaluate import eval_config, generate, load_trained, task_score
+from protege.systems.lm_irl.evaluate import (
+    eval_config,
+    generate,
+    load_trained,
+    task_score,
+)
 from protege.worlds.text.tasks import TaskConfig, load_task
 
 

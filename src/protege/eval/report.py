@@ -83,6 +83,7 @@ def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from protege.eval.stats import mean_interval
     (a, a_values), (b, b_values) = scores.items()
     diffs = [y - x for x, y in zip(a_values, b_values)]

@@ -81,7 +81,7 @@ def _pairs(summaries: dict, seeds, key: str) -> dict[str, list[float]]:
 
 
 def _interval(values: list[float], signed: bool = False) -> str:
-    mean, low, high = mean_interval(values)
+    mean, _, high = mean_interval(values)
     return f"{mean:+.3f} ± {high - mean:.3f}" if signed else f"{mean:.3f} ± {high - mean:.3f}"
 
 
@@ -125,7 +125,8 @@ def _run_all(todo: dict[str, list[str]], out: Path, jobs: int) -> dict[str, str]
         while running or (waiting and not failed):
             while waiting and not failed and len(running) < jobs:
                 name = waiting.pop(0)
-                log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty run never blocks
+                # a file, not a pipe: a chatty run never blocks; closed when the run ends, below
+                log = tempfile.TemporaryFile("w+")  # noqa: SIM115
                 running[name] = (subprocess.Popen(todo[name], stdout=subprocess.DEVNULL, stderr=log,
                                                   text=True), log)
             for name, (proc, log) in list(running.items()):
