@@ -101,6 +101,16 @@ def test_demo_refuses_a_file_or_a_foreign_folder_before_any_work(tmp_path):
     check_demo_folder(tmp_path / "new")
 
 
+def test_demo_refuses_to_reuse_a_run_of_the_other_mode(tmp_path):
+    from protege.core.errors import UserError
+    from protege.systems.lm_irl.demo import check_same_settings
+    (tmp_path / "mle-s0").mkdir()
+    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 20}\n")
+    with pytest.raises(UserError, match="run mle-s0 has trainer.steps=20, this demo trains 800"):
+        check_same_settings(tmp_path, ["mle-s0", "iqlearn-s0"], quick=False)
+    check_same_settings(tmp_path, ["mle-s0", "iqlearn-s0"], quick=True)
+
+
 def test_paired_section_reports_each_seed_and_the_t_interval_of_the_differences(tmp_path):
     from protege.eval.stats import mean_interval
     from protege.systems.lm_irl.demo import paired_section, summary_rows

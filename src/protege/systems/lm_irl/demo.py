@@ -50,9 +50,10 @@ def _command(recipe: str, name: str, seed: int, out: Path, quick: bool) -> list[
 def run_demo(out: Path, quick: bool = False, jobs: int = 2) -> tuple[list[dict], Path]:
     out = Path(out)
     seeds = QUICK_SEEDS if quick else SEEDS
-    check_demo_folder(out, seeds)
+    check_demo_folder(out)
     commands = {run_name(m, s): _command(r, run_name(m, s), s, out, quick)
                 for s in seeds for m, r in METHODS.items()}
+    check_same_settings(out, list(commands), quick)
     todo = {n: c for n, c in commands.items() if not (out / n / "summary.json").exists()}
     failed = _run_all(todo, out, jobs)
     if failed:
@@ -64,7 +65,19 @@ def run_demo(out: Path, quick: bool = False, jobs: int = 2) -> tuple[list[dict],
     return summary_rows(summaries, seeds), report
 
 
-def check_demo_folder(out: Path, seeds=SEEDS) -> None:
+def check_same_settings(out: Path, names: list[str], quick: bool) -> None:
+    """Refuse to reuse or resume a run of the other mode (a --quick run in a full demo, or the
+    reverse): its numbers would be reported as this demo's."""
+    wanted = int(next(o for o in (QUICK if quick else SMALL_DATA) if o.startswith("trainer.steps="))
+                 .split("=")[1])
+    for name in names:
+        steps = _total_steps(out / name)
+        if steps is not None and steps != wanted:
+            raise UserError(f"--out {out}: run {name} has trainer.steps={steps}, this demo "
+                            f"{'--quick ' if quick else ''}trains {wanted}; choose another --out")
+
+
+def check_demo_folder(out: Path) -> None:
     """Refuse, before any work, an --out that is a file or a folder holding anything but the demo's
     own earlier output (its runs and report), so a typo never mixes the demo into other work."""
     if out.exists() and not out.is_dir():
