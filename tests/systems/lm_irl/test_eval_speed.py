@@ -124,3 +124,25 @@ def test_rouge_l_with_tokens_cached_equals_text_metrics():
         for completion in texts * 2:  # the second round reads the cached tokens
             assert task_score("foldoc", TextExample("term", reference), completion) == \
                 rouge(completion, reference)["rougeL"]
+
+
+def test_sampled_tokens_follow_generates_distribution(tokenizer):
+    """Not the same tokens (other draws), the same distribution: the first two sampled tokens of one
+    prompt, 1,500 times by each path, pass a chi-square test of homogeneity (seeded, so not flaky)."""
+    from scipy.stats import chi2_contingency
+    model, n = tiny("gpt2", tokenizer), 1500
+    with torch.no_grad():  # a peakier random model: a few dozen likely continuations, not ~all 300
+        model.lm_head.weight.mul_(8)
+    ids = tokenizer("Ann has 5 eggs.\n")["input_ids"]
+    torch.manual_seed(0)
+    x = torch.tensor([ids])
+    ref = generate(model, input_ids=x, attention_mask=torch.ones_like(x), do_sample=True, top_p=0.9,
+                   max_new_tokens=2, num_return_sequences=n, pad_token_id=tokenizer.pad_token_id,
+                   eos_token_id=tokenizer.eos_token_id)[:, len(ids):].tolist()
+    ours = decode(model, [ids] * n, [2] * n, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                  sampling_like_generate(model, 1.0, 0.9))
+    for pos in (0, 1):
+        a, b = Counter(tuple(r[:pos + 1]) for r in ref), Counter(tuple(r[:pos + 1]) for r in ours)
+        common = [k for k in set(a) | set(b) if a[k] + b[k] >= 20]
+        table = [[c[k] for k in common] + [n - sum(c[k] for k in common) + 1] for c in (a, b)]  # +1: never empty
+        assert len(common) > 20 and chi2_contingency(table).pvalue > 0.01
