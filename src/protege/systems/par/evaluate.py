@@ -27,11 +27,12 @@ def babyai_rows(path: Path, level: str | None, episodes: int, workers: int = 1, 
     if not greedy:
         raise UserError("--no-greedy: par agents are evaluated greedily only")
     config = read_run_config(path)
-    kind = config.get("experiment")
-    if kind == "par_reporter":
+    from protege.systems.par.episode import ACTOR_FILE
+    from protege.systems.par.reporter_rl import REPORTER_FILE
+    if (path / REPORTER_FILE).is_file():
         parts = (make_planner(config["planner"], config.get("planner_model", ""), config.get("planner_cache", "")),
                  load_actor(config["actor"]), load_reporter(path))
-    elif kind == "par_actor":
+    elif (path / ACTOR_FILE).is_file():
         parts = (RulePlanner(), load_actor(str(path)), OracleReporter())
     else:
         parts = (LocalPlanner(path), ScriptedActor(), OracleReporter())
