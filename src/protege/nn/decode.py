@@ -15,7 +15,7 @@ distribution, not token for token.
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import Cache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 HF_DEFAULT_TOP_K = 50
 """what `generate` applies when sampling and the model's generation config sets no top_k"""
@@ -121,8 +121,14 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list
 
 
 def in_place_cache(model, capacity: int) -> Cache:
-    """A KV cache for `capacity` tokens whose layers write in place (see `InPlaceLayer`)."""
-    return Cache(layers=[InPlaceLayer(capacity) for _ in range(model.config.num_hidden_layers)])
+    """A KV cache for `capacity` tokens whose layers write in place (see `InPlaceLayer`); transformers'
+    own cache for models with anything but full attention in every layer (sliding windows, recurrent
+    state), whose layers know what to keep."""
+    config = model.config
+    layer_types = getattr(config, "layer_types", None) or []
+    if getattr(config, "sliding_window", None) or any(t != "full_attention" for t in layer_types):
+        return DynamicCache(config=config)
+    return Cache(layers=[InPlaceLayer(capacity) for _ in range(config.num_hidden_layers)])
 
 
 class InPlaceLayer(DynamicLayer):

@@ -146,3 +146,22 @@ def test_sampled_tokens_follow_generates_distribution(tokenizer):
         common = [k for k in set(a) | set(b) if a[k] + b[k] >= 20]
         table = [[c[k] for k in common] + [n - sum(c[k] for k in common) + 1] for c in (a, b)]  # +1: never empty
         assert len(common) > 20 and chi2_contingency(table).pvalue > 0.01
+
+
+def test_sliding_window_models_keep_transformers_cache(tokenizer):
+    from transformers import DynamicCache, MistralConfig, MistralForCausalLM
+
+    from protege.nn.decode import InPlaceLayer, in_place_cache
+    assert all(isinstance(layer, InPlaceLayer) for layer in in_place_cache(tiny("llama", tokenizer), 8).layers)
+    mistral = MistralForCausalLM(MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                               num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                               sliding_window=4))
+    assert isinstance(in_place_cache(mistral, 8), DynamicCache)
+    prompts = [tokenizer(p + "\n")["input_ids"][-12:] for p in PROMPTS[:3]]
+    eos = mistral.config.eos_token_id
+    rows = decode(mistral.eval(), prompts, [6] * 3, eos_id=eos, pad_id=tokenizer.pad_token_id)
+    for ids, row in zip(prompts, rows):  # past the window: still generate's tokens
+        x = torch.tensor([ids])
+        ref = generate(mistral, input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=6,
+                       eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+        assert row == ref[0, len(ids):].tolist()
