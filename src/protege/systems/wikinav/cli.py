@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from protege.core.cli import app, console, print_summary
+from protege.core.cli import app, print_summary
 from protege.worlds.graphs import DEAD_END_HELP, DEFAULT_DEAD_END
 
 nav_app = typer.Typer(help="Hyperlink navigation by cloning random walks (arXiv:2211.00177).",
