@@ -63,7 +63,7 @@ def test_toggle_from_afar_reveals_nothing():
 def test_wrong_pickup_fails_right_pickup_succeeds():
     env = make_examine_env()
     for seed in range(4):
-        obs, _ = env.reset(seed=seed)
+        env.reset(seed=seed)
         names = scene(env)
         target = names[env.unwrapped.objects.index(env.unwrapped.target)]
         wrong = next(n for n in names if n != target)
@@ -163,7 +163,7 @@ def test_http_planner_against_a_local_server_then_offline_replay(tmp_path):
     asked = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802  (the http.server API)
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             asked.append(body)
             objects = body["prompt"].split("Objects: ")[1].split("\n")[0].split(", ")

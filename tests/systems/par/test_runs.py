@@ -32,7 +32,9 @@ def test_reporter_run_reports_every_reporter_and_the_gap(tmp_path):
     assert len(rows) == 2 and all("reinforce/entropy" in r for r in rows)
     with pytest.raises(UserError, match="par_reporter run"):
         reporter_rl.load_reporter(tmp_path)
-    from protege.systems.par.evaluate import babyai_rows  # `protege eval babyai` on the run
+    from protege.systems.par.evaluate import (
+        babyai_rows,  # `protege eval babyai` on the run
+    )
     row = babyai_rows(tmp_path / "rep", None, 2)[0]
     assert row["episodes"] == 2 and row["level"] == "Protege-Examine-v0"
     with pytest.raises(UserError, match="examine world only"):

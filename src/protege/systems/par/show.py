@@ -59,7 +59,12 @@ def reporter_codebook(reporter) -> list[dict]:
     import numpy as np
     from minigrid.core.constants import OBJECT_TO_IDX
 
-    from protege.worlds.babyai.examine import FRONT_CELL, OBJECT_TYPES, PROPERTIES, REVEALED_STATE
+    from protege.worlds.babyai.examine import (
+        FRONT_CELL,
+        OBJECT_TYPES,
+        PROPERTIES,
+        REVEALED_STATE,
+    )
     rows = []
     for state in [0] + [REVEALED_STATE + i for i in range(len(PROPERTIES))]:
         said = Counter()
