@@ -1,6 +1,8 @@
 """The policy that starts as its baseline: fixed similarity term, zero correction, sampled candidates,
 the shortest-path teacher, held-out pages and checkpoint selection on navigation success."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from protege.nn.link_scorer import LinkScorer, PolicyConfig, candidates, sample_
 from protege.rl.fit import TrainerConfig
 from protege.systems.wikinav.evaluate import walk_pairs
 from protege.systems.wikinav.experiment import Config, load_policy, make_examples, run
-from protege.systems.wikinav.navigate import navigate, policy_scorer, similarity_scorer
+from protege.systems.wikinav.navigate import GOAL_LINK_SCORE, navigate, policy_scorer, similarity_scorer
 from protege.systems.wikinav.selection import (
     BEST_FILE,
     load_held_out,
@@ -187,4 +189,11 @@ def test_page_table_scores_as_the_model():
     cand, seg = np.array([5, 6, 7, 9, 3]), np.array([0, 0, 0, 1, 1])
     with torch.no_grad():
         want = model(*(torch.from_numpy(a) for a in (cur, goal, cand, seg))).numpy()
-    assert np.allclose(policy_scorer(model)(cur, goal, cand, seg), want, atol=1e-5)
+    got = policy_scorer(model)(cur, goal, cand, seg)
+    to_goal = cand == goal[seg]
+    assert np.allclose(got[~to_goal], want[~to_goal], atol=1e-5)
+    # a link to the target is always taken, whatever the learned correction says of the others
+    assert (got[to_goal] == GOAL_LINK_SCORE).all() and to_goal.sum() == 2
+    model.correction = lambda cur, goal, cand, seg, table=None: torch.where(cand == 1, 1e6, 0.0)  # outbids all
+    graph = SimpleNamespace(offsets=np.array([0, 2] + [2] * 39), targets=np.array([1, 2]), num_nodes=40)
+    assert navigate(graph, policy_scorer(model), np.array([0]), np.array([2]), 1).tolist() == [1]
