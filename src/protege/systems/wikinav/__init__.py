@@ -10,5 +10,6 @@ SYSTEM = register(System(
     recipes=Path(__file__).parent / "recipes",
     cli="protege.systems.wikinav.cli",
     datasets={"protege.nav.graph": "protege.worlds.graphs.store:describe",
-              "protege.worlds.graphs.walks": "protege.worlds.graphs.walks:describe"},
+              "protege.worlds.graphs.walks": "protege.worlds.graphs.walks:describe",
+              "protege.nav.page-embeddings": "protege.worlds.graphs.page_store:describe"},
 ))
