@@ -6,15 +6,13 @@ haystacks) and `context` (the most tokens, prompt plus answer, the model attends
 never get truncated: a prompt that would not fit is refused before any generation.
 """
 
-import json
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import torch
 
 from protege.core.errors import UserError
+from protege.core.http import request_json
 
 
 class LocalModel:
@@ -139,29 +137,8 @@ class HTTPModel:
         return texts
 
     def _request(self, method: str, path: str, body: dict | None = None):
-        url = self.base + path
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read().decode("utf-8"))
-        except urllib.error.HTTPError as e:
-            raise UserError(f"{url}: HTTP {e.code}: {_error_message(e.read())}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            raise UserError(f"{url}: cannot reach the server ({getattr(e, 'reason', e)})") from None
-        except ValueError:
-            raise UserError(f"{url}: the answer is not JSON") from None
+        return request_json(self.base + path, method, body, self.timeout)
 
-
-def _error_message(raw: bytes) -> str:
-    """The `error.message` of an OpenAI-style error body (else its text), on one line."""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-        message = data["error"]["message"] if isinstance(data.get("error"), dict) else data.get("detail", data)
-    except (ValueError, AttributeError, KeyError, UnicodeDecodeError):
-        message = raw.decode("utf-8", errors="replace")
-    return " ".join(str(message).split())[:300]
 
 
 def load_model(spec: str, tokenizer: Path | None = None, model_name: str | None = None,

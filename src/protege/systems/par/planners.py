@@ -17,13 +17,12 @@ examined, pick up the first one not ruled out (with no reports: the first object
 
 import hashlib
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import torch
 
 from protege.core.errors import UserError
+from protege.core.http import request_json
 from protege.core.runs import write_text_atomic
 from protege.worlds.babyai.examine import PROPERTIES
 
@@ -97,17 +96,10 @@ class HTTPPlanner:
         body = {"model": self.model, "prompt": prompt, "max_tokens": self.max_new_tokens,
                 "temperature": 0, "stop": ["\n"]}
         url = self.base + "/completions"
-        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
+        data = request_json(url, "POST", body, self.timeout)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                data = json.loads(response.read().decode("utf-8"))
             return str(data["choices"][0]["text"]).strip()
-        except urllib.error.HTTPError as e:
-            raise UserError(f"{url}: HTTP {e.code}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            raise UserError(f"{url}: cannot reach the server ({getattr(e, 'reason', e)})") from None
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError):
             raise UserError(f"{url}: the answer has no choices[0].text (not an OpenAI-compatible "
                             f"completions endpoint?)") from None
 
