@@ -64,20 +64,8 @@ def build_powerlaw(out: Path, nodes: int, edges: int, gamma: float = 2.1, skew: 
     out = Path(out)
     with output_folder(out, store.KIND, (), store.CACHES) as tmp:
         np.save(tmp / "offsets.npy", offsets)
-        targets = np.lib.format.open_memmap(tmp / "targets.npy", mode="w+", dtype=dtype,
-                                            shape=(int(offsets[-1]),))
-        row = 0
-        while row < nodes:  # fill in chunks of ~chunk_edges so the dirty pages get flushed
-            hi = int(np.searchsorted(offsets, offsets[row] + chunk_edges, side="right"))
-            hi = min(max(hi - 1, row + 1), nodes)
-            buf = np.empty(int(offsets[hi] - offsets[row]), dtype=dtype)
-            _fill_targets(offsets, buf, row, hi, offsets[row], nodes, skew, seed)
-            targets[offsets[row]:offsets[hi]] = buf
-            if progress is not None:
-                progress(hi - row)
-            row = hi
-        targets.flush()
-        del targets
+        write_targets(tmp / "targets.npy", offsets, dtype, chunk_edges, progress,
+                      lambda buf, row, hi: _fill_targets(offsets, buf, row, hi, offsets[row], nodes, skew, seed))
         gen_s = time.perf_counter() - t0
         info = {"nodes": nodes, "edges": int(offsets[-1]), "targets_dtype": np.dtype(dtype).name,
                 "source_type": "synthetic-powerlaw", "gamma": gamma, "skew": skew, "seed": seed,
@@ -86,3 +74,23 @@ def build_powerlaw(out: Path, nodes: int, edges: int, gamma: float = 2.1, skew: 
         write_manifest(tmp, {"kind": store.KIND, "nodes": nodes, "edges": info["edges"]})
     return {**info, "generate_s": gen_s, "build_s": time.perf_counter() - t0,
             "threads": numba.get_num_threads()}
+
+
+def write_targets(path: Path, offsets: np.ndarray, dtype, chunk_edges: int, progress, fill) -> None:
+    """Write the CSR targets array of a synthetic graph to a memory-mapped `.npy` at `path`, a chunk of
+    ~chunk_edges links at a time so the dirty pages get flushed as it goes; `fill(buf, row, hi)` writes the
+    links of rows [row, hi) into `buf`, and `progress(rows)` (if given) counts finished rows."""
+    nodes = len(offsets) - 1
+    targets = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(int(offsets[-1]),))
+    row = 0
+    while row < nodes:
+        hi = int(np.searchsorted(offsets, offsets[row] + chunk_edges, side="right"))
+        hi = min(max(hi - 1, row + 1), nodes)
+        buf = np.empty(int(offsets[hi] - offsets[row]), dtype=dtype)
+        fill(buf, row, hi)
+        targets[offsets[row]:offsets[hi]] = buf
+        if progress is not None:
+            progress(hi - row)
+        row = hi
+    targets.flush()
+    del targets

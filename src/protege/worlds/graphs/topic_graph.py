@@ -40,7 +40,7 @@ from numba import njit, prange
 from protege.core.runs import write_json_atomic
 from protege.data.manifest import output_folder, write_manifest
 from protege.worlds.graphs import store
-from protege.worlds.graphs.synthetic import powerlaw_degrees
+from protege.worlds.graphs.synthetic import powerlaw_degrees, write_targets
 from protege.worlds.graphs.walks import _splitmix, _stream
 
 GENERAL_VOCAB = 1 << 20
@@ -314,22 +314,10 @@ def build_topic_graph(out: Path, nodes: int, edges: int, spec: TopicSpec = Topic
     cdf = _cdf(spec.link_mix)
     with output_folder(Path(out), store.KIND, (), store.CACHES) as tmp:
         np.save(tmp / "offsets.npy", offsets)
-        targets = np.lib.format.open_memmap(tmp / "targets.npy", mode="w+", dtype=dtype,
-                                            shape=(int(offsets[-1]),))
-        row = 0
-        while row < nodes:  # chunks of ~chunk_edges, so the dirty pages get flushed as we go
-            hi = int(np.searchsorted(offsets, offsets[row] + chunk_edges, side="right"))
-            hi = min(max(hi - 1, row + 1), nodes)
-            buf = np.empty(int(offsets[hi] - offsets[row]), dtype=dtype)
-            fill = _fill_parallel if nodes >= PARALLEL_FROM else _fill_serial
-            fill(offsets, struct_deg, buf, row, hi, offsets[row], nodes, cdf, sizes,
-                 spec.branching, spec.skew, spec.seed)
-            targets[offsets[row]:offsets[hi]] = buf
-            if progress is not None:
-                progress(hi - row)
-            row = hi
-        targets.flush()
-        del targets
+        fill = _fill_parallel if nodes >= PARALLEL_FROM else _fill_serial
+        write_targets(tmp / "targets.npy", offsets, dtype, chunk_edges, progress,
+                      lambda buf, row, hi: fill(offsets, struct_deg, buf, row, hi, offsets[row], nodes, cdf,
+                                                sizes, spec.branching, spec.skew, spec.seed))
         info = {"nodes": nodes, "edges": int(offsets[-1]), "targets_dtype": np.dtype(dtype).name,
                 "source_type": "synthetic-topics", "gamma": gamma, "topics": asdict(spec),
                 "structural_links": structural, "hubs": int((struct_deg > 1).sum()),
