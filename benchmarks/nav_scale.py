@@ -187,7 +187,7 @@ class Keeper:
     pages per pair."""
 
     def __init__(self, model, graph, run_dir: Path, pairs: int, seed: int):
-        from protege.systems.wikinav.evaluate import walk_pairs
+        from protege.systems.wikinav.pairs import walk_pairs
         self.model, self.graph, self.dir = model, graph, run_dir
         self.pairs = {k: walk_pairs(graph, k, pairs, seed + 100) for k in (5, 20)}
         best = run_dir / "best.json"
@@ -269,7 +269,7 @@ def evaluate_scale(graph, model, rows, ex, pairs: int, seed: int) -> list[dict]:
 
     from protege.core.progress import progress_bar
     from protege.eval.stats import wilson_interval
-    from protege.systems.wikinav.evaluate import walk_pairs
+    from protege.systems.wikinav.pairs import walk_pairs
     from protege.systems.wikinav.navigate import (
         navigate,
         policy_scorer,

@@ -2,17 +2,16 @@ from collections import deque
 
 import numpy as np
 
-from protege.systems.wikinav.evaluate import (
+from protege.systems.wikinav.evaluate import evaluate, headline_rows
+from protege.systems.wikinav.navigate import navigate, random_scorer
+from protege.systems.wikinav.pairs import (
     NavEvalConfig,
     bfs_distances,
     distance_pairs,
     eval_pairs,
-    evaluate,
-    headline_rows,
     non_hubs,
     walk_pairs,
 )
-from protege.systems.wikinav.navigate import navigate, random_scorer
 from protege.worlds.graphs.store import Graph, csr_from_edges
 
 

@@ -120,7 +120,8 @@ def test_length_batches_cover_every_text_once_in_similar_lengths():
 
 
 def test_eval_progress_total_is_the_number_of_navigation_episodes(recorder):
-    from protege.systems.wikinav.evaluate import NavEvalConfig, eval_pairs, evaluate
+    from protege.systems.wikinav.evaluate import evaluate
+    from protege.systems.wikinav.pairs import NavEvalConfig, eval_pairs
     from protege.systems.wikinav.navigate import random_scorer
     from tests.systems.wikinav.test_eval import random_graph
     g = random_graph()

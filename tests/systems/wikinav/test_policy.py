@@ -12,7 +12,7 @@ from protege.nn.link_scorer import (
     segment_log_softmax,
 )
 from protege.rl.fit import TrainerConfig
-from protege.systems.wikinav.evaluate import walk_pairs
+from protege.systems.wikinav.pairs import walk_pairs
 from protege.systems.wikinav.experiment import Config, load_policy, run
 from protege.systems.wikinav.navigate import (
     navigate,

@@ -10,7 +10,7 @@ import torch
 from protege.core.runs import Run, load_weights, read_metrics
 from protege.nn.link_scorer import LinkScorer, PolicyConfig, candidates, sample_candidates
 from protege.rl.fit import TrainerConfig
-from protege.systems.wikinav.evaluate import walk_pairs
+from protege.systems.wikinav.pairs import walk_pairs
 from protege.systems.wikinav.experiment import Config, load_policy, make_examples, run
 from protege.systems.wikinav.navigate import GOAL_LINK_SCORE, navigate, policy_scorer, similarity_scorer
 from protege.systems.wikinav.selection import (

@@ -117,12 +117,8 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
     """Success within the step budget for k = 1..k_max: policy vs similarity, random, BFS oracle."""
     from protege.core.runs import write_text_atomic
     from protege.data.manifest import check_output_file
-    from protege.systems.wikinav.evaluate import (
-        NavEvalConfig,
-        evaluate_policy,
-        headline_rows,
-        markdown_tables,
-    )
+    from protege.systems.wikinav.evaluate import evaluate_policy, headline_rows, markdown_tables
+    from protege.systems.wikinav.pairs import NavEvalConfig
     for path, flag in ((out, "--out"), (markdown, "--markdown")):
         if path is not None:
             check_output_file(path, flag=flag)

@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from protege.core.seeds import stream_seed
-from protege.systems.wikinav.evaluate import NavEvalConfig, eval_pairs
 from protege.systems.wikinav.navigate import navigate, policy_scorer
+from protege.systems.wikinav.pairs import NavEvalConfig, eval_pairs
 
 BEST_FILE = "best.safetensors"
 HELD_OUT_FILE = "held_out_pages.npy"

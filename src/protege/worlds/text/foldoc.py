@@ -55,9 +55,10 @@ def foldoc_examples(database: str = "foldoc", max_words: int = 40,
 
 
 def split(train_size: int, eval_size: int, seed: int, database: str = "foldoc", max_words: int = 40,
-          only_first_sentence: bool = False):
-    from protege.worlds.text.tasks import TaskData
+          only_first_sentence: bool = False) -> tuple[list[TextExample], list[TextExample]]:
+    """(train, held out): a seeded shuffle of the examples, the first eval_size held out, then the first
+    train_size of the rest (0 = all)."""
     examples = foldoc_examples(database, max_words, only_first_sentence)
     random.Random(seed).shuffle(examples)
     held_out, train = examples[:eval_size], examples[eval_size:]
-    return TaskData(train[:train_size] if train_size else train, held_out)
+    return train[:train_size] if train_size else train, held_out

@@ -55,8 +55,8 @@ def load_task(cfg: TaskConfig, seed: int) -> TaskData:
         return TaskData(train, held_out)
     if cfg.kind == "foldoc":
         from protege.worlds.text import foldoc
-        return foldoc.split(cfg.train_size, cfg.eval_size, seed, max_words=cfg.definition_words,
-                            only_first_sentence=cfg.definition == "first_sentence")
+        return TaskData(*foldoc.split(cfg.train_size, cfg.eval_size, seed, max_words=cfg.definition_words,
+                                      only_first_sentence=cfg.definition == "first_sentence"))
     if not cfg.path:
         raise UserError("task.kind=file needs task.path (a .jsonl, .parquet or HF datasets folder)")
     rows = load_text_dataset(cfg.path, cfg.prompt_field, cfg.completion_field)
