@@ -25,16 +25,9 @@ OBS_DIM, ACT_DIM = 5, 1  # cartpole-swingup
 
 
 def sac_losses(agent: SAC, obs, act, next_obs, reward, done):
-    """The sum of SAC's critic, actor and temperature losses, as `SAC.update` forms it."""
-    alpha = agent.log_alpha.exp().detach()
-    next_act, next_logp, pi, logp = agent.actor.forward_pair(next_obs, obs)
-    with torch.no_grad():
-        next_q = agent.critic_target(next_obs, next_act).min(0).values - alpha * next_logp
-        target = reward + agent.cfg.gamma * (1.0 - done) * next_q
-    q, q_pi = agent.critic.forward_pair(obs, act, pi)
-    critic_loss = 0.5 * (q - target).pow(2).mean(1).sum()
-    actor_loss = (alpha * logp - q_pi.min(0).values).mean()
-    alpha_loss = -(agent.log_alpha * (logp.detach() + agent.target_entropy)).mean()
+    """The sum of SAC's critic, actor and temperature losses, as `SAC.update` forms it (`SAC.losses`)."""
+    critic_loss, actor_loss, alpha_loss, _ = agent.losses(obs, act, next_obs, reward, done,
+                                                          agent.log_alpha.exp().detach())
     return critic_loss + actor_loss + alpha_loss
 
 

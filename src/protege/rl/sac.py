@@ -274,6 +274,26 @@ class SAC(nn.Module):
         obs_t = torch.from_numpy(obs).unsqueeze(0)
         return self.actor.sample(obs_t, deterministic, bf16=self.bf16 and self.cfg.act_bf16)[0].numpy()
 
+    def losses(self, obs: Tensor, act: Tensor, next_obs: Tensor, reward: Tensor, done: Tensor,
+               alpha: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(critic loss, actor loss, temperature loss, log pi(a|s) of the fresh actions) on one batch, with
+        the reward the TD target uses and the current temperature alpha (detached)."""
+        # the actor on s' (for the TD target, no gradient) and on s (for its loss), its weights cast once
+        next_act, next_logp, pi, logp = self.actor.forward_pair(next_obs, obs)
+        # critic: soft TD target from the target critics and a fresh next action
+        with torch.no_grad():
+            next_q = self.critic_target(next_obs, next_act).min(0).values - alpha * next_logp
+            target = reward + self.cfg.gamma * (1.0 - done) * next_q
+        # the critic on (s, a) for the TD loss and on (s, pi(s)) for the actor's loss, which reads the critic
+        # as a constant (no gradient to its weights)
+        q, q_pi = self.critic.forward_pair(obs, act, pi)
+        critic_loss = 0.5 * (q - target).pow(2).mean(1).sum()
+        # actor: maximise min-Q minus alpha log pi
+        actor_loss = (alpha * logp - q_pi.min(0).values).mean()
+        # temperature: keep the policy's entropy near the target
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        return critic_loss, actor_loss, alpha_loss, logp
+
     def update(self, batch: Batch) -> dict:
         """One fused gradient step of critic, actor, temperature (and reward model)."""
         cfg = self.cfg
@@ -286,20 +306,8 @@ class SAC(nn.Module):
                                          f"(metrics: { {k: float(v) for k, v in metrics.items()} })")
         else:
             aux_loss, reward, metrics = 0.0, batch.reward, {}
-        # the actor on s' (for the TD target, no gradient) and on s (for its loss), its weights cast once
-        next_act, next_logp, pi, logp = self.actor.forward_pair(batch.next_obs, batch.obs)
-        # critic: soft TD target from the target critics and a fresh next action
-        with torch.no_grad():
-            next_q = self.critic_target(batch.next_obs, next_act).min(0).values - alpha * next_logp
-            target = reward + cfg.gamma * (1.0 - batch.done) * next_q
-        # the critic on (s, a) for the TD loss and on (s, pi(s)) for the actor's loss, which reads the critic
-        # as a constant (no gradient to its weights)
-        q, q_pi = self.critic.forward_pair(batch.obs, batch.act, pi)
-        critic_loss = 0.5 * (q - target).pow(2).mean(1).sum()
-        # actor: maximise min-Q minus alpha log pi
-        actor_loss = (alpha * logp - q_pi.min(0).values).mean()
-        # temperature: keep the policy's entropy near the target
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        critic_loss, actor_loss, alpha_loss, logp = self.losses(batch.obs, batch.act, batch.next_obs, reward,
+                                                                batch.done, alpha)
         self.opt.zero_grad(set_to_none=True)
         (critic_loss + actor_loss + alpha_loss + aux_loss).backward()
         self.opt.step()
