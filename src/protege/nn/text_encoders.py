@@ -60,15 +60,32 @@ def _length_batches(texts: list[str], batch_size: int) -> list[np.ndarray]:
 
 
 def _encode_tfidf(texts, dim: int = 128, seed: int = 0) -> np.ndarray:
+    return fit_tfidf(texts, dim, seed)[1]
+
+
+def fit_tfidf(texts, dim: int = 128, seed: int = 0):
+    """(encode, page vectors): TF-IDF + SVD fitted on `texts`, their unit vectors, and a function that
+    puts any other texts in the same space (the projection is not stored with the cached vectors, so a
+    query encoder fits it again)."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
     x = tfidf.fit_transform(texts)
     dim = max(1, min(dim, x.shape[0] - 1, x.shape[1] - 1))
+    svd = None
     if min(x.shape) < 2:  # one page or one term: nothing for the SVD to reduce (it refuses)
         z = x.toarray().astype(np.float32)
     else:
-        z = TruncatedSVD(dim, random_state=seed).fit_transform(x).astype(np.float32)
+        svd = TruncatedSVD(dim, random_state=seed)
+        z = svd.fit_transform(x).astype(np.float32)
+
+    def encode(other) -> np.ndarray:
+        v = tfidf.transform(list(other))
+        return _unit((svd.transform(v) if svd is not None else v.toarray()).astype(np.float32))
+    return encode, _unit(z)
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
     return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
 
 

@@ -45,24 +45,13 @@ def query_encoder(graph, encoder: str, texts: list[str] | None = None):
     """A function from free texts to vectors in the page-embedding space of `encoder`.
 
     MiniLM encodes any text. The TF-IDF+SVD encoder keeps no fitted projection, so it is fitted again
-    on the graph's texts with the settings of `text_encoders._encode_tfidf` (deterministic: a fixed
-    SVD seed) and checked against the cached page embeddings before use."""
+    on the graph's texts (`text_encoders.fit_tfidf`, deterministic: a fixed SVD seed) and checked
+    against the cached page embeddings before use."""
     if encoder == "minilm":
         return lambda xs: encode_texts(list(xs), "minilm")
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from protege.nn.text_encoders import load_or_encode
+    from protege.nn.text_encoders import fit_tfidf, load_or_encode
     texts = graph.texts() if texts is None else texts
-    tfidf = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000)
-    x = tfidf.fit_transform(texts)
-    dim = max(1, min(128, x.shape[0] - 1, x.shape[1] - 1))
-    svd = TruncatedSVD(dim, random_state=0).fit(x) if min(x.shape) >= 2 else None
-
-    def encode(xs):
-        v = tfidf.transform(list(xs))
-        z = (svd.transform(v) if svd is not None else v.toarray()).astype(np.float32)
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
+    encode = fit_tfidf(texts)[0]
     cached = np.asarray(load_or_encode(graph, "tfidf", show_progress=False)[:50], dtype=np.float32)
     if np.abs(encode(texts[:50]) - cached).max() > 1e-3:
         raise UserError(f"{graph.folder}: the cached tf-idf page embeddings do not match a fresh fit "
