@@ -57,6 +57,13 @@ def test_existing_run_and_changed_config_are_refused(tmp_path):
     assert json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])["x"] == 1.0
 
 
+def test_a_tuple_in_the_config_resumes_as_the_list_yaml_saved(tmp_path):
+    Run(tmp_path / "r", {"ks": (2, 4)}).close()
+    Run(tmp_path / "r", {"ks": (2, 4)}, resume=True).close()  # saved as [2, 4]: the same config
+    with pytest.raises(UserError, match="config differs"):
+        Run(tmp_path / "r", {"ks": (2, 6)}, resume=True)
+
+
 # one writer per run directory -------------------------------------------------------------------
 HOLD = """
 import sys, time

@@ -194,9 +194,11 @@ class Run:
         try:
             if resume:
                 saved = read_run_config(self.dir)
-                if saved != config:
+                # compared as config.yaml holds it: YAML has no tuples, so (2, 4) was saved as [2, 4]
+                written = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
+                if saved != written:
                     raise UserError(f"--resume: the config differs from the one saved in "
-                                    f"{self.dir / 'config.yaml'} ({_differences(saved, config)}); "
+                                    f"{self.dir / 'config.yaml'} ({_differences(saved, written)}); "
                                     f"resume with the same recipe and overrides")
                 latest = self.latest_checkpoint()
                 state = load_state(latest / "state.pt") if latest else None
