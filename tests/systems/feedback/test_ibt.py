@@ -133,8 +133,9 @@ def test_sigkill_then_resume_of_the_ibt_trainer_equals_an_uninterrupted_run(simu
     from protege.core.runs import read_metrics
     from tests.conftest import final_weights
     from tests.systems.agent_imitation.test_resume import straight_killed_and_resumed
-    straight, killed = straight_killed_and_resumed("ibt_pickuploc", [f"marks={simulated}", *IBT], tmp_path,
-                                                   "step-00000010")
+    # encoder_from= : the recipe starts from a BC run (runs/bc-PickupLoc-1k-s0) this test's folder has not got
+    straight, killed = straight_killed_and_resumed("ibt_pickuploc", [f"marks={simulated}", "encoder_from=", *IBT],
+                                                   tmp_path, "step-00000010")
     a, b = final_weights(straight), final_weights(killed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
