@@ -1,67 +1,32 @@
 """Graph builders: dictd databases with {cross-references}, folders of HTML pages, edge lists.
 
 Each builder turns its source into page titles, texts and raw links (target id or -1 when the
-target does not exist) and hands them to `assemble`, which drops dangling links, self-loops and
+target does not exist) and hands them to `store.assemble`, which drops dangling links, self-loops and
 duplicate edges, counts everything it dropped, and writes the graph with `store.write_graph`.
 """
 
 import re
 from pathlib import Path
 
-import numpy as np
-
-from protege.core.errors import UserError
+from protege.core.errors import UserError, unknown_name
 from protege.data.manifest import check_output_folder
 from protege.data.text import read_jsonl, utf8_lines
 from protege.worlds.graphs import store
+from protege.worlds.graphs.html import build_html
+from protege.worlds.graphs.store import DANGLING, assemble
 from protege.worlds.text.dictd import read_dictd
 
 SOURCE_TYPES = ("dictd", "html", "edgelist")
-DANGLING = -1
 
 _XREF = re.compile(r"\{([^{}]*)\}")
 _URL_IN_XREF = re.compile(r"\((\S*[./]\S*)\)$")
 
 
-def assemble(titles: list[str], texts: list[str], raw_links: list[list[tuple[int, str]]],
-             counts: dict | None = None) -> tuple[np.ndarray, np.ndarray, object, dict]:
-    """CSR arrays, pages table and build summary from resolved links (target -1 = dangling)."""
-    counts = dict(counts or {})
-    dangling = self_loops = duplicates = 0
-    kept: list[list[tuple[int, str]]] = []
-    for page, links in enumerate(raw_links):
-        seen, row = set(), []
-        for target, anchor in links:
-            if target == DANGLING:
-                dangling += 1
-            elif target == page:
-                self_loops += 1  # a link to the page itself never moves a navigator
-            elif target in seen:
-                duplicates += 1  # the first anchor text is kept
-            else:
-                seen.add(target)
-                row.append((target, anchor))
-        kept.append(row)
-    n = len(titles)
-    degrees = np.array([len(r) for r in kept], dtype=np.int64)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(degrees, out=offsets[1:])
-    targets = np.fromiter((t for r in kept for t, _ in r), dtype=store.index_dtype(max(n - 1, 0)),
-                          count=int(offsets[-1]))
-    summary = {**counts, "pages": n, "links_resolved": int(offsets[-1]),
-               "links_dangling": dangling, "self_loops": self_loops, "duplicate_edges": duplicates,
-               "dead_ends": int((degrees == 0).sum()),
-               "non_ascii_titles": sum(not t.isascii() for t in titles)}
-    return offsets, targets, store.pages_table(titles, texts, kept), summary
-
-
 def build(source_type: str, path: Path, out: Path, progress=None, **options) -> dict:
     """Build the graph of `source_type` at `path` into folder `out`; returns the build summary.
     `options` go to the builder (None = its default); `progress(n)` is called as HTML pages are read."""
-    from protege.worlds.graphs.html import build_html
     builders = {"dictd": build_dictd, "html": build_html, "edgelist": build_edgelist}
     if source_type not in builders:
-        from protege.core.errors import unknown_name
         raise unknown_name("source type", source_type, SOURCE_TYPES)
     if options.get("texts") is not None and source_type != "edgelist":
         raise UserError(f"--texts is for edge lists only; a {source_type} source carries its own "

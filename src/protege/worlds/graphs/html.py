@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from protege.core.errors import UserError
+from protege.worlds.graphs.store import DANGLING, assemble
 
 _SKIP_TEXT = {"script", "style", "head", "noscript"}
 _MAX_TEXT_CHARS = 20_000  # page texts feed a sentence encoder that reads 256 tokens anyway
@@ -177,7 +178,6 @@ def build_html(folder: Path, drop_common_links: float | None = None, base_url: s
     base_url: the site's address; a page's URL is base_url + its path (default: its file:// URI).
     progress: called as progress(0, total=number of files) first, then progress(1) after each page.
     """
-    from protege.worlds.graphs.builders import DANGLING, assemble
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder of HTML pages")

@@ -169,3 +169,39 @@ def pages_table(titles: list[str], texts: list[str], links: list[list[tuple[int,
         "text": pa.array(texts, pa.string()),
         "links": pa.array([[{"target": t, "anchor": a} for t, a in row] for row in links], link_type),
     })
+
+
+DANGLING = -1
+"""The raw target of a link whose page does not exist (builders resolve links to this or a page id)."""
+
+
+def assemble(titles: list[str], texts: list[str], raw_links: list[list[tuple[int, str]]],
+             counts: dict | None = None) -> tuple[np.ndarray, np.ndarray, object, dict]:
+    """CSR arrays, pages table and build summary from resolved links (target -1 = dangling)."""
+    counts = dict(counts or {})
+    dangling = self_loops = duplicates = 0
+    kept: list[list[tuple[int, str]]] = []
+    for page, links in enumerate(raw_links):
+        seen, row = set(), []
+        for target, anchor in links:
+            if target == DANGLING:
+                dangling += 1
+            elif target == page:
+                self_loops += 1  # a link to the page itself never moves a navigator
+            elif target in seen:
+                duplicates += 1  # the first anchor text is kept
+            else:
+                seen.add(target)
+                row.append((target, anchor))
+        kept.append(row)
+    n = len(titles)
+    degrees = np.array([len(r) for r in kept], dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degrees, out=offsets[1:])
+    targets = np.fromiter((t for r in kept for t, _ in r), dtype=index_dtype(max(n - 1, 0)),
+                          count=int(offsets[-1]))
+    summary = {**counts, "pages": n, "links_resolved": int(offsets[-1]),
+               "links_dangling": dangling, "self_loops": self_loops, "duplicate_edges": duplicates,
+               "dead_ends": int((degrees == 0).sum()),
+               "non_ascii_titles": sum(not t.isascii() for t in titles)}
+    return offsets, targets, pages_table(titles, texts, kept), summary
