@@ -30,12 +30,12 @@ from protege.core.seeds import stream_seed
 from protege.data.manifest import output_folder, read_manifest, write_manifest
 from protege.data.text import read_jsonl
 from protege.systems.sts.formats import SCENARIOS_FILE, SCENARIOS_KIND, scenario_row
+from protege.systems.sts.human_labels import STUDIO_EXPORT_KIND
 from protege.worlds.babyai.demos import FORMAT as DEMOS_FORMAT
 from protege.worlds.babyai.demos import read_episodes
 from protege.worlds.babyai.replay import replay
 from protege.worlds.babyai.scenarios import cut_scenario
 
-STUDIO_EXPORT_KIND = "protege.feedback.export"
 ROLLOUT_SEED_START = 1_600_000_000
 """seeds of agent rollouts used as sources: apart from demonstrations (0..) and evaluation (10^9..)"""
 

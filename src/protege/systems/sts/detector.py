@@ -35,6 +35,7 @@ from protege.eval.calibration import (
 from protege.nn.babyai_policy import tokenize
 from protege.nn.success_detector import DetectorConfig, SuccessDetector
 from protege.systems.sts import detector_data
+from protege.systems.sts.human_labels import episode_key, human_labels
 
 SPLITS = ("unseen_episodes", "unseen_agents", "unseen_levels")
 
@@ -87,7 +88,6 @@ def labels_of(data: dict, human: str) -> tuple[np.ndarray, int]:
     labels = data["success"].astype(bool).copy()
     if not human:
         return labels, 0
-    from protege.systems.sts.judges import human_labels
     majority = {key: item.majority for key, item in human_labels(Path(human)).items() if item.majority is not None}
     used = 0
     for i, key in enumerate(episode_keys(data)):
@@ -97,7 +97,6 @@ def labels_of(data: dict, human: str) -> tuple[np.ndarray, int]:
 
 
 def episode_keys(data: dict) -> list[str]:
-    from protege.systems.sts.judges import episode_key
     act = np.concatenate([[0], np.cumsum(data["length"])])
     return [episode_key(str(lv), int(s), data["actions"][act[i]:act[i + 1]])
             for i, (lv, s) in enumerate(zip(data["level"], data["seed"]))]
