@@ -181,4 +181,6 @@ def export(db: str = typer.Option("studio.db", help=DB_HELP),
     print_summary(f"exported from {db}", rows)
 
 
-from protege.systems.feedback import simulate_cli  # noqa: E402,F401  (registers `studio simulate`)
+from protege.systems.feedback.simulate_cli import simulate_  # noqa: E402
+
+studio_app.command("simulate")(simulate_)

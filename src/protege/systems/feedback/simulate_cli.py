@@ -1,4 +1,5 @@
-"""`protege studio simulate`: simulated annotators' marks on BabyAI episodes, as a studio export."""
+"""`protege studio simulate`: simulated annotators' marks on BabyAI episodes, as a studio export
+(cli.py adds the command to the `studio` group)."""
 
 from pathlib import Path
 
@@ -6,10 +7,8 @@ import typer
 
 from protege.core.cli import print_summary
 from protege.core.errors import UserError
-from protege.systems.feedback.cli import studio_app
 
 
-@studio_app.command("simulate")
 def simulate_(level: str = typer.Option(None, help="BabyAI level id, e.g. BabyAI-PickupLoc-v0"),
               out: Path = typer.Option(..., help="folder for the export (marks.jsonl, episodes.jsonl, ...)"),
               episodes: int = typer.Option(200, help="episodes to play and mark, split evenly over the agents"),
