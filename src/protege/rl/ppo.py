@@ -42,11 +42,14 @@ class PPOConfig:
     """weight of the value loss"""
     grad_clip: float = 0.5
     """max global gradient norm of the policy"""
+    kl_coef: float = 0.0
+    """weight of KL(pi(.|s) || pi_ref(.|s)) at the visited states, toward a fixed reference policy
+    (the BC start, passed to `collect`); keeps BC+RL near its demonstrations. 0: no reference"""
 
     def __post_init__(self):
         check_fields(self, n_envs=">=1", rollout_steps=">=1", epochs=">=1", minibatches=">=1",
                      lr=">0", gamma="[0,1]", gae_lambda="[0,1]", clip=">0", ent_coef=">=0",
-                     vf_coef=">=0", grad_clip=">0")
+                     vf_coef=">=0", grad_clip=">0", kl_coef=">=0")
         if self.minibatches > self.n_envs:
             raise ValueError(f"minibatches ({self.minibatches}) must be <= n_envs ({self.n_envs}): "
                              f"a minibatch holds whole environment segments")
@@ -71,6 +74,7 @@ class EnvPool:
         self.actions: list[list[int]] = [[] for _ in range(n)]  # taken since each env's reset
         self.obs = [self._reset(i) for i in range(n)]
         self.state = None  # recurrent memory (h, c), each [1, N, D], or None before the first step
+        self.ref_state = None  # the reference policy's memory, when `collect` is given one
         self.starts = torch.ones(n, dtype=torch.bool)
         self.ep_return, self.ep_length = np.zeros(n), np.zeros(n, np.int64)
         self.finished: list[tuple[bool, float, int]] = []  # (success, env return, length)
@@ -113,6 +117,7 @@ class EnvPool:
                 "obs": [{"image": torch.from_numpy(np.array(o["image"])), "direction": int(o["direction"]),
                          "mission": str(o["mission"])} for o in self.obs],
                 "memory": None if self.state is None else tuple(s.clone() for s in self.state),
+                "ref_memory": None if self.ref_state is None else tuple(s.clone() for s in self.ref_state),
                 "starts": self.starts.clone(), "ep_return": torch.from_numpy(self.ep_return.copy()),
                 "ep_length": torch.from_numpy(self.ep_length.copy()),
                 "finished": [list(f) for f in self.finished]}
@@ -133,6 +138,8 @@ class EnvPool:
                                    f"{seed} does not reach the saved observation")
         self.next_seed = int(state["next_seed"])
         self.state = None if state["memory"] is None else tuple(s.clone() for s in state["memory"])
+        ref = state.get("ref_memory")  # absent in pools saved before the option existed
+        self.ref_state = None if ref is None else tuple(s.clone() for s in ref)
         self.starts = state["starts"].clone()
         self.ep_return = state["ep_return"].numpy().copy()
         self.ep_length = state["ep_length"].numpy().copy()
@@ -145,14 +152,18 @@ def _same_obs(obs: dict, saved: dict) -> bool:
 
 
 @torch.no_grad()
-def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator) -> dict:
+def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator,
+            reference: BabyAIPolicy | None = None) -> dict:
     """Roll the pool forward `steps` steps with the sampling policy. Tensors are [N, T, ...]:
     the observation before each step (images, directions, missions), what the policy did (actions,
     logp, values), starts (a new episode's first step), dones, env_rewards, and the observation
-    each step reached (next_images, next_directions: an episode's last one where it ended)."""
+    each step reached (next_images, next_directions: an episode's last one where it ended).
+    With a `reference` policy (frozen; its own memory runs along each episode in the pool), also
+    its logits at every step (ref_logits [N, T, A]) for `PPOConfig.kl_coef`."""
     N = len(pool.envs)
-    out = {k: [] for k in ("images", "directions", "missions", "actions", "logp", "values",
-                           "starts", "dones", "env_rewards", "next_images", "next_directions")}
+    keys = ("images", "directions", "missions", "actions", "logp", "values", "starts", "dones",
+            "env_rewards", "next_images", "next_directions") + (("ref_logits",) if reference is not None else ())
+    out = {k: [] for k in keys}
     state0 = None if pool.state is None else (pool.state[0].clone(), pool.state[1].clone())
     for _ in range(steps):
         images = torch.from_numpy(np.stack([o["image"] for o in pool.obs]))
@@ -162,6 +173,11 @@ def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator
         actions, logits, values, pool.state = model.act(images, directions, tokenize(missions),
                                                         pool.state, greedy=False, generator=gen)
         logp = F.log_softmax(logits, -1).gather(-1, actions[:, None]).squeeze(-1)
+        if reference is not None:
+            pool.ref_state = reset_state(pool.ref_state, pool.starts)
+            _, ref_logits, _, pool.ref_state = reference.act(images, directions, tokenize(missions),
+                                                             pool.ref_state, greedy=True)
+            out["ref_logits"].append(ref_logits)
         for k, v in (("images", images), ("directions", directions), ("missions", missions),
                      ("actions", actions), ("logp", logp), ("values", values),
                      ("starts", pool.starts.clone())):
@@ -200,7 +216,12 @@ def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOCon
                gen: torch.Generator, value_only: bool = False) -> dict:
     """Clipped-surrogate PPO epochs over whole env segments; returns metrics (ppo/...).
     `value_only` fits only the critic head (policy and shared encoder untouched): a warm-up for a
-    policy that starts from BC, so an untrained critic's advantages do not undo it."""
+    policy that starts from BC, so an untrained critic's advantages do not undo it.
+    With `cfg.kl_coef` > 0 the batch must hold `ref_logits` (`collect(..., reference=...)`) and the
+    loss adds kl_coef * mean_s KL(pi(.|s) || pi_ref(.|s)), the exact categorical KL at each visited
+    state (the KL-to-the-BC-policy regulariser of BC+RL, e.g. arXiv:2211.11602)."""
+    if cfg.kl_coef > 0 and "ref_logits" not in batch:
+        raise ValueError("kl_coef > 0 needs ref_logits in the batch: collect(..., reference=policy)")
     adv, returns = gae(rewards, batch["values"], batch["dones"], batch["last_value"], cfg.gamma,
                        cfg.gae_lambda)
     N = adv.shape[0]
@@ -221,6 +242,11 @@ def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOCon
             v_loss = 0.5 * (values - returns[idx]).pow(2).mean()
             entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
             loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+            kl_ref = None
+            if cfg.kl_coef > 0:
+                ref = F.log_softmax(batch["ref_logits"][idx], -1)
+                kl_ref = (logp_all.exp() * (logp_all - ref)).sum(-1).mean()
+                loss = loss + cfg.kl_coef * kl_ref
             optimizer.zero_grad(set_to_none=True)
             if value_only:
                 (cfg.vf_coef * v_loss).backward()
@@ -235,6 +261,8 @@ def ppo_update(model: BabyAIPolicy, optimizer, batch: dict, rewards, cfg: PPOCon
                        "ppo/entropy": entropy.item(),
                        "ppo/approx_kl": ((ratio - 1) - (logp - batch["logp"][idx])).mean().item(),
                        "ppo/clipfrac": ((ratio - 1).abs() > cfg.clip).float().mean().item()}
+            if kl_ref is not None:
+                metrics["ppo/kl_to_reference"] = kl_ref.item()
     return metrics
 
 

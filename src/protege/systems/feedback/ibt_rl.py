@@ -116,6 +116,7 @@ class Learner:
     opt: torch.optim.Optimizer
     gen: torch.Generator
     pool: EnvPool
+    reference: BabyAIPolicy | None = None  # the frozen start, for ppo.kl_coef
 
     def training_state(self) -> dict:
         return {"opt": self.opt.state_dict(), "rng": rng_state(), "gen": self.gen.get_state(),
@@ -142,6 +143,9 @@ def build(config: Config) -> Learner:
         raise UserError(f"init_from {config.init_from}: policy {init_cfg} differs from the config's {config.policy}")
     policy = BabyAIPolicy(config.policy)
     policy.load_state_dict(init.state_dict())
+    reference = None
+    if config.ppo.kl_coef > 0:
+        reference = init.eval().requires_grad_(False)
     reward = None
     if config.reward_from:
         model, method = load_utility(Path(config.reward_from))
@@ -150,13 +154,14 @@ def build(config: Config) -> Learner:
     return Learner(policy=policy, reward=reward, opt=torch.optim.Adam(policy.parameters(), lr=config.ppo.lr),
                    gen=torch.Generator().manual_seed(stream_seed(config.seed, "ibt_rl/sampling")),
                    pool=EnvPool(envs, TRAIN_SEED_START + stream_seed(config.seed, "ibt_rl/episodes"),
-                                success=episode_success))
+                                success=episode_success), reference=reference)
 
 
 def iteration(learner: Learner, config: Config, it: int) -> dict:
     """Collect a rollout, reward it (learned and/or environment reward), one PPO update."""
     with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout at reset
-        batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen)
+        batch = collect(learner.policy, learner.pool, config.ppo.rollout_steps, learner.gen,
+                        reference=learner.reference)
     rewards = config.env_reward * batch["env_rewards"]
     metrics = {"charts/env_reward": float(batch["env_rewards"].sum(1).mean())}
     if learner.reward is not None:
