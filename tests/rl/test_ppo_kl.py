@@ -40,7 +40,7 @@ def policies():
 
 def test_reference_logits_follow_the_references_own_memory_across_episode_starts():
     policy, reference = policies()
-    pool, batch = rollout(policy, reference, steps=70)  # GoToRedBallNoDists ends within 64 steps
+    _, batch = rollout(policy, reference, steps=70)  # GoToRedBallNoDists ends within 64 steps
     assert batch["starts"][:, 1:].any(), "the segment should hold an episode start"
     tokens = torch.cat([tokenize(m) for m in batch["missions"]])
     with torch.no_grad():
