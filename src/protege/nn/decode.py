@@ -124,6 +124,8 @@ def in_place_cache(model, capacity: int) -> Cache:
     """A KV cache for `capacity` tokens whose layers write in place (see `InPlaceLayer`); transformers'
     own cache for models with anything but full attention in every layer (sliding windows, recurrent
     state), whose layers know what to keep."""
+    if hasattr(model, "new_cache"):  # protege.nn.gpt2_plain's model brings its own
+        return model.new_cache(capacity)
     config = model.config
     layer_types = getattr(config, "layer_types", None) or []
     if getattr(config, "sliding_window", None) or any(t != "full_attention" for t in layer_types):

@@ -165,3 +165,58 @@ def test_sliding_window_models_keep_transformers_cache(tokenizer):
         ref = generate(mistral, input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=6,
                        eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
         assert row == ref[0, len(ids):].tolist()
+
+
+def saved_gpt2(tokenizer, folder):
+    model = tiny("gpt2", tokenizer)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return model
+
+
+def test_plain_gpt2_gives_transformers_logits(tokenizer, tmp_path):
+    """The plain forward of a saved built-in GPT-2 equals GPT2LMHeadModel's: whole right-padded
+    batches (the scoring pass), and KV-cached left-padded decoding, greedy and in `eval lm`."""
+    from protege.nn.gpt2_plain import PlainGPT2, load_plain_gpt2
+    hf = saved_gpt2(tokenizer, tmp_path / "m")
+    plain = load_plain_gpt2(tmp_path / "m")
+    assert isinstance(plain, PlainGPT2)
+    ids = torch.randint(2, len(tokenizer), (3, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(plain(input_ids=ids, attention_mask=mask).logits[mask.bool()], ref[mask.bool()],
+                          atol=1e-6, rtol=0)
+    prompts = [tokenizer(p + "\n")["input_ids"][-30:] for p in PROMPTS]
+    budgets = [min(12, 48 - len(p)) for p in prompts]
+    eos = some_rows_token(hf, prompts, budgets)
+    assert decode(plain, prompts, budgets, eos, tokenizer.pad_token_id, batch_size=5) == \
+        decode(hf, prompts, budgets, eos, tokenizer.pad_token_id, batch_size=5)
+    cfg = EvalConfig(max_new_tokens=10, batch_size=4)
+    assert generate_text(plain, tokenizer, PROMPTS, cfg) == generate_text(hf, tokenizer, PROMPTS, cfg,
+                                                                          impl="transformers")
+    from protege.data.text import TextExample
+    from protege.systems.lm_irl.evaluate import evaluate_lm
+    examples = [TextExample(p, "12") for p in PROMPTS]
+    cfg = EvalConfig(prompts=10, samples=3, sample_prompts=4, max_new_tokens=6)
+    metrics = []
+    for model in (hf, plain):  # same logits, same draws: the same metrics, the scoring pass's too
+        torch.manual_seed(0)
+        metrics.append(evaluate_lm(model, tokenizer, "arithmetic", examples, cfg, context=48))
+    assert metrics[0] == pytest.approx(metrics[1], abs=1e-6, nan_ok=True)
+
+
+def test_plain_gpt2_loads_only_what_it_reproduces(tokenizer, tmp_path):
+    import json
+
+    from protege.nn.gpt2_plain import load_plain_gpt2
+    saved_gpt2(tokenizer, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    for key, value in [("activation_function", "relu"), ("scale_attn_by_inverse_layer_idx", True),
+                       ("model_type", "llama"), ("tie_word_embeddings", False)]:
+        (tmp_path / "m" / "config.json").write_text(json.dumps({**config, key: value}))
+        assert load_plain_gpt2(tmp_path / "m") is None, key
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    assert load_plain_gpt2(tmp_path / "m") is None  # transformers' loading reports the broken file
+    tiny("llama", tokenizer).save_pretrained(str(tmp_path / "l"), safe_serialization=True)
+    assert load_plain_gpt2(tmp_path / "l") is None

@@ -87,7 +87,7 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     from protege.worlds.text.tasks import TaskConfig, load_task
     eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
                 temperature=temperature, top_p=top_p, num_beams=beams)
-    model, tokenizer, config = load_trained(run_dir)
+    model, tokenizer, config = load_trained(run_dir, inference_only=True)
     task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
     task = load_task(TaskConfig(**task_fields), config["seed"])
     cfg = eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,

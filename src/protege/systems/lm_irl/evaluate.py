@@ -180,9 +180,11 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
             "eval/reward_spearman": float(corr)}
 
 
-def load_trained(run_dir: Path):
+def load_trained(run_dir: Path, inference_only: bool = False):
     """(model, tokenizer, resolved config) of a finished `lm` run: the full model, or for an adapter
-    (LoRA) run the recorded base model with the adapter on top."""
+    (LoRA) run the recorded base model with the adapter on top. `inference_only`: a built-in GPT-2
+    loads as `protege.nn.gpt2_plain.PlainGPT2` (same logits, without importing transformers' model
+    code), for decoding and scoring only; anything else loads as always."""
     from protege.core.runs import check_safetensors, read_run_config
     from protege.nn.lm import load_lm
     from protege.nn.tokenizer import load_tokenizer
@@ -197,6 +199,11 @@ def load_trained(run_dir: Path):
         check_safetensors(folder / "model.safetensors")
     else:
         check_safetensors(folder / "adapter_model.safetensors")
+    if inference_only:
+        from protege.nn.gpt2_plain import load_plain_gpt2
+        plain = load_plain_gpt2(folder)
+        if plain is not None:
+            return plain, load_tokenizer(run_dir / "tokenizer"), config
     try:
         model = load_lm(folder)
     except (OSError, ValueError, KeyError, TypeError) as e:  # e.g. an empty or hand-edited config.json
