@@ -220,3 +220,31 @@ def test_plain_gpt2_loads_only_what_it_reproduces(tokenizer, tmp_path):
     assert load_plain_gpt2(tmp_path / "m") is None  # transformers' loading reports the broken file
     tiny("llama", tokenizer).save_pretrained(str(tmp_path / "l"), safe_serialization=True)
     assert load_plain_gpt2(tmp_path / "l") is None
+
+
+def test_eval_lm_results_equal_the_transformers_model(tmp_path, monkeypatch):
+    """`eval lm` (plain GPT-2) writes the metrics that the model loaded by transformers gives under
+    the same seed; beam search still runs (it needs transformers' generate)."""
+    import json
+
+    from tests.cli.test_eval_results import TINY, invoke
+    from protege.systems.lm_irl.evaluate import baselines, eval_config, evaluate_lm, load_trained
+    from protege.worlds.text.tasks import TaskConfig, load_task
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", "lm_arithmetic_mle", "name=tiny", *TINY) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    args = ("--prompts", "6", "--samples", "3", "--sample-prompts", "4", "--seed", "3")
+    assert invoke("eval", "lm", run_dir, *args) == 0
+    (path,) = (run_dir / "eval").iterdir()
+    model, tokenizer, config = load_trained(run_dir)
+    assert type(model).__name__ == "GPT2LMHeadModel"
+    task = load_task(TaskConfig(**{k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}),
+                     config["seed"])
+    torch.manual_seed(3)
+    expected = evaluate_lm(model, tokenizer, "arithmetic", task.eval,
+                           eval_config(prompts=6, samples=3, sample_prompts=4, max_new_tokens=4),
+                           config["model"]["context"], config["objective"]["gamma"])
+    expected.update(baselines("arithmetic", task.train, task.eval[:6], config["seed"]))
+    assert json.loads(path.read_text())["results"] == pytest.approx(expected, abs=1e-6, nan_ok=True)
+    assert invoke("eval", "lm", run_dir, *args, "--beams", "2") == 0
+    assert len(list((run_dir / "eval").iterdir())) == 2

@@ -52,7 +52,7 @@ def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top
         from protege.core.errors import UserError
         raise UserError(f"--n must be >= 1, got {n}")
     cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams)  # before the model loads
-    model, tokenizer, _ = load_trained(run_dir)
+    model, tokenizer, _ = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
     sampled = beams == 1 and not greedy
     outs = generate(model, tokenizer, [prompt], cfg, n=n if sampled else 1, sample=sampled)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
@@ -87,7 +87,7 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     from protege.worlds.text.tasks import TaskConfig, load_task
     eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
                 temperature=temperature, top_p=top_p, num_beams=beams)
-    model, tokenizer, config = load_trained(run_dir, inference_only=True)
+    model, tokenizer, config = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
     task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
     task = load_task(TaskConfig(**task_fields), config["seed"])
     cfg = eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,

@@ -98,6 +98,9 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1, 
     fitted = [fit_prompt(prompt_ids(tokenizer, p, prefix), cfg.max_new_tokens, limit, len(prefix))
               for p in prompts]  # (ids, new-token budget): each prompt tokenised once
     if impl == "transformers" or (cfg.num_beams > 1 and not sample):
+        if not hasattr(model, "generate"):
+            raise ValueError("transformers' generate (beam search, impl='transformers') needs the model "
+                             "loaded by transformers, not load_trained(..., inference_only=True)")
         return _generate_by_length(model, tokenizer, fitted, cfg, n, sample)
     from protege.nn.decode import decode, sampling_like_generate
     sampling = sampling_like_generate(model, cfg.temperature, cfg.top_p) if sample else None
@@ -220,7 +223,7 @@ def baselines(kind: str, train: list[TextExample], examples: list[TextExample], 
 
 def reward_table(run_dir: Path, examples: list[TextExample]) -> list[dict]:
     """Extracted sequence reward (and mean token entropy) of each completion under a trained model."""
-    model, tokenizer, config = load_trained(run_dir)
+    model, tokenizer, config = load_trained(run_dir, inference_only=True)
     gamma = config.get("objective", {}).get("gamma", 1.0)
     rewards, entropies = score_completions(model, tokenizer, examples, config["model"]["context"], gamma)
     kind = config.get("task", {}).get("kind", "file")
