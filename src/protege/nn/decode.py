@@ -65,22 +65,26 @@ def _warpers(sampling: Sampling):
 
 @torch.inference_mode()
 def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad_id: int,
-           sampling: Sampling | None = None, batch_size: int = 64) -> list[list[int]]:
+           sampling: Sampling | None = None, batch_size: int = 64, step_stats: bool = False):
     """New token ids for each prompt (greedy when `sampling` is None): at most `budgets[i]` tokens,
     ending with EOS when the model emitted it. Prompts are sorted by length and decoded
-    `batch_size` at a time; the output keeps the input order."""
+    `batch_size` at a time; the output keeps the input order. With `step_stats`, returns
+    (rows, stats): stats[i][t] is (logit of the chosen token, logsumexp of the logits, entropy of
+    the softmax) at step t, from the unwarped float32 logits, so that a scoring pass over the same
+    tokens need not run the model again (see protege.systems.lm_irl.evaluate.sample_and_score)."""
     if len(prompts) != len(budgets):
         raise ValueError(f"{len(prompts)} prompts but {len(budgets)} budgets")
     warpers = _warpers(sampling) if sampling is not None else None
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
+    stats: list[list[list[float]]] = [[] for _ in prompts]
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        rows = _decode_batch(model, [prompts[i] for i in chunk], [budgets[i] for i in chunk],
-                             eos_id, pad_id, warpers)
-        for i, row in zip(chunk, rows):
-            out[i] = row
-    return out
+        rows, row_stats = _decode_batch(model, [prompts[i] for i in chunk], [budgets[i] for i in chunk],
+                                        eos_id, pad_id, warpers, step_stats)
+        for i, row, row_stat in zip(chunk, rows, row_stats):
+            out[i], stats[i] = row, row_stat
+    return (out, stats) if step_stats else out
 
 
 def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,12 +95,13 @@ def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list[int]]:
+def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers, step_stats=False):
     ids, mask = left_padded(prompts, pad_id)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)  # padding's positions are never attended to
     budget = torch.tensor(budgets)
     alive = torch.arange(len(prompts))  # batch row -> prompt
     out: list[list[int]] = [[] for _ in prompts]
+    stats: list[list[list[float]]] = [[] for _ in prompts]
     cache = in_place_cache(model, ids.shape[1] + max(budgets))
     for step in range(max(budgets)):
         result = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
@@ -108,6 +113,9 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list
             token = torch.multinomial(torch.softmax(warpers(ids, logits), -1), 1).squeeze(1)
         for row, t in zip(alive.tolist(), token.tolist()):
             out[row].append(t)
+        if step_stats:
+            for row, stat in zip(alive.tolist(), _step_stats(logits, token).tolist()):
+                stats[row].append(stat)
         going = ((token != eos_id) & (budget[alive] > step + 1)).nonzero().flatten()
         if len(going) == 0:
             break
@@ -117,7 +125,16 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers) -> list[list
         ids = token[:, None]
         mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
         positions = positions[:, -1:] + 1
-    return out
+    return out, stats
+
+
+def _step_stats(logits, token):
+    """[B, 3]: Q(s, a) (the chosen token's logit), V(s) = logsumexp Q(s, .), and the policy's entropy,
+    computed as protege.losses.iqlearn and the scoring pass compute them."""
+    log_probs = torch.log_softmax(logits, -1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    q = logits.gather(-1, token[:, None]).squeeze(-1)
+    return torch.stack([q, torch.logsumexp(logits, -1), entropy], dim=1)
 
 
 def in_place_cache(model, capacity: int) -> Cache:

@@ -248,3 +248,34 @@ def test_eval_lm_results_equal_the_transformers_model(tmp_path, monkeypatch):
     assert json.loads(path.read_text())["results"] == pytest.approx(expected, abs=1e-6, nan_ok=True)
     assert invoke("eval", "lm", run_dir, *args, "--beams", "2") == 0
     assert len(list((run_dir / "eval").iterdir())) == 2
+
+
+def test_sample_and_score_reuses_the_sampling_logits(tokenizer, monkeypatch):
+    """The samples are `generate`'s (same seed) and their rewards and entropies those of the scoring
+    pass, whether taken from the sampling pass (samples ending with EOS whose text tokenises back to
+    the same tokens) or rescored (the others: cut at the budget, empty, or tokenised otherwise)."""
+    import numpy as np
+
+    from protege.data.text import TextExample
+    from protege.systems.lm_irl import evaluate
+    model = tiny("gpt2", tokenizer, context=96)
+    words = [t for t in range(len(tokenizer)) if tokenizer.decode([t]).strip().isalnum()]
+    with torch.no_grad():  # a random model that emits words and often EOS: h[0] = 1 after ln_f, so
+        model.transformer.ln_f.weight[0], model.transformer.ln_f.bias[0] = 0.0, 1.0  # wte[:, 0] is a bias
+        model.transformer.wte.weight[words, 0] += 6
+        model.transformer.wte.weight[tokenizer.eos_token_id, 0] += 9
+    examples = [TextExample(p, "x") for p in PROMPTS]
+    cfg = EvalConfig(samples=4, max_new_tokens=8, top_p=0.9, batch_size=16)
+    rescored = []
+    score = evaluate.score_completions
+    monkeypatch.setattr(evaluate, "score_completions",
+                        lambda m, t, pairs, *a: rescored.extend(pairs) or score(m, t, pairs, *a))
+    torch.manual_seed(0)
+    samples, rewards, entropies = evaluate.sample_and_score(model, tokenizer, examples, cfg, context=96, gamma=0.9)
+    assert 0 < len(rescored) < len(rewards) - 10
+    torch.manual_seed(0)
+    assert samples == generate_text(model, tokenizer, PROMPTS, cfg, n=4, sample=True)
+    pairs = [TextExample(p, s or " ") for p, group in zip(PROMPTS, samples) for s in group]
+    ref_rewards, ref_entropies = score(model, tokenizer, pairs, 96, 0.9)
+    assert np.allclose(rewards, ref_rewards, rtol=1e-5, atol=1e-4)
+    assert np.allclose(entropies, ref_entropies, rtol=1e-5, atol=1e-5)

@@ -93,23 +93,35 @@ def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig, n: int = 1, 
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     model.eval()
-    limit = position_limit(model)
-    prefix = special_prefix(tokenizer)
-    fitted = [fit_prompt(prompt_ids(tokenizer, p, prefix), cfg.max_new_tokens, limit, len(prefix))
-              for p in prompts]  # (ids, new-token budget): each prompt tokenised once
+    fitted = _fitted_prompts(model, tokenizer, prompts, cfg)
     if impl == "transformers" or (cfg.num_beams > 1 and not sample):
         if not hasattr(model, "generate"):
             raise ValueError("transformers' generate (beam search, impl='transformers') needs the model "
                              "loaded by transformers, not load_trained(..., inference_only=True)")
         return _generate_by_length(model, tokenizer, fitted, cfg, n, sample)
+    texts, _, _ = _decode(model, tokenizer, fitted, cfg, n, sample)
+    return texts
+
+
+def _fitted_prompts(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> list[tuple[list[int], int]]:
+    """(ids, new-token budget) of each prompt within the model's position limit, tokenised once."""
+    limit = position_limit(model)
+    prefix = special_prefix(tokenizer)
+    return [fit_prompt(prompt_ids(tokenizer, p, prefix), cfg.max_new_tokens, limit, len(prefix))
+            for p in prompts]
+
+
+def _decode(model, tokenizer, fitted, cfg: EvalConfig, n: int, sample: bool, step_stats: bool = False):
+    """(texts per prompt, token rows, per-step stats or None) from protege.nn.decode, n per prompt."""
     from protege.nn.decode import decode, sampling_like_generate
     sampling = sampling_like_generate(model, cfg.temperature, cfg.top_p) if sample else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rows = decode(model, [ids for ids, _ in fitted for _ in range(n)],
-                  [budget for _, budget in fitted for _ in range(n)], tokenizer.eos_token_id, pad,
-                  sampling, cfg.batch_size)
+    decoded = decode(model, [ids for ids, _ in fitted for _ in range(n)],
+                     [budget for _, budget in fitted for _ in range(n)], tokenizer.eos_token_id, pad,
+                     sampling, cfg.batch_size, step_stats=step_stats)
+    rows, stats = decoded if step_stats else (decoded, None)
     texts = [t.strip() for t in tokenizer.batch_decode(rows, skip_special_tokens=True)]
-    return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+    return [texts[i * n:(i + 1) * n] for i in range(len(fitted))], rows, stats
 
 
 @torch.no_grad()
@@ -159,6 +171,44 @@ def score_completions(model, tokenizer, pairs: list[TextExample], context: int, 
     return rewards, entropies
 
 
+def sample_and_score(model, tokenizer, examples: list[TextExample], cfg: EvalConfig, context: int,
+                     gamma: float = 1.0) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+    """`cfg.samples` samples of each example's prompt, and each sample's extracted reward and mean
+    token entropy as `score_completions` gives them, without its second forward pass where it would
+    see the sampled tokens again: when re-tokenising a sample (as the scoring pass does) gives back
+    the prompt and the sampled tokens ending with EOS, the sampling pass's own logits are used
+    (equal up to float rounding: another batch layout); other samples (cut at their token budget,
+    or whose text tokenises differently) go through `score_completions`."""
+    model.eval()
+    n = cfg.samples
+    fitted = _fitted_prompts(model, tokenizer, [e.prompt for e in examples], cfg)
+    samples, rows, stats = _decode(model, tokenizer, fitted, cfg, n, sample=True, step_stats=True)
+    pairs = [TextExample(e.prompt, s or " ") for e, group in zip(examples, samples) for s in group]
+    rewards, entropies = np.zeros(len(pairs)), np.zeros(len(pairs))
+    rescore = []
+    for i, (pair, row) in enumerate(zip(pairs, rows)):
+        prompt = fitted[i // n][0]
+        encoded, _ = encode([pair], tokenizer, context)
+        if row[-1] == tokenizer.eos_token_id and len(encoded) == 1 and \
+                encoded[0].prompt_len == len(prompt) and encoded[0].ids == prompt + row:
+            rewards[i], entropies[i] = _reward_and_entropy(torch.tensor(stats[i]), gamma)
+        else:
+            rescore.append(i)
+    if rescore:
+        rewards[rescore], entropies[rescore] = score_completions(model, tokenizer, [pairs[i] for i in rescore],
+                                                                 context, gamma, cfg.batch_size)
+    return samples, rewards, entropies
+
+
+def _reward_and_entropy(stats: torch.Tensor, gamma: float) -> tuple[float, float]:
+    """From per-step (Q(s_t, a_t), V(s_t), entropy) of one completion ending with EOS: the sequence
+    reward sum_t Q(s_t, a_t) - gamma V(s_{t+1}) (V = 0 after the last, terminal step) and the mean
+    entropy, as protege.losses.iqlearn.extracted_reward and `score_completions` compute them."""
+    q, values, entropy = stats.unbind(-1)
+    values_next = torch.cat([values[1:], values.new_zeros(1)])
+    return float((q - gamma * values_next).sum()), float(entropy.sum() / len(entropy))
+
+
 def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: EvalConfig,
                 context: int, gamma: float = 1.0, impl: str = "batched") -> dict:
     """The metrics table row of one model: task score (greedy and sampled), diversity, reward corr.
@@ -168,12 +218,15 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
     greedy = generate(model, tokenizer, [e.prompt for e in examples], cfg, impl=impl)
     greedy_scores = [task_score(kind, e, c[0]) for e, c in zip(examples, greedy)]
     sampled_examples = examples[:cfg.sample_prompts]
-    samples = generate(model, tokenizer, [e.prompt for e in sampled_examples], cfg, n=cfg.samples,
-                       sample=True, impl=impl)
-    pairs = [TextExample(e.prompt, s or " ") for e, group in zip(sampled_examples, samples) for s in group]
+    if impl == "batched":
+        samples, rewards, entropies = sample_and_score(model, tokenizer, sampled_examples, cfg, context, gamma)
+    else:  # the earlier path: sample, then score every sample in a second forward pass
+        samples = generate(model, tokenizer, [e.prompt for e in sampled_examples], cfg, n=cfg.samples,
+                           sample=True, impl=impl)
+        pairs = [TextExample(e.prompt, s or " ") for e, group in zip(sampled_examples, samples) for s in group]
+        rewards, entropies = score_completions(model, tokenizer, pairs, context, gamma)
     sample_scores = np.asarray([task_score(kind, e, s) for e, group in zip(sampled_examples, samples)
                                 for s in group])
-    rewards, entropies = score_completions(model, tokenizer, pairs, context, gamma)
     corr = spearmanr(rewards, sample_scores).statistic if np.ptp(sample_scores) > 0 else float("nan")
     return {"eval/greedy_score": float(np.mean(greedy_scores)),
             "eval/sampled_score": float(np.mean(sample_scores)),
