@@ -1,33 +1,43 @@
-"""`protege eval lm` before and after batched KV-cached decoding, on the same trained runs and settings.
+"""`protege eval lm` before and after the speed work (issue 16 item 5), on the same trained runs and settings.
 
     PYTHONPATH=src .venv/bin/python benchmarks/lm_eval_speed.py RUN [RUN ...] \
-        [--prompts 200 --samples 8 --sample-prompts 25 --rounds 2]
+        [--prompts 200 --samples 8 --sample-prompts 25 --rounds 3 --old-commit e16fab8]
 
-For each finished `lm` run, the model-dependent part of `eval lm` (`evaluate_lm`: greedy decoding of
-`--prompts` held-out prompts, `--samples` samples for each of the first `--sample-prompts`, and the
-scoring pass over the samples) is timed with the earlier decoding path ("transformers": transformers'
-`generate` on batches of prompts of one token length) and the new one ("batched":
-`protege.nn.decode`), taking turns for `--rounds` rounds, each seeded alike. The parts of `eval lm` that
-do not depend on the decoding path are timed once (loading the model and the task; the imports, in a
-child process) and the trivial baselines are timed scored as before and as now (each text tokenised
-once for ROUGE), so the speed-up of the whole command can be read too. After the timed rounds the greedy
-completions of both paths are compared text for text (they should be identical), and each path's
-metrics are printed (the sampled ones differ by sampling noise only: the paths draw in another order).
+The whole command, as a user runs it: for each finished `lm` run, `protege eval lm RUN` is started
+as a fresh process `--rounds` times with the earlier code (a temporary `git worktree` of
+`--old-commit`, the last commit before the speed work, removed afterwards) and with this checkout,
+taking turns, each on its own copy of the run (so each writes its own results file). Process CPU
+time (user + system, from the child's rusage) and wall-clock time are recorded; on a shared machine
+the CPU time is the steadier. The two results files are compared: greedy score and baselines must
+be equal, the sampled metrics differ by sampling noise only (the paths draw in another order).
 
-Wall-clock and process CPU time are both reported: on a shared machine the CPU time is the steadier.
-The last line printed is one JSON object, with where it ran (`protege.core.precision.machine_info`).
+Then a breakdown in this process: loading (the transformers model as before, the plain GPT-2 as
+now), `evaluate_lm` by each path (earlier: `generate` on length buckets and a second forward pass
+for rewards; now: batched KV-cached decoding, the sampling pass's logits reused), and the greedy
+completions of both paths compared text for text. The last line printed is one JSON object, with
+where it ran (`protege.core.precision.machine_info`).
 """
 
 import argparse
 import json
+import os
+import resource
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from protege.core.precision import machine_info
 
+REPO = Path(__file__).resolve().parents[1]
+OLD_COMMIT = "e16fab8"
+"""the commit before batched decoding (e943525) and everything after it for eval lm's speed"""
 IMPLS = ("transformers", "batched")
 
 
@@ -37,8 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--prompts", type=int, default=200, help="greedy prompts (eval lm --prompts)")
     p.add_argument("--samples", type=int, default=8, help="samples per prompt (eval lm --samples)")
     p.add_argument("--sample-prompts", type=int, default=25, help="sampled prompts (eval lm --sample-prompts)")
-    p.add_argument("--max-new-tokens", type=int, help="default: the run's eval.max_new_tokens")
-    p.add_argument("--rounds", type=int, default=2, help="timed evaluations per path, interleaved")
+    p.add_argument("--max-new-tokens", type=int, help="set the run copies' eval.max_new_tokens (default: the run's)")
+    p.add_argument("--rounds", type=int, default=3, help="timed commands per version, interleaved")
+    p.add_argument("--old-commit", default=OLD_COMMIT, help="the earlier code to compare against")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -49,93 +60,96 @@ def timed(fn):
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def load(run_dir: Path, args):
-    """What `eval lm` does besides `evaluate_lm`, timed: loading the model and the task, and the
-    trivial baselines, scored as before (`text_metrics.rouge` per call) and as now (`task_score`)."""
-    from protege.eval.text_metrics import rouge
-    from protege.systems.lm_irl.baselines import trivial_baselines
-    from protege.systems.lm_irl.evaluate import (
-        baselines,
-        eval_config,
-        load_trained,
-        rouge_l_scorer,
-    )
-    from protege.worlds.text.tasks import TaskConfig, load_task
+def run_copy(run_dir: Path, into: Path, max_new_tokens: int | None) -> Path:
+    """A copy of the run without checkpoints, logs or earlier evaluations (eval lm reads config.yaml,
+    model/ and tokenizer/), with eval.max_new_tokens set when asked."""
+    copy = into / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("checkpoints", "tb", "eval"))
+    if max_new_tokens:
+        config = yaml.safe_load((copy / "config.yaml").read_text())
+        config["eval"]["max_new_tokens"] = max_new_tokens
+        (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return copy
 
-    def prepare():
-        model, tokenizer, config = load_trained(run_dir)
-        fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
-        return model, tokenizer, config, load_task(TaskConfig(**fields), config["seed"])
-    (model, tokenizer, config, task), wall, cpu = timed(prepare)
-    kind, seed, held_out = config["task"]["kind"], config["seed"], task.eval[:args.prompts]
-    fixed = {"load_wall_s": wall, "load_cpu_s": cpu}
-    if kind == "arithmetic":  # scored by exact answer: the same code before and after
-        before = lambda: baselines(kind, task.train, held_out, seed)
-    else:
-        before = lambda: trivial_baselines(lambda e, c: rouge(c, e.completion)["rougeL"],
-                                           task.train, held_out, seed)
-    before()  # untimed: the first call imports scikit-learn and rouge-score, for either path
-    rouge_l_scorer.cache_clear()  # the new path starts with no cached tokens
-    for impl, run in (("transformers", before), ("batched", lambda: baselines(kind, task.train, held_out, seed))):
-        scores, fixed[f"{impl}_baselines_wall_s"], fixed[f"{impl}_baselines_cpu_s"] = timed(run)
-        fixed[f"{impl}_baselines"] = {k.split("/")[1]: round(v, 4) for k, v in scores.items()}
+
+def eval_lm_command(src: Path, run_dir: Path, args) -> tuple[dict, float, float]:
+    """(results, wall s, CPU s) of `protege eval lm` in a fresh process importing protege from `src`."""
+    cmd = [sys.executable, "-c", "import sys; from protege.cli.main import main; main(sys.argv[1:])",
+           "eval", "lm", str(run_dir), "--prompts", str(args.prompts), "--samples", str(args.samples),
+           "--sample-prompts", str(args.sample_prompts), "--seed", str(args.seed)]
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    (path,) = (run_dir / "eval").iterdir()
+    return json.loads(path.read_text())["results"], wall, cpu
+
+
+def measure_command(run_dir: Path, args, old_src: Path, tmp: Path) -> dict:
+    srcs = {"earlier": old_src, "new": REPO / "src"}
+    copies = {v: run_copy(run_dir, tmp / v, args.max_new_tokens) for v in srcs}
+    times = {v: {"wall": [], "cpu": []} for v in srcs}
+    results = {}
+    for r in range(args.rounds):
+        for version, src in srcs.items():
+            shutil.rmtree(copies[version] / "eval", ignore_errors=True)
+            results[version], wall, cpu = eval_lm_command(src, copies[version], args)
+            times[version]["wall"].append(wall)
+            times[version]["cpu"].append(cpu)
+            print(f"{run_dir.name} round {r + 1} eval lm {version}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    row = {}
+    for version in srcs:
+        row[f"command_{version}_cpu_s"] = round(statistics.median(times[version]["cpu"]), 2)
+        row[f"command_{version}_wall_s"] = round(statistics.median(times[version]["wall"]), 2)
+        row[f"command_{version}_rounds_cpu_s"] = [round(t, 2) for t in times[version]["cpu"]]
+        row[f"command_{version}_results"] = {k: round(v, 4) for k, v in results[version].items()}
+    for clock in ("cpu", "wall"):
+        row[f"speedup_command_{clock}"] = round(row[f"command_earlier_{clock}_s"] / row[f"command_new_{clock}_s"], 2)
+    deterministic = [k for k in results["new"] if k == "eval/greedy_score" or k.startswith("baseline/")]
+    row["command_deterministic_equal"] = all(abs(results["new"][k] - results["earlier"][k]) < 1e-9
+                                             for k in deterministic)
+    return row
+
+
+def measure_in_process(run_dir: Path, args) -> dict:
+    """Loading and `evaluate_lm` by the earlier and the new path, in this process."""
+    from protege.systems.lm_irl.evaluate import eval_config, evaluate_lm, generate, load_trained
+    from protege.worlds.text.tasks import TaskConfig, load_task
+    models = {}
+    (models["transformers"], tokenizer, config), wall, cpu = timed(lambda: load_trained(run_dir))
+    (models["batched"], _, _), _, plain_cpu = timed(lambda: load_trained(run_dir, inference_only=True))
+    fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
+    task = load_task(TaskConfig(**fields), config["seed"])
+    kind, examples = config["task"]["kind"], task.eval
     cfg = eval_config(prompts=args.prompts, samples=args.samples, sample_prompts=args.sample_prompts,
                       max_new_tokens=args.max_new_tokens or config["eval"]["max_new_tokens"])
-    return model, tokenizer, config, task, cfg, fixed
-
-
-def import_cpu_s() -> float:
-    """CPU seconds a fresh process spends importing what `eval lm` imports (the same for both paths)."""
-    import resource
-    import subprocess
-    import sys
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    imports = ("import protege.cli.main, torch, transformers, sklearn, scipy.stats, rouge_score.rouge_scorer, "
-               "sacrebleu; from transformers import GPT2LMHeadModel, LlamaForCausalLM")
-    subprocess.run([sys.executable, "-c", imports], check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-
-
-def measure(run_dir: Path, args) -> dict:
-    from protege.systems.lm_irl.evaluate import evaluate_lm, generate
-    model, tokenizer, config, task, cfg, fixed = load(run_dir, args)
-    kind, examples = config["task"]["kind"], task.eval
 
     def evaluate(impl):
         torch.manual_seed(args.seed)
-        return evaluate_lm(model, tokenizer, kind, examples, cfg, config["model"]["context"],
+        return evaluate_lm(models[impl], tokenizer, kind, examples, cfg, config["model"]["context"],
                            config["objective"]["gamma"], impl=impl)
-    evaluate("batched")  # warm-up: first-call costs (lazy imports, allocator) fall on neither path
-    times = {impl: {"wall": [], "cpu": []} for impl in IMPLS}
+    for impl in IMPLS:  # warm-up: first-call costs (lazy imports, allocator) fall on neither round
+        evaluate(impl)
+    times = {impl: [] for impl in IMPLS}
     metrics = {}
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         for impl in IMPLS:
-            metrics[impl], wall, cpu = timed(lambda impl=impl: evaluate(impl))
-            times[impl]["wall"].append(wall)
-            times[impl]["cpu"].append(cpu)
-            print(f"{run_dir.name} round {r + 1} {impl}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+            metrics[impl], _, t = timed(lambda impl=impl: evaluate(impl))
+            times[impl].append(t)
     prompts = [e.prompt for e in examples[:cfg.prompts]]
-    greedy = {impl: generate(model, tokenizer, prompts, cfg, impl=impl) for impl in IMPLS}
+    greedy = {impl: generate(models[impl], tokenizer, prompts, cfg, impl=impl) for impl in IMPLS}
     same = sum(a == b for a, b in zip(greedy["transformers"], greedy["batched"]))
-    row = {"run": str(run_dir), "task": kind, "model": _model_line(model, config),
-           "max_new_tokens": cfg.max_new_tokens, "batch_size": cfg.batch_size,
-           "greedy_identical": f"{same}/{len(prompts)}", "import_cpu_s": round(import_cpu_s(), 2),
-           **{k: round(v, 2) if isinstance(v, float) else v for k, v in fixed.items()}}
+    row = {"run": str(run_dir), "task": kind, "model": _model_line(models["transformers"], config),
+           "max_new_tokens": cfg.max_new_tokens, "greedy_identical": f"{same}/{len(prompts)}",
+           "load_transformers_cpu_s (in-process, imports included)": round(cpu, 2),
+           "load_plain_cpu_s (after)": round(plain_cpu, 2)}
     for impl in IMPLS:
-        row[f"{impl}_wall_s"] = round(statistics.median(times[impl]["wall"]), 2)
-        row[f"{impl}_cpu_s"] = round(statistics.median(times[impl]["cpu"]), 2)
-        row[f"{impl}_rounds_cpu_s"] = [round(t, 2) for t in times[impl]["cpu"]]
-        row[f"{impl}_metrics"] = {k.split("/")[1]: round(v, 4) for k, v in metrics[impl].items()}
-    for clock in ("wall", "cpu"):
-        old, new = row[f"transformers_{clock}_s"], row[f"batched_{clock}_s"]
-        row[f"speedup_evaluate_{clock}"] = round(old / new, 2)
-    # the whole command: imports (CPU only: wall time of a child is not this process's), load,
-    # baselines, evaluate_lm
-    totals = {impl: row["import_cpu_s"] + row["load_cpu_s"] + row[f"{impl}_baselines_cpu_s"] + row[f"{impl}_cpu_s"]
-              for impl in IMPLS}
-    row.update({f"{impl}_eval_lm_cpu_s": round(t, 2) for impl, t in totals.items()})
-    row["speedup_eval_lm_cpu"] = round(totals["transformers"] / totals["batched"], 2)
+        row[f"evaluate_{impl}_cpu_s"] = round(statistics.median(times[impl]), 2)
+        row[f"evaluate_{impl}_metrics"] = {k.split("/")[1]: round(v, 4) for k, v in metrics[impl].items()}
+    row["speedup_evaluate_cpu"] = round(row["evaluate_transformers_cpu_s"] / row["evaluate_batched_cpu_s"], 2)
     return row
 
 
@@ -149,12 +163,22 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(1)
     start = machine_info("fp32")
-    rows = [measure(run_dir, args) for run_dir in args.runs]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lm_eval_speed_") as tmp:
+        tmp = Path(tmp)
+        old = tmp / "old"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.old_commit],
+                       check=True, capture_output=True)
+        try:
+            for run_dir in args.runs:
+                rows.append({**measure_in_process(run_dir, args), **measure_command(run_dir, args, old / "src", tmp)})
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=True)
     for row in rows:
-        print(f"{row['task']}: evaluate_lm {row['transformers_cpu_s']} -> {row['batched_cpu_s']} s CPU "
-              f"({row['speedup_evaluate_cpu']}x; wall {row['speedup_evaluate_wall']}x); whole eval lm "
-              f"{row['transformers_eval_lm_cpu_s']} -> {row['batched_eval_lm_cpu_s']} s CPU "
-              f"({row['speedup_eval_lm_cpu']}x); greedy identical {row['greedy_identical']}")
+        print(f"{row['task']}: eval lm {row['command_earlier_cpu_s']} -> {row['command_new_cpu_s']} s CPU "
+              f"({row['speedup_command_cpu']}x; wall {row['speedup_command_wall']}x); evaluate_lm "
+              f"{row['evaluate_transformers_cpu_s']} -> {row['evaluate_batched_cpu_s']} s CPU "
+              f"({row['speedup_evaluate_cpu']}x); greedy identical {row['greedy_identical']}")
     print(json.dumps({"benchmark": "lm_eval_speed", "settings": {k: v for k, v in vars(args).items() if k != "runs"},
                       "rows": rows, "machine": start, "load_avg_1m_end": machine_info("fp32")["load_avg_1m"]}))
 
