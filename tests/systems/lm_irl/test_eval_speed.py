@@ -279,3 +279,15 @@ def test_sample_and_score_reuses_the_sampling_logits(tokenizer, monkeypatch):
     ref_rewards, ref_entropies = score(model, tokenizer, pairs, 96, 0.9)
     assert np.allclose(rewards, ref_rewards, rtol=1e-5, atol=1e-4)
     assert np.allclose(entropies, ref_entropies, rtol=1e-5, atol=1e-5)
+
+
+def test_the_cli_imports_no_heavy_library_until_a_command_runs():
+    """Every `protege` command pays for what the CLI imports on start (`protege --help` included):
+    the command modules keep torch, transformers and the metric libraries inside the commands."""
+    import subprocess
+    import sys
+    heavy = ("torch", "transformers", "sklearn", "scipy", "rouge_score", "sacrebleu", "nltk", "numpy")
+    code = ("import sys; from protege.cli.main import load_commands; load_commands(); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
