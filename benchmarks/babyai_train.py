@@ -5,13 +5,18 @@ old against new in one run.
 
     PYTHONPATH=src .venv/bin/python benchmarks/babyai_train.py --steps 30
 
-Three implementations of the same policy and loss, measured in turns on the same batches so that a
+Four implementations of the same policy and loss, measured in turns on the same batches so that a
 neighbour's load falls on all of them alike (`--rounds` turns of `--steps / --rounds` steps each):
   * `padded`: every step of the padded [B, T] batch through the direct convolutions (the code the
     first BabyAI results were trained with, commit cb81fc0; `mask=None`);
   * `masked`: only the real frames through the direct convolutions (`ViewEncoder.winograd = False`,
     the learner before Winograd);
-  * `winograd`: only the real frames, convolutions by Winograd F(7x7, 3x3) (the default).
+  * `winograd`: only the real frames, convolutions by Winograd F(7x7, 3x3) (`ViewEncoder.cell_table
+    = False`, the learner before the cell table);
+  * `table`: as `winograd`, the first convolution from the cells' embedding rows, without its input
+    transform (`protege.nn.winograd.embedded_conv3x3_7x7`; the default).
+All variants use the same optimiser: Adam, or with `--fused-adam` the fused kernel `protege.rl.fit`
+uses (its per-step cost is the same for every variant, so it narrows no gap and widens the ratios).
 Wall-clock frames/s is what a run sees; CPU frames/s (process time) is less sensitive to other jobs on
 a shared machine. Forward and backward run in the precision `--precision` resolves to (`auto`:
 bfloat16 autocast only on a CPU with native bfloat16, as `protege.rl.fit` does; under autocast the
@@ -21,6 +26,7 @@ last line printed is one JSON object; it says where it ran (`protege.core.precis
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -34,17 +40,19 @@ from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
 from protege.systems.agent_imitation.offline import make_batch
 from protege.worlds.babyai.demos import DemoConfig, generate_demos, load_demos
 
-VARIANTS = ("padded", "masked", "winograd")
+VARIANTS = ("padded", "masked", "winograd", "table")
+NEW = "table"
 
 
 class Learner:
     """One implementation's model and optimiser, trained a few steps at a time; counts frames and time."""
 
-    def __init__(self, variant: str, dim: int, lam: float, bf16: bool):
+    def __init__(self, variant: str, dim: int, lam: float, bf16: bool, fused: bool):
         torch.manual_seed(0)
         self.model = BabyAIPolicy(PolicyConfig(dim=dim))
-        self.model.encoder.winograd = variant == "winograd"
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.model.encoder.winograd = variant in ("winograd", "table")
+        self.model.encoder.cell_table = variant == "table"
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=fused or None)
         self.variant, self.lam, self.bf16 = variant, lam, bf16
         self.frames, self.wall, self.cpu = 0, 0.0, 0.0
 
@@ -64,9 +72,10 @@ class Learner:
                 self.frames += int(b.mask.sum())
 
 
-def measure(demos, lam: float, steps: int, rounds: int, batch: int, dim: int, bf16: bool) -> dict:
+def measure(demos, lam: float, steps: int, rounds: int, batch: int, dim: int, bf16: bool,
+            fused: bool) -> dict:
     rng = np.random.default_rng(0)
-    learners = [Learner(v, dim, lam, bf16) for v in VARIANTS]
+    learners = [Learner(v, dim, lam, bf16, fused) for v in VARIANTS]
     warmup = [make_batch(demos, rng.choice(len(demos), batch)) for _ in range(3)]
     for learner in learners:
         learner.train(warmup, timed=False)
@@ -79,20 +88,23 @@ def measure(demos, lam: float, steps: int, rounds: int, batch: int, dim: int, bf
                               "cpu_frames_per_s": round(learner.frames / learner.cpu, 1)} for learner in learners}
 
 
-def check_same_function(demos, dim: int) -> float:
-    """Largest |logit_winograd - logit_direct| over the real steps of a few batches, relative to the
-    largest |logit| (same weights: the two paths compute the same function)."""
+def check_same_function(demos, dim: int) -> dict:
+    """Largest |logit_variant - logit_direct| over the real steps of a few batches, relative to the
+    largest |logit|, for `winograd` and `table` (same weights: the paths compute the same function)."""
     torch.manual_seed(0)
     model = BabyAIPolicy(PolicyConfig(dim=dim))
-    rng, worst = np.random.default_rng(1), 0.0
+    rng, worst = np.random.default_rng(1), {"winograd": 0.0, "table": 0.0}
     with torch.no_grad():
         for _ in range(3):
             b = make_batch(demos, rng.choice(len(demos), 32))
-            logits = []
-            for winograd in (False, True):
-                model.encoder.winograd = winograd
-                logits.append(model(b.images, b.directions, b.tokens, mask=b.mask)[0][b.mask])
-            worst = max(worst, float((logits[1] - logits[0]).abs().max() / logits[0].abs().max()))
+            logits = {}
+            for variant, winograd, table in (("direct", False, False), ("winograd", True, False),
+                                             ("table", True, True)):
+                model.encoder.winograd, model.encoder.cell_table = winograd, table
+                logits[variant] = model(b.images, b.directions, b.tokens, mask=b.mask)[0][b.mask]
+            for variant in worst:
+                gap = (logits[variant] - logits["direct"]).abs().max() / logits["direct"].abs().max()
+                worst[variant] = max(worst[variant], float(gap))
     return worst
 
 
@@ -105,6 +117,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument("--fused-adam", action="store_true", help="the fused Adam kernel, as `fit` uses")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,24 +125,26 @@ def main() -> None:
         demos = load_demos(Path(tmp) / "d")
     precision = resolve_precision(args.precision)
     bf16 = precision == "bf16"
-    result = {"bc": measure(demos, 0.0, args.steps, args.rounds, args.batch, args.dim, bf16),
-              "iqlearn": measure(demos, 0.1, args.steps, args.rounds, args.batch, args.dim, bf16)}
+    load = os.getloadavg()[0]
+    result = {loss: measure(demos, lam, args.steps, args.rounds, args.batch, args.dim, bf16, args.fused_adam)
+              for loss, lam in (("bc", 0.0), ("iqlearn", 0.1))}
     for loss, row in result.items():
         for variant in VARIANTS:
             print(f"{loss:8s} {variant:9s} {row[variant]['frames_per_s']:9.1f} frames/s "
                   f"{row[variant]['cpu_frames_per_s']:9.1f} frames/CPU-s")
     speedup = {}
     for loss, row in result.items():
-        for ref in ("masked", "padded"):
-            speedup[f"{loss}_vs_{ref}"] = round(row["winograd"]["frames_per_s"] / row[ref]["frames_per_s"], 2)
-            speedup[f"{loss}_vs_{ref}_cpu"] = round(row["winograd"]["cpu_frames_per_s"]
-                                                    / row[ref]["cpu_frames_per_s"], 2)
+        for ref in ("winograd", "masked", "padded"):
+            speedup[f"{loss}_vs_{ref}"] = round(row[NEW]["frames_per_s"] / row[ref]["frames_per_s"], 2)
+            speedup[f"{loss}_vs_{ref}_cpu"] = round(row[NEW]["cpu_frames_per_s"] / row[ref]["cpu_frames_per_s"], 2)
     print(json.dumps({"benchmark": "babyai_train", "level": args.level, "batch_episodes": args.batch,
                       "dim": args.dim, "steps": args.steps, "rounds": args.rounds,
-                      "bc_frames_per_s": result["bc"]["winograd"]["frames_per_s"],
-                      "iqlearn_frames_per_s": result["iqlearn"]["winograd"]["frames_per_s"],
+                      "fused_adam": args.fused_adam,
+                      "bc_frames_per_s": result["bc"][NEW]["frames_per_s"],
+                      "iqlearn_frames_per_s": result["iqlearn"][NEW]["frames_per_s"],
                       "variants": result, "speedup": speedup,
-                      "logits_rel_diff_winograd_vs_direct": check_same_function(demos, args.dim),
+                      "logits_rel_diff_vs_direct": check_same_function(demos, args.dim),
+                      "load_avg_1min": {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)},
                       **machine_info(precision)}))
 
 

@@ -1,6 +1,7 @@
 """Winograd F(7x7, 3x3) computes the BabyAI encoder's convolutions: the same function as the direct
 convolution (exactly in float64, to float32 rounding in float32), so the policy's outputs, losses and
-gradients match the reference path and old checkpoints load and act the same."""
+gradients match the reference path and old checkpoints load and act the same. The first convolution
+from the cells' embedding rows (`embedded_conv3x3_7x7`) is the same function again."""
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from protege.nn.babyai_policy import (
     PolicyConfig,
     ViewEncoder,
 )
-from protege.nn.winograd import conv3x3_7x7, toom_cook
+from protege.nn.winograd import conv3x3_7x7, embedded_conv3x3_7x7, toom_cook
 
 SMALL = PolicyConfig(dim=32, n_film=2)
 
@@ -46,20 +47,46 @@ def test_conv_matches_conv2d_exactly_in_float64_and_to_rounding_in_float32():
         assert (ours - direct).abs().max() <= tol * direct.abs().max()
 
 
+def test_embedded_conv_is_the_conv_of_the_summed_embeddings_with_the_same_gradients():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 24, 3, padding=1)
+    table = torch.randn(48, 16)
+    g = torch.Generator().manual_seed(0)
+    indices = torch.randint(0, 30, (49, 6, 3), generator=g)  # rows 30..47 unused; repeats within a cell
+    indices[:, 0] = 7                                         # a frame of one repeated row
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 2e-4)):
+        c = conv.to(dtype)
+        rows = table.to(dtype).requires_grad_()
+        params = [rows, c.weight, c.bias]
+        x = rows[indices].sum(2)                                 # [49, N, C_in], as the encoder sums them
+        ref = (x, conv3x3_7x7(x, c))
+        ours = embedded_conv3x3_7x7(rows, indices, c)
+        probe = torch.randn(ref[1].shape, generator=g, dtype=dtype)
+        grads = [torch.autograd.grad(o[0].square().sum() + (o[1] * probe).sum(), params) for o in (ref, ours)]
+        for a, b in zip(ref, ours):
+            assert (a - b).abs().max() <= tol * a.abs().max()
+        for a, b in zip(*grads):
+            assert (a - b).abs().max() <= tol * a.abs().max()
+        assert not grads[1][0][30:].any()  # unused rows get no gradient
+
+
 def test_encoder_matches_reference_outputs_and_gradients():
     torch.manual_seed(0)
     enc = ViewEncoder(SMALL)
     images, directions = random_frames(40)
     h = torch.randn(40, SMALL.dim)
     outs, grads = [], []
-    for frames in (enc.frames_reference, enc.frames):
-        out = frames(images, directions, h)
+    for winograd, table in ((False, False), (True, False), (True, True)):
+        enc.winograd, enc.cell_table = winograd, table
+        out = enc.frames(images, directions, h)
         outs.append(out)
         grads.append(torch.autograd.grad(out.square().sum(), list(enc.parameters()), allow_unused=True))
-    assert (outs[0] - outs[1]).abs().max() <= 2e-4 * outs[0].abs().max()
-    for ref, new in zip(*grads):
-        if ref is not None:
-            assert (ref - new).norm() <= 1e-3 * ref.norm()
+    for new, new_grads in zip(outs[1:], grads[1:]):
+        assert not torch.equal(new, outs[0])  # another path ran (other rounding)
+        assert (outs[0] - new).abs().max() <= 2e-4 * outs[0].abs().max()
+        for ref, grad in zip(grads[0], new_grads):
+            if ref is not None:
+                assert (ref - grad).norm() <= 1e-3 * ref.norm()
 
 
 def test_policy_matches_reference_and_few_frames_or_autocast_run_direct():

@@ -13,8 +13,10 @@ and PPO's one-step rollouts would see different statistics from training.
 Speed: the four 3x3 convolutions are ~80% of training time. On CPU in float32, for batches of at
 least WINOGRAD_MIN_FRAMES frames, the encoder runs them by Winograd's F(7x7, 3x3)
 (`protege.nn.winograd`: 81 products per channel pair instead of 441, one matmul per transform pass
-over the whole batch); `ViewEncoder.frames_reference` is the direct convolution, the same function
-up to rounding (~4e-5 of scale), used for a few frames (acting), under autocast and on GPUs.
+over the whole batch), the first one straight from the cells' embedding rows (`cell_table`: no input
+transform, and ~15 used rows instead of D channels per product); `ViewEncoder.frames_reference` is
+the direct convolution, the same function up to rounding (~4e-5 of scale), used for a few frames
+(acting), under autocast and on GPUs.
 """
 
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from minigrid.core.actions import Actions
 from torch import Tensor, nn
 
 from protege.core.config_help import check_fields
-from protege.nn.winograd import conv3x3_7x7
+from protege.nn.winograd import conv3x3_7x7, embedded_conv3x3_7x7
 
 # The words of the BabyAI grammar (every level's instructions use only these); others map to <unk>.
 VOCAB = ["<pad>", "<unk>", ",", "a", "after", "and", "ball", "behind", "blue", "box", "door", "front",
@@ -74,10 +76,13 @@ class FiLMBlock(nn.Module):
         y = self.conv2(F.relu(self.conv1(x)))
         return x + F.relu(gamma * y + beta)
 
-    def forward_cells(self, x: Tensor, h: Tensor) -> Tensor:
-        """The same block on the cells-first layout: x [49, N, D], h [N, D] -> [49, N, D]."""
+    def forward_cells(self, x: Tensor, h: Tensor, conv1_x: Tensor | None = None) -> Tensor:
+        """The same block on the cells-first layout: x [49, N, D], h [N, D] -> [49, N, D];
+        conv1_x: conv1(x) when the caller has it already (the encoder's first block)."""
         gamma, beta = self.film(h).chunk(2, dim=1)
-        y = conv3x3_7x7(F.relu(conv3x3_7x7(x, self.conv1)), self.conv2)
+        if conv1_x is None:
+            conv1_x = conv3x3_7x7(x, self.conv1)
+        y = conv3x3_7x7(F.relu(conv1_x), self.conv2)
         return x + F.relu(gamma * y + beta)
 
 
@@ -86,6 +91,8 @@ class ViewEncoder(nn.Module):
 
     winograd = True
     """run the convolutions by Winograd on CPU in float32; False: always the direct reference"""
+    cell_table = True
+    """with `winograd`: the first convolution from the cells' embedding rows (no input transform)"""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -110,10 +117,15 @@ class ViewEncoder(nn.Module):
                 or h_instr.dtype != torch.float32 or torch.is_autocast_enabled("cpu")):
             return self.frames_reference(images, directions, h_instr)  # Winograd needs float32 rounding
         cells = images.long().clamp_max(GRID_VALUES - 1) + torch.arange(3) * GRID_VALUES
-        # cells first ([7, 7, N, 3] -> [49, N, D]): each Winograd pass is one matmul over all frames
-        x = self.cell_emb(cells.permute(1, 2, 0, 3)).sum(3).flatten(0, 1)
-        for film in self.films:
-            x = film.forward_cells(x, h_instr)
+        # cells first ([7, 7, N, 3] -> [49, N, 3]): each Winograd pass is one matmul over all frames
+        cells = cells.permute(1, 2, 0, 3).flatten(0, 1)
+        films, conv1_x = list(self.films), None
+        if self.cell_table and films:
+            x, conv1_x = embedded_conv3x3_7x7(self.cell_emb.weight, cells, films[0].conv1)
+        else:
+            x = self.cell_emb(cells).sum(2)
+        for film in films:
+            x, conv1_x = film.forward_cells(x, h_instr, conv1_x), None
         return x.amax(0) + self.direction_emb(directions.long())
 
     def frames_reference(self, images: Tensor, directions: Tensor, h_instr: Tensor) -> Tensor:

@@ -18,6 +18,11 @@ largest error is ~4e-5 of the output's scale (a direct float32 convolution: ~8e-
 at 4e-3), checked in tests/nn/test_winograd.py. The points: {0, 1, -1} and 5 of {+-1/2, +-2, +-3/2,
 +-2/3, +-1/3, +-3, +-1/4, +-3/4, +-4/3}, the 5 picked by that error on random inputs (3.6e-5; the
 best set scored 3.2e-5; the textbook {0, +-1, +-2, +-1/2, 3} 2.2e-4).
+
+A convolution of summed embeddings (`embedded_conv3x3_7x7`, the encoder's first one) needs no input
+transform of the features: the cells are a few table rows each, so B^T X B is the transform of the
+cells' row counts (data, no gradient) times the rows, and its products are [N, U] x [U, C_out] per
+point with U the rows that occur in the batch (~15 of 48 in BabyAI), against [N, C_in] x [C_in, C_out].
 """
 
 import functools
@@ -59,15 +64,60 @@ def two_sided(m: Tensor, x: Tensor) -> Tensor:
     return torch.matmul(m, rows)
 
 
+def winograd_weights(conv: nn.Conv2d) -> Tensor:
+    """G W G^T of a 3x3 `conv` for every (in, out) channel pair, as [81, C_in, C_out] (contiguous:
+    as a transposed view, its gradient was copied back, ~1 ms a convolution)."""
+    _, _, g = transforms(conv.weight.device, conv.weight.dtype)
+    c_out, c_in = conv.out_channels, conv.in_channels
+    taps = conv.weight.permute(2, 3, 1, 0).reshape(TAPS, TAPS, c_in * c_out)
+    return two_sided(g, taps).view(SIZE * SIZE, c_in, c_out)
+
+
+def to_points(x: Tensor) -> Tensor:
+    """B^T X B of every frame and channel: x [49, N, C] -> [81, N, C]."""
+    _, n, c = x.shape
+    bt, _, _ = transforms(x.device, x.dtype)
+    return two_sided(bt, x.reshape(OUT, OUT, n * c)).view(SIZE * SIZE, n, c)
+
+
+def from_points(products: Tensor) -> Tensor:
+    """A^T P A of every frame and channel: products [81, N, C] -> [49, N, C]."""
+    _, n, c = products.shape
+    _, at, _ = transforms(products.device, products.dtype)
+    return two_sided(at, products.view(SIZE, SIZE, n * c)).view(OUT * OUT, n, c)
+
+
 def conv3x3_7x7(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """conv(x) of a 3x3, stride-1, padding-1 `conv` on 7x7 maps, cells-first layout:
     x [49, N, C_in] (row-major cells, then frames, then channels) -> [49, N, C_out]."""
-    _, n, c_in = x.shape
-    c_out = conv.out_channels
-    bt, at, g = transforms(x.device, x.dtype)
-    # G W G^T for every (out, in) pair, as [81, C_in, C_out]
-    taps = conv.weight.permute(2, 3, 0, 1).reshape(TAPS, TAPS, c_out * c_in)
-    weights = two_sided(g, taps).view(SIZE * SIZE, c_out, c_in).transpose(1, 2)
-    points = two_sided(bt, x.view(OUT, OUT, n * c_in)).view(SIZE * SIZE, n, c_in)
-    products = torch.bmm(points, weights).view(SIZE, SIZE, n * c_out)
-    return two_sided(at, products).view(OUT * OUT, n, c_out) + conv.bias
+    return from_points(torch.bmm(to_points(x), winograd_weights(conv))) + conv.bias
+
+
+def embedded_conv3x3_7x7(table: Tensor, indices: Tensor, conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
+    """Cells that are sums of embedding rows, and their convolution, without the input transform:
+    table [V, C_in], indices [49, N, K] (cells first; each cell is the sum of its K rows) ->
+    x [49, N, C_in] = sum_k table[indices[..., k]] and conv(x) [49, N, C_out] (as `conv3x3_7x7(x)`).
+
+    With R [49, N, U] the count of each used row in each cell (U: the rows that occur), x = R @ rows
+    and B^T X B = (B^T R B) @ rows, so the products are (B^T R B) @ (rows @ G W G^T) per point:
+    the data's transform has no gradient and the inner dimension is U, not C_in."""
+    cells, n, k = indices.shape
+    flat = indices.reshape(cells * n, k)
+    present = torch.zeros(len(table), dtype=torch.bool, device=table.device).index_fill_(0, flat.reshape(-1), True)
+    used = present.nonzero().squeeze(1)
+    slot = present.long().cumsum(0) - 1  # row index -> column of R
+    counts = torch.zeros(cells * n, len(used), dtype=table.dtype, device=table.device)
+    counts.scatter_add_(1, slot[flat], torch.ones(flat.shape, dtype=table.dtype, device=table.device))
+    rows = table[used]
+    x = (counts @ rows).view(cells, n, -1)
+    return x, from_points(torch.bmm(to_points(counts.view(cells, n, -1)), row_weights(rows, conv))) + conv.bias
+
+
+def row_weights(rows: Tensor, conv: nn.Conv2d) -> Tensor:
+    """rows @ G W G^T for every point, as [81, U, C_out]: the kernel applied to each row first (G is
+    linear), so the [81, C_in, C_out] weights are never formed."""
+    _, _, g = transforms(conv.weight.device, conv.weight.dtype)
+    u, c_out = len(rows), conv.out_channels
+    taps = (rows @ conv.weight.transpose(0, 1).reshape(conv.in_channels, c_out * TAPS * TAPS))  # [U, C_out * 9]
+    taps = taps.view(u * c_out, TAPS * TAPS).t().reshape(TAPS, TAPS, u * c_out)
+    return two_sided(g, taps).view(SIZE * SIZE, u, c_out)
