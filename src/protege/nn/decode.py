@@ -96,17 +96,19 @@ def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
 
 
 def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers, step_stats=False):
-    ids, mask = left_padded(prompts, pad_id)
+    unique, copies = _unique_rows(prompts)
+    ids, mask = left_padded(unique, pad_id)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)  # padding's positions are never attended to
+    cache = in_place_cache(model, ids.shape[1] + max(budgets))
+    logits = _next_logits(model, ids, mask, positions, cache)
+    if len(unique) < len(prompts):  # each distinct prompt is read once; its samples share its cache
+        cache.batch_select_indices(copies)
+        ids, mask, positions, logits = ids[copies], mask[copies], positions[copies], logits[copies]
     budget = torch.tensor(budgets)
     alive = torch.arange(len(prompts))  # batch row -> prompt
     out: list[list[int]] = [[] for _ in prompts]
     stats: list[list[list[float]]] = [[] for _ in prompts]
-    cache = in_place_cache(model, ids.shape[1] + max(budgets))
     for step in range(max(budgets)):
-        result = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                       use_cache=True, logits_to_keep=1)
-        logits = result.logits[:, -1].float()
         if warpers is None:
             token = logits.argmax(-1)
         else:
@@ -125,7 +127,23 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers, step_stats=F
         ids = token[:, None]
         mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)
         positions = positions[:, -1:] + 1
+        logits = _next_logits(model, ids, mask, positions, cache)
     return out, stats
+
+
+def _next_logits(model, ids, mask, positions, cache):
+    """float32 logits of the next token of every row, the new tokens written to the cache."""
+    result = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                   use_cache=True, logits_to_keep=1)
+    return result.logits[:, -1].float()
+
+
+def _unique_rows(prompts: list[list[int]]) -> tuple[list[list[int]], torch.Tensor]:
+    """(the distinct prompts, for each prompt the index of its copy among them): n samples of one
+    prompt need its prompt's keys and values once, then n copies of them."""
+    index: dict[tuple, int] = {}
+    copies = [index.setdefault(tuple(p), len(index)) for p in prompts]
+    return [list(p) for p in index], torch.tensor(copies)
 
 
 def _step_stats(logits, token):

@@ -291,3 +291,11 @@ def test_the_cli_imports_no_heavy_library_until_a_command_runs():
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_copies_of_a_prompt_share_its_cache_and_decode_as_it_alone(tokenizer):
+    model = tiny("gpt2", tokenizer)
+    prompts = [tokenizer(p + "\n")["input_ids"][-30:] for p in PROMPTS[:4]]
+    alone = decode(model, prompts, [8] * 4, -1, tokenizer.pad_token_id)
+    copied = decode(model, [p for p in prompts for _ in range(3)], [8] * 12, -1, tokenizer.pad_token_id, batch_size=5)
+    assert copied == [row for row in alone for _ in range(3)]
