@@ -102,9 +102,9 @@ def check_same_function(demos, dim: int) -> dict:
                                              ("table", True, True)):
                 model.encoder.winograd, model.encoder.cell_table = winograd, table
                 logits[variant] = model(b.images, b.directions, b.tokens, mask=b.mask)[0][b.mask]
-            for variant in worst:
+            for variant, so_far in worst.items():
                 gap = (logits[variant] - logits["direct"]).abs().max() / logits["direct"].abs().max()
-                worst[variant] = max(worst[variant], float(gap))
+                worst[variant] = max(so_far, float(gap))
     return worst
 
 
