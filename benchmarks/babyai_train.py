@@ -17,6 +17,7 @@ neighbour's load falls on all of them alike (`--rounds` turns of `--steps / --ro
     transform (`protege.nn.winograd.embedded_conv3x3_7x7`; the default).
 All variants use the same optimiser: Adam, or with `--fused-adam` the fused kernel `protege.rl.fit`
 uses (its per-step cost is the same for every variant, so it narrows no gap and widens the ratios).
+With `--breakdown`, the JSON also says where the new learner's step goes (see `breakdown`).
 Wall-clock frames/s is what a run sees; CPU frames/s (process time) is less sensitive to other jobs on
 a shared machine. Forward and backward run in the precision `--precision` resolves to (`auto`:
 bfloat16 autocast only on a CPU with native bfloat16, as `protege.rl.fit` does; under autocast the
@@ -30,13 +31,16 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 
 from protege.core.precision import machine_info, resolve_precision
 from protege.losses.iqlearn import iqlearn_loss
+from protege.nn import babyai_policy
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
+from protege.nn.winograd import conv3x3_7x7
 from protege.systems.agent_imitation.offline import make_batch
 from protege.worlds.babyai.demos import DemoConfig, generate_demos, load_demos
 
@@ -88,6 +92,50 @@ def measure(demos, lam: float, steps: int, rounds: int, batch: int, dim: int, bf
                               "cpu_frames_per_s": round(learner.frames / learner.cpu, 1)} for learner in learners}
 
 
+def stand_in_conv(x, conv):
+    return x + conv.bias
+
+
+def stand_in_embedded_conv(table, indices, conv):
+    x = table[indices].sum(2)
+    return x, x + conv.bias
+
+
+def cpu_ms(fn, repeats: int) -> float:
+    c0 = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - c0) / repeats * 1e3
+
+
+def breakdown(demos, steps: int, batch: int, dim: int, fused: bool) -> dict:
+    """Where the new learner's BC step goes (CPU ms per step): the whole step, and the same step with
+    its four convolutions replaced by their bias (everything else), in turns on the same batches;
+    then one convolution's forward + backward at the batches' mean frame count, whole and its three
+    batched matmuls (the products: forward, gradient of the input, of the weights) alone."""
+    rng = np.random.default_rng(2)
+    batches = [make_batch(demos, rng.choice(len(demos), batch)) for _ in range(steps)]
+    whole, bare = Learner(NEW, dim, 0.0, False, fused), Learner(NEW, dim, 0.0, False, fused)
+    for learner in (whole, bare):
+        learner.train(batches[:3], timed=False)
+    for b in batches:
+        whole.train([b], timed=True)
+        with mock.patch.object(babyai_policy, "conv3x3_7x7", stand_in_conv), \
+                mock.patch.object(babyai_policy, "embedded_conv3x3_7x7", stand_in_embedded_conv):
+            bare.train([b], timed=True)
+    n = round(whole.frames / steps)
+    conv = torch.nn.Conv2d(dim, dim, 3, padding=1)
+    x = torch.randn(49, n, dim, requires_grad=True)
+    points = torch.randn(81, n, dim, requires_grad=True)
+    weights = torch.randn(81, dim, dim, requires_grad=True)
+    grad = torch.randn(49, n, dim)
+    conv_ms = cpu_ms(lambda: conv3x3_7x7(x, conv).backward(grad), 20)
+    products_ms = cpu_ms(lambda: torch.bmm(points, weights).backward(grad.new_ones(81, n, dim)), 20)
+    return {"frames_per_step": n, "step_cpu_ms": round(whole.cpu / steps * 1e3, 1),
+            "step_without_convolutions_cpu_ms": round(bare.cpu / steps * 1e3, 1),
+            "one_convolution_cpu_ms": round(conv_ms, 2), "its_products_cpu_ms": round(products_ms, 2)}
+
+
 def check_same_function(demos, dim: int) -> dict:
     """Largest |logit_variant - logit_direct| over the real steps of a few batches, relative to the
     largest |logit|, for `winograd` and `table` (same weights: the paths compute the same function)."""
@@ -118,6 +166,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--fused-adam", action="store_true", help="the fused Adam kernel, as `fit` uses")
+    parser.add_argument("--breakdown", action="store_true", help="also: where the new learner's step goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,6 +193,8 @@ def main() -> None:
                       "iqlearn_frames_per_s": result["iqlearn"][NEW]["frames_per_s"],
                       "variants": result, "speedup": speedup,
                       "logits_rel_diff_vs_direct": check_same_function(demos, args.dim),
+                      **({"breakdown": breakdown(demos, args.steps, args.batch, args.dim, args.fused_adam)}
+                         if args.breakdown else {}),
                       "load_avg_1min": {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)},
                       **machine_info(precision)}))
 

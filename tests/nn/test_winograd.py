@@ -104,3 +104,34 @@ def test_policy_matches_reference_and_few_frames_or_autocast_run_direct():
     assert torch.allclose(logits, ref_logits, atol=1e-4)
     few = images[:WINOGRAD_MIN_FRAMES - 1], directions[:WINOGRAD_MIN_FRAMES - 1], h[:WINOGRAD_MIN_FRAMES - 1]
     assert torch.equal(model.encoder.frames(*few), model.encoder.frames_reference(*few))  # acting: direct
+
+
+def test_learner_loss_and_gradients_match_the_direct_path_on_a_padded_batch():
+    """The training step as the offline learner runs it (mask=, only the real frames encoded): the
+    same loss and every parameter's gradient with the direct, Winograd and cell-table paths."""
+    from protege.losses.iqlearn import iqlearn_loss
+
+    torch.manual_seed(0)
+    model = BabyAIPolicy(SMALL)
+    B, T = 6, 9
+    images, directions = random_frames(B * T, seed=2)
+    lengths = torch.tensor([9, 3, 7, 1, 5, 8])
+    mask = torch.arange(T)[None] < lengths[:, None]
+    actions = torch.where(mask, torch.randint(0, 7, (B, T)), -1)
+    terminal = torch.arange(T)[None] == (lengths - 1)[:, None]
+    tokens = torch.tensor([[12, 30, 28, 26, 6], [23, 31, 3, 8, 16]] * 3)
+    results = []
+    for winograd, table in ((False, False), (True, False), (True, True)):
+        model.encoder.winograd, model.encoder.cell_table = winograd, table
+        model.zero_grad()
+        logits, _, _ = model(images.view(B, T, 7, 7, 3), directions.view(B, T), tokens, mask=mask)
+        loss, _ = iqlearn_loss(logits, actions, mask, terminal, lam=0.1, gamma=0.99)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (ref_loss, ref_grads), *others = results
+    assert int(mask.sum()) >= WINOGRAD_MIN_FRAMES  # the fast paths ran
+    for loss, grads in others:
+        assert abs(float(loss - ref_loss)) <= 1e-5 * abs(float(ref_loss))
+        assert len(grads) == len(ref_grads)
+        for ref, grad in zip(ref_grads, grads):
+            assert (ref - grad).norm() <= 1e-3 * ref.norm() + 1e-7
