@@ -167,12 +167,14 @@ def test_sigkill_then_resume_of_ppo_against_a_learned_utility_equals_an_uninterr
     assert proc.returncode == 0, proc.stderr
     rl = ["init_from=runs/start", "reward_from=runs/utility", "iterations=12", "checkpoint_every=2",
           "critic_warmup=1", "ppo.n_envs=2", "ppo.rollout_steps=8", "ppo.epochs=1", "ppo.minibatches=1",
-          "policy.dim=16", "policy.n_film=1", "eval_episodes=0", "seed=3"]
+          "policy.dim=16", "policy.n_film=1", "eval_episodes=0", "seed=3",
+          "ppo.kl_coef=0.1"]  # the KL anchor's reference memory must resume too
     straight, killed = straight_killed_and_resumed("ibt_rl_pickuploc", rl, tmp_path, "step-00000004")
     a, b = final_weights(straight), final_weights(killed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     sa = torch.load(straight / "checkpoints" / "step-00000012" / "state.pt", weights_only=True)
     sb = torch.load(killed / "checkpoints" / "step-00000012" / "state.pt", weights_only=True)
     assert all(torch.equal(x, y) for x, y in zip(sa["reward"]["memory"], sb["reward"]["memory"]))
+    assert all(torch.equal(x, y) for x, y in zip(sa["pool"]["ref_memory"], sb["pool"]["ref_memory"]))
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
     assert strip(read_metrics(straight, wall_clock=False)) == strip(read_metrics(killed, wall_clock=False))
