@@ -1,21 +1,29 @@
 """Mean success over PPO seeds and the fraction of the environment reward's gain a learned reward
 recovers (docs/results/ibt.md), from the runs' summary.json files.
 
-    .venv/bin/python scripts/ibt_gain.py --bc RUN --env RUN... --learned RUN... [--key eval/success]
+    .venv/bin/python scripts/ibt_gain.py gain --bc RUN --env RUN... --learned RUN... [--key eval/success]
+    .venv/bin/python scripts/ibt_gain.py phases RUN...   training success by phase of each run
 
 Per arm: the mean over seeds with its 95% t interval (protege.eval.stats.mean_interval). Recovered
 fraction: (learned - BC) / (env - BC) of the means; its 95% interval by a bootstrap that resamples
 each arm's seeds with replacement and BC's held-out episodes (binomial at BC's rate), so it carries
 the seed-to-seed spread of both arms and BC's evaluation noise (with 3 seeds a rough interval).
+Phases: the success of the training episodes (sampling) collected by the BC policy (the critic
+warm-up's rollouts and the one after them, which the first policy update follows; the first
+iteration is left out: its finished episodes are the quick ones), by the policy after its first
+five policy updates, and in the last quarter of the run (episodes pooled).
 The last line printed is one JSON object.
 """
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from protege.core.runs import read_metrics
 from protege.eval.stats import mean_interval
 
 
@@ -36,7 +44,36 @@ def recovered(bc: float, n_bc: int, env: list[float], learned: list[float], draw
     return float(point), float(lo), float(hi)
 
 
+def pooled(rows: list[dict]) -> tuple[float | None, int]:
+    n = sum(r.get("charts/episodes", 0) for r in rows)
+    wins = sum(r.get("charts/success_rate", 0.0) * r.get("charts/episodes", 0) for r in rows)
+    return (wins / n if n else None), n
+
+
+def phases(runs: list[str]) -> list[dict]:
+    print("| run | PPO settings | BC policy (warm-up rollouts) | after 1-5 policy updates | last quarter |")
+    print("|---|---|---|---|---|")
+    out = []
+    for run in runs:
+        c = yaml.safe_load((Path(run) / "config.yaml").read_text())
+        rows = [r for r in read_metrics(Path(run), wall_clock=False) if "ppo/policy_loss" in r]
+        w, ppo = c["critic_warmup"], c["ppo"]
+        # row i is iteration i + 1, collected before its update; updates from iteration w + 1 on
+        parts = {"bc": pooled(rows[1:w + 1]), "first5": pooled(rows[w + 1:w + 6]),
+                 "last_quarter": pooled(rows[-max(1, len(rows) // 4):])}
+        settings = (f"{ppo['n_envs']} envs, lr {ppo['lr']:g}, ent {ppo['ent_coef']:g}, "
+                    f"KL {ppo.get('kl_coef', 0):g}, vf {ppo['vf_coef']:g}, warm-up {w}")
+        print(f"| {Path(run).name} | {settings} | " + " | ".join(
+            "-" if v is None else f"{v:.3f} ({n})" for v, n in parts.values()) + " |")
+        out.append({"run": run, **{k: {"success": v, "episodes": n} for k, (v, n) in parts.items()}})
+    return out
+
+
 def main() -> dict:
+    if sys.argv[1:2] == ["phases"]:
+        return {"phases": phases(sys.argv[2:])}
+    if sys.argv[1:2] == ["gain"]:
+        sys.argv.pop(1)
     p = argparse.ArgumentParser()
     p.add_argument("--bc", required=True)
     p.add_argument("--env", nargs="+", required=True)
