@@ -16,6 +16,10 @@ now), `evaluate_lm` by each path (earlier: `generate` on length buckets and a se
 for rewards; now: batched KV-cached decoding, the sampling pass's logits reused), and the greedy
 completions of both paths compared text for text. The last line printed is one JSON object, with
 where it ran (`protege.core.precision.machine_info`).
+
+Each round also times a "floor" process: the CLI started, the libraries the new command imports, the
+run's tokenizer loaded, nothing evaluated. No change to decoding or scoring can make the command
+cheaper than that, so earlier / floor is the most any such change could give.
 """
 
 import argparse
@@ -88,10 +92,26 @@ def eval_lm_command(src: Path, run_dir: Path, args) -> tuple[dict, float, float]
     return json.loads(path.read_text())["results"], wall, cpu
 
 
-def measure_command(run_dir: Path, args, old_src: Path, tmp: Path) -> dict:
+def floor_command(run_dir: Path, kind: str) -> tuple[float, float]:
+    """(wall s, CPU s) of a fresh process that only starts the CLI, imports the libraries the new
+    `eval lm` imports (torch, scikit-learn and scipy for the baselines and Spearman, sacrebleu, and
+    rouge-score for text tasks) and loads the run's tokenizer: what no decoding path can remove."""
+    code = ("from protege.cli.main import load_commands; load_commands(); import torch, scipy.stats, "
+            "sklearn.feature_extraction.text, sacrebleu" + (", rouge_score.rouge_scorer" if kind != "arithmetic" else "")
+            + f"; from protege.nn.tokenizer import load_tokenizer; load_tokenizer({str(run_dir / 'tokenizer')!r})")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def measure_command(run_dir: Path, args, old_src: Path, tmp: Path, kind: str) -> dict:
     srcs = {"earlier": old_src, "new": REPO / "src"}
     copies = {v: run_copy(run_dir, tmp / v, args.max_new_tokens) for v in srcs}
-    times = {v: {"wall": [], "cpu": []} for v in srcs}
+    times = {v: {"wall": [], "cpu": []} for v in (*srcs, "floor")}
     results = {}
     for r in range(args.rounds):
         for version, src in srcs.items():
@@ -100,7 +120,12 @@ def measure_command(run_dir: Path, args, old_src: Path, tmp: Path) -> dict:
             times[version]["wall"].append(wall)
             times[version]["cpu"].append(cpu)
             print(f"{run_dir.name} round {r + 1} eval lm {version}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
-    row = {}
+        wall, cpu = floor_command(run_dir, kind)
+        times["floor"]["wall"].append(wall)
+        times["floor"]["cpu"].append(cpu)
+    row = {"command_floor_cpu_s": round(statistics.median(times["floor"]["cpu"]), 2),
+           "command_floor_wall_s": round(statistics.median(times["floor"]["wall"]), 2),
+           "command_floor_rounds_cpu_s": [round(t, 2) for t in times["floor"]["cpu"]]}
     for version in srcs:
         row[f"command_{version}_cpu_s"] = round(statistics.median(times[version]["cpu"]), 2)
         row[f"command_{version}_wall_s"] = round(statistics.median(times[version]["wall"]), 2)
@@ -109,6 +134,7 @@ def measure_command(run_dir: Path, args, old_src: Path, tmp: Path) -> dict:
     for clock in ("cpu", "wall"):
         row[f"speedup_command_{clock}"] = round(row[f"command_earlier_{clock}_s"] / row[f"command_new_{clock}_s"], 2)
     deterministic = [k for k in results["new"] if k == "eval/greedy_score" or k.startswith("baseline/")]
+    row["speedup_command_cpu_at_most"] = round(row["command_earlier_cpu_s"] / row["command_floor_cpu_s"], 2)
     row["command_deterministic_equal"] = all(abs(results["new"][k] - results["earlier"][k]) < 1e-9
                                              for k in deterministic)
     return row
@@ -171,12 +197,14 @@ def main(argv=None):
                        check=True, capture_output=True)
         try:
             for run_dir in args.runs:
-                rows.append({**measure_in_process(run_dir, args), **measure_command(run_dir, args, old / "src", tmp)})
+                row = measure_in_process(run_dir, args)
+                rows.append({**row, **measure_command(run_dir, args, old / "src", tmp, row["task"])})
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=True)
     for row in rows:
         print(f"{row['task']}: eval lm {row['command_earlier_cpu_s']} -> {row['command_new_cpu_s']} s CPU "
-              f"({row['speedup_command_cpu']}x; wall {row['speedup_command_wall']}x); evaluate_lm "
+              f"({row['speedup_command_cpu']}x; wall {row['speedup_command_wall']}x; imports and tokenizer alone "
+              f"{row['command_floor_cpu_s']} s, so at most {row['speedup_command_cpu_at_most']}x); evaluate_lm "
               f"{row['evaluate_transformers_cpu_s']} -> {row['evaluate_batched_cpu_s']} s CPU "
               f"({row['speedup_evaluate_cpu']}x); greedy identical {row['greedy_identical']}")
     print(json.dumps({"benchmark": "lm_eval_speed", "settings": {k: v for k, v in vars(args).items() if k != "runs"},
