@@ -14,9 +14,9 @@ Speed: the four 3x3 convolutions are ~80% of training time. On CPU in float32, f
 least WINOGRAD_MIN_FRAMES frames, the encoder runs them by Winograd's F(7x7, 3x3)
 (`protege.nn.winograd`: 81 products per channel pair instead of 441, one matmul per transform pass
 over the whole batch), the first one straight from the cells' embedding rows (`cell_table`: no input
-transform, and ~15 used rows instead of D channels per product); `ViewEncoder.frames_reference` is
-the direct convolution, the same function up to rounding (~4e-5 of scale), used for a few frames
-(acting), under autocast and on GPUs.
+transform, and the 13 rows a batch uses instead of D channels per product);
+`ViewEncoder.frames_reference` is the direct convolution, the same function up to rounding (~4e-5
+of scale), used for a few frames (acting), under autocast and on GPUs.
 """
 
 from dataclasses import dataclass
