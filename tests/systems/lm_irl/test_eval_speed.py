@@ -126,6 +126,19 @@ def test_rouge_l_with_tokens_cached_equals_text_metrics():
                 rouge(completion, reference)["rougeL"]
 
 
+def test_bit_parallel_lcs_equals_the_dynamic_programming_table():
+    import random
+
+    from rouge_score.rouge_scorer import _lcs_table
+
+    from protege.systems.lm_irl.evaluate import lcs_length
+    rng = random.Random(0)
+    for _ in range(500):  # few distinct tokens: many matches, long common subsequences
+        a = [rng.randrange(5) for _ in range(rng.randrange(0, 70))]
+        b = [rng.randrange(5) for _ in range(rng.randrange(0, 70))]
+        assert lcs_length(a, b) == _lcs_table(a, b)[-1][-1]
+
+
 def test_sampled_tokens_follow_generates_distribution(tokenizer):
     """Not the same tokens (other draws), the same distribution: the first two sampled tokens of one
     prompt, 1,500 times by each path, pass a chi-square test of homogeneity (seeded, so not flaky)."""

@@ -62,7 +62,35 @@ def task_score(kind: str, example: TextExample, completion: str) -> float:
     if kind == "arithmetic":
         from protege.worlds.text.arithmetic import is_correct
         return float(is_correct(example.prompt, completion))
-    return rouge_l_scorer().score(example.completion, completion)["rougeL"].fmeasure
+    return rouge_l(example.completion, completion)
+
+
+def rouge_l(reference: str, prediction: str) -> float:
+    """rouge-score's ROUGE-L F1 (its stemming tokenizer, its precision / recall / F-measure), with the
+    longest common subsequence counted by `lcs_length`: rouge-score fills a Python table of
+    len(reference) x len(prediction) cells per pair, three quarters of the FOLDOC baselines' time."""
+    from rouge_score.scoring import fmeasure
+    tokenizer = rouge_l_scorer()._tokenizer
+    target, predicted = tokenizer.tokenize(reference), tokenizer.tokenize(prediction)
+    if not target or not predicted:
+        return 0.0
+    lcs = lcs_length(target, predicted)
+    return fmeasure(lcs / len(predicted), lcs / len(target))
+
+
+def lcs_length(a, b) -> int:
+    """Length of the longest common subsequence of two token sequences, bit-parallel (Hyyrö 2004,
+    after Allison & Dix 1986): bit i of `v` is cleared once a[i] is matched; one integer addition per
+    token of `b` replaces a row of the dynamic-programming table."""
+    positions: dict = {}
+    for i, token in enumerate(a):
+        positions[token] = positions.get(token, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for token in b:
+        u = v & positions.get(token, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(a) - v.bit_count()
 
 
 @lru_cache(maxsize=1)
