@@ -10,21 +10,29 @@ intervals.
 
 Each run is the `babyai_bc` recipe's experiment (`protege run babyai_bc`: lr 1e-3 cosine, 20 warm-up
 steps, 32 episodes a step, width 64) with evaluation in-process so the reference's episodes are also
-played with direct convolutions. The last line printed is one JSON object.
+played with direct convolutions. With `--same-batches`, no training: the loss and every gradient of
+one policy on the same real batches by each path, against the direct path in float64. The last line
+printed is one JSON object.
 """
 
 import argparse
+import copy
 import json
 import tempfile
 import time
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from protege.core.precision import machine_info
 from protege.core.runs import Run, read_metrics
-from protege.nn.babyai_policy import PolicyConfig, ViewEncoder
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, ViewEncoder
 from protege.rl.fit import TrainerConfig
 from protege.systems.agent_imitation.experiment import Config, run
+from protege.systems.agent_imitation.offline import make_batch, sequence_loss
+from protege.worlds.babyai.demos import load_demos
 
 VARIANTS = {"direct": (False, False), "winograd": (True, False), "table": (True, True)}
 
@@ -48,6 +56,36 @@ def train(args, seed: int, variant: str, root: Path) -> dict:
             "success_lo": summary["eval/success_lo"], "success_hi": summary["eval/success_hi"]}
 
 
+def same_batches(args, batches: int = 5) -> dict:
+    """Loss and gradients of one policy (seed 0, width 64) on `batches` real BC batches of the demos,
+    by each path in float32, against the direct path in float64 (the exact function): per batch, the
+    loss gap and the largest relative gradient gap over the parameters (|g - g64| / |g64|)."""
+    demos = load_demos(Path(args.demos))
+    torch.manual_seed(0)
+    model = BabyAIPolicy(PolicyConfig(dim=64, n_film=2))
+    exact = copy.deepcopy(model).double()
+    exact.encoder.winograd = False
+    rng = np.random.default_rng(0)
+    gaps = {v: {"loss": [], "grad": []} for v in VARIANTS}
+    for _ in range(batches):
+        batch = make_batch(demos, rng.choice(min(len(demos), args.n_demos or len(demos)), 32))
+        ref_loss, ref_grads = loss_and_grads(exact, batch)
+        for variant, (winograd, table) in VARIANTS.items():
+            model.encoder.winograd, model.encoder.cell_table = winograd, table
+            loss, grads = loss_and_grads(model, batch)
+            gap = max(float((g.double() - r).norm() / r.norm()) for g, r in zip(grads, ref_grads))
+            gaps[variant]["loss"].append(float(f"{abs(loss - ref_loss):.2g}"))
+            gaps[variant]["grad"].append(float(f"{gap:.2g}"))
+    return gaps
+
+
+def loss_and_grads(model, batch):
+    model.zero_grad()
+    loss, _ = sequence_loss(model, batch, 0.0, 0.99)
+    loss.backward()
+    return float(loss), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--demos", default="data/babyai/PickupLoc")
@@ -59,7 +97,13 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=300)
     parser.add_argument("--new", choices=("winograd", "table"), default="table",
                         help="the path compared with direct")
+    parser.add_argument("--same-batches", action="store_true",
+                        help="only compare losses and gradients on the same batches (no training)")
     args = parser.parse_args()
+    if args.same_batches:
+        print(json.dumps({"benchmark": "babyai_equal_results", "demos": args.demos,
+                          "same_batches_vs_direct_float64": same_batches(args), **machine_info("fp32")}))
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
