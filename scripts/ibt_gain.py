@@ -27,8 +27,17 @@ from protege.core.runs import read_metrics
 from protege.eval.stats import mean_interval
 
 
+def summary(run: str) -> dict:
+    """The run's summary, with scripts/ibt_eval.py's sampled rates for runs made before they were in it."""
+    s = json.loads((Path(run) / "summary.json").read_text())
+    later = Path(run) / "eval" / "ibt_eval.json"
+    if "eval/success_sampled" not in s and later.exists():
+        s = {**s, **json.loads(later.read_text())["results"]}
+    return s
+
+
 def rates(runs: list[str], key: str) -> list[float]:
-    return [json.loads((Path(r) / "summary.json").read_text())[key] for r in runs]
+    return [summary(r)[key] for r in runs]
 
 
 def recovered(bc: float, n_bc: int, env: list[float], learned: list[float], draws: int = 20000,
@@ -80,7 +89,7 @@ def main() -> dict:
     p.add_argument("--learned", nargs="+", required=True)
     p.add_argument("--key", default="eval/success")
     a = p.parse_args()
-    bc_summary = json.loads((Path(a.bc) / "summary.json").read_text())
+    bc_summary = summary(a.bc)
     bc, n_bc = bc_summary[a.key], bc_summary["eval/episodes"]
     out = {"key": a.key, "bc": bc}
     for arm, runs in (("env", a.env), ("learned", a.learned)):
@@ -89,10 +98,15 @@ def main() -> dict:
         out[arm] = {"runs": runs, "values": values, "mean": mean, "lo": lo, "hi": hi}
         print(f"{arm}: {mean:.3f} [{lo if lo is None else f'{lo:.3f}'}, {hi if hi is None else f'{hi:.3f}'}] "
               f"({', '.join(f'{v:.3f}' for v in values)})")
-    point, lo, hi = recovered(bc, n_bc, out["env"]["values"], out["learned"]["values"])
-    out["recovered"] = {"fraction": point, "lo": lo, "hi": hi}
-    print(f"BC {bc:.3f}; env gain {out['env']['mean'] - bc:+.3f}, learned gain {out['learned']['mean'] - bc:+.3f}; "
-          f"recovered {point:.2f} [{lo:.2f}, {hi:.2f}]")
+    env_gain, learned_gain = out["env"]["mean"] - bc, out["learned"]["mean"] - bc
+    print(f"BC {bc:.3f}; env gain {env_gain:+.3f}, learned gain {learned_gain:+.3f}")
+    if env_gain <= 0:  # a fraction of no gain means nothing
+        out["recovered"] = None
+        print("recovered: undefined (the environment reward gained nothing over BC)")
+    else:
+        point, lo, hi = recovered(bc, n_bc, out["env"]["values"], out["learned"]["values"])
+        out["recovered"] = {"fraction": point, "lo": lo, "hi": hi}
+        print(f"recovered {point:.2f} [{lo:.2f}, {hi:.2f}]")
     return out
 
 
