@@ -63,7 +63,7 @@ def reward_scores(run_dir: Path, prompts: list[str], completions: list[str]) -> 
         return completion_scores(model, tokenizer, context, prompts, completions)
     if experiment == "lm":
         from protege.systems.lm_irl.evaluate import load_trained, score_completions
-        model, tokenizer, config = load_trained(run_dir)
+        model, tokenizer, config = load_trained(run_dir, inference_only=True)
         pairs = [TextExample(p, c or " ") for p, c in zip(prompts, completions)]
         rewards, _ = score_completions(model, tokenizer, pairs, config["model"]["context"],
                                        config.get("objective", {}).get("gamma", 1.0))
@@ -80,7 +80,7 @@ def rerank(policy_run: Path, rewards: dict[str, Path], prompts: int, samples: in
     from protege.worlds.text.tasks import TaskConfig, load_task
     for n in ns:
         groups_of(np.zeros((1, samples)), n)  # refuse a bad N before any work
-    model, tokenizer, config = load_trained(policy_run)
+    model, tokenizer, config = load_trained(policy_run, inference_only=True)
     if config.get("task", {}).get("kind") != "arithmetic":
         raise UserError(f"{policy_run}: task.kind is {config.get('task', {}).get('kind')!r}; "
                         f"reranking needs the arithmetic task (its answers are checkable)")
