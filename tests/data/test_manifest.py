@@ -9,6 +9,7 @@ from protege.core.errors import UserError
 from protege.data.manifest import (
     MANIFEST,
     output_folder,
+    read_kind,
     verify_manifest,
     write_manifest,
 )
@@ -106,3 +107,16 @@ def test_text_datasets_must_be_utf8_and_not_empty(tmp_path):
     with pytest.raises(UserError, match="no examples"):
         save_text_dataset([], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_read_kind_refuses_a_missing_or_other_kind_folder_in_one_line(tmp_path):
+    folder = tmp_path / "export"
+    with pytest.raises(UserError, match=r"--export .*: no such studio export folder \(make one with `protege studio export --out`\)"):
+        read_kind(folder, "protege.feedback.export", "studio export folder", "protege studio export --out",
+                  f"--export {folder}")
+    folder.mkdir()
+    (folder / "rows.txt").write_text("x")
+    write_manifest(folder, {"kind": "protege.nav.graph"})
+    with pytest.raises(UserError, match=r"a protege.nav.graph folder, not a studio export folder \(protege.feedback.export\)"):
+        read_kind(folder, "protege.feedback.export", "studio export folder", "protege studio export --out")
+    assert read_kind(folder, "protege.nav.graph", "graph folder", "protege nav build")["kind"] == "protege.nav.graph"

@@ -128,6 +128,21 @@ def verify_manifest(folder: Path, required: bool = True, unlisted: tuple[str, ..
     return manifest
 
 
+def read_kind(folder: Path, kind: str, what: str, make_with: str, label: str | None = None) -> dict:
+    """The manifest meta of a `kind` folder, after one-line refusals when `folder` is missing, its
+    checksums fail, or it is another kind of folder. `what` names the folder for people ("studio
+    export folder"), `make_with` the command that makes one; `label` replaces the path in the
+    messages (e.g. "--export PATH")."""
+    folder = Path(folder)
+    label = label or str(folder)
+    if not folder.is_dir():
+        raise UserError(f"{label}: no such {what} (make one with `{make_with}`)")
+    meta = verify_manifest(folder)["meta"]
+    if meta.get("kind") != kind:
+        raise UserError(f"{label}: a {meta.get('kind') or 'foreign'} folder, not a {what} ({kind})")
+    return meta
+
+
 def manifest_kind(folder: Path) -> str | None:
     """The `kind` (or, in older datasets, `format`) in a folder's manifest meta; None without one."""
     manifest = read_manifest(folder)

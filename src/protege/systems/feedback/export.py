@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from protege.core.errors import UserError
-from protege.data.manifest import output_folder, verify_manifest, write_manifest
+from protege.data.manifest import output_folder, read_kind, write_manifest
 from protege.systems.feedback.db import Assignment, EpisodeRow, Mark, Play, User, iso
 
 KIND = "protege.feedback.export"
@@ -103,11 +103,7 @@ def _rows(folder: Path, name: str):
 
 def _check(folder: Path) -> dict:
     folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such studio export folder (make one with `protege studio export --out`)")
-    meta = verify_manifest(folder)["meta"]
-    if meta.get("kind") != KIND:
-        raise UserError(f"{folder}: a {meta.get('kind') or 'foreign'} dataset, not a studio export ({KIND})")
+    meta = read_kind(folder, KIND, "studio export folder", "protege studio export --out")
     for number, row in _rows(folder, "marks.jsonl"):
         if number == 1:
             if row != MARKS_FORMAT:

@@ -37,7 +37,7 @@ from protege.data.episodes import Episode
 from protege.data.manifest import (
     MANIFEST,
     check_output_folder,
-    verify_manifest,
+    read_kind,
     write_manifest,
 )
 from protege.worlds.babyai.levels import (
@@ -250,11 +250,7 @@ def summary(data: dict) -> dict:
 def load(folder: Path) -> dict:
     """The arrays of a judged-episodes folder (checksums verified)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such judged-episodes folder (make one with `protege sts detector-data`)")
-    meta = verify_manifest(folder)["meta"]
-    if meta.get("kind") != KIND:
-        raise UserError(f"{folder}: a {meta.get('kind') or 'foreign'} folder, not judged episodes ({KIND})")
+    read_kind(folder, KIND, "judged-episodes folder", "protege sts detector-data")
     with np.load(folder / "episodes.npz") as z:
         return {k: z[k] for k in z.files}
 

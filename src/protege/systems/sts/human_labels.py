@@ -31,14 +31,10 @@ class HumanItem:
 
 def human_labels(export: Path) -> dict[str, HumanItem]:
     """{studio episode id: HumanItem} of every episode with at least one success/failure label."""
-    from protege.data.manifest import verify_manifest
+    from protege.data.manifest import read_kind
     from protege.data.text import read_jsonl
     export = Path(export)
-    if not export.is_dir():
-        raise UserError(f"--export {export}: no such studio export folder (make one with `protege studio export --out`)")
-    meta = verify_manifest(export)["meta"]
-    if meta.get("kind") != STUDIO_EXPORT_KIND:
-        raise UserError(f"--export {export}: a {meta.get('kind') or 'foreign'} folder, not a studio export")
+    read_kind(export, STUDIO_EXPORT_KIND, "studio export folder", "protege studio export --out", f"--export {export}")
     items = {}
     for number, row in read_jsonl(export / "episodes.jsonl", "episodes of a studio export"):
         labels = row.get("labels") if isinstance(row, dict) else None

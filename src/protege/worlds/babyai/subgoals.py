@@ -232,13 +232,9 @@ def write_subgoal_data(demos: Path, out: Path, seed: int = 0) -> dict:
 
 def load_subgoal_data(folder: Path, level: str | None = None) -> SubgoalData:
     """Read a folder written by `write_subgoal_data` (checksums verified first)."""
-    from protege.data.manifest import verify_manifest
+    from protege.data.manifest import read_kind
     folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such subgoal dataset (make one with `protege data subgoals`)")
-    meta = verify_manifest(folder)["meta"]
-    if meta.get("kind") != FORMAT:
-        raise UserError(f"{folder}: a {meta.get('kind') or 'foreign'} dataset, not {FORMAT}")
+    meta = read_kind(folder, FORMAT, "subgoal dataset", "protege data subgoals")
     if level is not None and meta.get("level") != level:
         raise UserError(f"{folder}: subgoals of {meta.get('level')}, but the run is on {level}")
     with np.load(folder / DATA_FILE, allow_pickle=False) as z:
