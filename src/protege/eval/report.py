@@ -102,8 +102,9 @@ def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
     right.scatter([0] * len(diffs), diffs, color="0.5", zorder=1)
     right.errorbar([0], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="C1", capsize=6,
                    markersize=8, zorder=2)
+    verdict = f"{b} higher" if low > 0 else f"{a} higher" if high < 0 else "no difference shown"
     right.set(xticks=[0], xticklabels=[f"{b} - {a}"], xlim=(-1, 1),
-              title=f"paired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+              title=f"{verdict}\npaired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
