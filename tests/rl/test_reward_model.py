@@ -13,7 +13,7 @@ class Linear(torch.nn.Module):
 
     def loss_and_reward(self, batch):
         self.calls += 1
-        return (self.w - 3.0) ** 2, (self.w * batch["x"]).detach(), {"fake/w": float(self.w)}
+        return (self.w - 3.0) ** 2, (self.w * batch["x"]).detach(), {"fake/w": float(self.w.detach())}
 
     def training_state(self):
         return {"calls": self.calls}
