@@ -40,15 +40,15 @@ def budget_for(k: int, factor: float) -> int:
 
 
 @njit(cache=True)
-def bfs_distances(offsets, targets, source):
-    """int32 [N] shortest-path lengths from `source` (-1 where unreachable)."""
-    n = len(offsets) - 1
-    dist = np.full(n, -1, np.int32)
-    queue = np.empty(n, np.int64)
+def bfs_fill(offsets, targets, source, dist, queue, stop):
+    """Breadth-first search from `source` over the CSR graph, writing path lengths into `dist` (which
+    must hold -1 on every page) and the pages reached, in order, into `queue`; it stops once page
+    `stop` has its length (-1: never). Returns how many pages it reached, so a caller that reuses the
+    buffers resets only `dist[queue[:count]]`."""
     dist[source] = 0
     queue[0] = source
     head, tail = 0, 1
-    while head < tail:
+    while head < tail and (stop < 0 or dist[stop] < 0):
         u = queue[head]
         head += 1
         for e in range(offsets[u], offsets[u + 1]):
@@ -57,6 +57,15 @@ def bfs_distances(offsets, targets, source):
                 dist[v] = dist[u] + 1
                 queue[tail] = v
                 tail += 1
+    return tail
+
+
+@njit(cache=True)
+def bfs_distances(offsets, targets, source):
+    """int32 [N] shortest-path lengths from `source` (-1 where unreachable)."""
+    n = len(offsets) - 1
+    dist = np.full(n, -1, np.int32)
+    bfs_fill(offsets, targets, source, dist, np.empty(n, np.int64), -1)
     return dist
 
 

@@ -20,7 +20,7 @@ from numba import njit
 
 from protege.core.seeds import stream_seed
 from protege.systems.wikinav.navigate import navigate, policy_scorer
-from protege.systems.wikinav.pairs import NavEvalConfig, eval_pairs
+from protege.systems.wikinav.pairs import NavEvalConfig, bfs_fill, eval_pairs
 
 BEST_FILE = "best.safetensors"
 HELD_OUT_FILE = "held_out_pages.npy"
@@ -45,19 +45,9 @@ def shortest_links(offsets, targets, rev_offsets, rev_sources, cur, goal, rand, 
     queue = np.empty(n, np.int64)
     out = fallback.copy()
     for i in range(len(cur)):
-        c, g = cur[i], goal[i]
-        dist[g] = 0
-        queue[0] = g
-        head, tail = 0, 1
-        while head < tail and dist[c] < 0:  # stop once c is found: all pages one closer are known
-            u = queue[head]
-            head += 1
-            for e in range(rev_offsets[u], rev_offsets[u + 1]):
-                v = rev_sources[e]
-                if dist[v] < 0:
-                    dist[v] = dist[u] + 1
-                    queue[tail] = v
-                    tail += 1
+        c = cur[i]
+        # backwards from the goal, stopping once c is found: all pages one closer are known then
+        tail = bfs_fill(rev_offsets, rev_sources, goal[i], dist, queue, c)
         if dist[c] > 0:
             count = 0
             for e in range(offsets[c], offsets[c + 1]):
