@@ -131,7 +131,7 @@ def test_bit_parallel_lcs_equals_the_dynamic_programming_table():
 
     from rouge_score.rouge_scorer import _lcs_table
 
-    from protege.systems.lm_irl.evaluate import lcs_length
+    from protege.eval.text_metrics import lcs_length
     rng = random.Random(0)
     for _ in range(500):  # few distinct tokens: many matches, long common subsequences
         a = [rng.randrange(5) for _ in range(rng.randrange(0, 70))]

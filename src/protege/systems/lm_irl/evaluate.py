@@ -8,7 +8,6 @@ with the task score says whether the model's implicit reward knows what a good c
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from protege.core.config_help import check_fields
 from protege.core.errors import UserError
 from protege.data.text import TextExample
 from protege.data.tokens import collate, encode, prompt_ids, special_prefix, step_logits
-from protege.eval.text_metrics import distinct_n, self_bleu
+from protege.eval.text_metrics import distinct_n, rouge_l, self_bleu
 from protege.losses.iqlearn import extracted_reward
 from protege.nn.lm import fit_prompt, position_limit
 from protege.nn.lm import generate as generate_tokens
@@ -63,51 +62,6 @@ def task_score(kind: str, example: TextExample, completion: str) -> float:
         from protege.worlds.text.arithmetic import is_correct
         return float(is_correct(example.prompt, completion))
     return rouge_l(example.completion, completion)
-
-
-def rouge_l(reference: str, prediction: str) -> float:
-    """rouge-score's ROUGE-L F1 (its stemming tokenizer, its precision / recall / F-measure), with the
-    longest common subsequence counted by `lcs_length`: rouge-score fills a Python table of
-    len(reference) x len(prediction) cells per pair, three quarters of the FOLDOC baselines' time."""
-    from rouge_score.scoring import fmeasure
-    tokenizer = rouge_l_scorer()._tokenizer
-    target, predicted = tokenizer.tokenize(reference), tokenizer.tokenize(prediction)
-    if not target or not predicted:
-        return 0.0
-    lcs = lcs_length(target, predicted)
-    return fmeasure(lcs / len(predicted), lcs / len(target))
-
-
-def lcs_length(a, b) -> int:
-    """Length of the longest common subsequence of two token sequences, bit-parallel (Hyyrö 2004,
-    after Allison & Dix 1986): bit i of `v` is cleared once a[i] is matched; one integer addition per
-    token of `b` replaces a row of the dynamic-programming table."""
-    positions: dict = {}
-    for i, token in enumerate(a):
-        positions[token] = positions.get(token, 0) | (1 << i)
-    full = (1 << len(a)) - 1
-    v = full
-    for token in b:
-        u = v & positions.get(token, 0)
-        v = ((v + u) | (v - u)) & full
-    return len(a) - v.bit_count()
-
-
-@lru_cache(maxsize=1)
-def rouge_l_scorer():
-    """rouge-score's ROUGE-L with its own stemming tokenizer (as `text_metrics.rouge`), but each text
-    is tokenised once: the trivial baselines score the same few candidate and reference texts
-    thousands of times, and Porter stemming them again was most of `eval lm`'s baseline time."""
-    from rouge_score import rouge_scorer, tokenizers
-
-    class OnceTokenizer(tokenizers.Tokenizer):
-        def __init__(self):
-            self.stemming = tokenizers.DefaultTokenizer(use_stemmer=True)
-
-        @lru_cache(maxsize=65536)  # noqa: B019 (one instance, kept for the process)
-        def tokenize(self, text):
-            return tuple(self.stemming.tokenize(text))
-    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=OnceTokenizer())
 
 
 IMPLS = ("batched", "transformers")
