@@ -31,6 +31,10 @@ class TaskConfig:
     definition_words words) or only its first sentence (a shorter, more learnable target)"""
     definition_words: int = 40
     """foldoc: most words of the definition kept (before any first-sentence cut)"""
+    term: Literal["index", "as_written"] = "index"
+    """foldoc: the term in the prompt as dictd's index has it (lower-cased; the definition starts at
+    the entry's second line, alias lines included) or as FOLDOC writes it ("BeOS"; the definition
+    starts after the term's header lines)"""
 
     def __post_init__(self):
         check_fields(self, train_size=">=0", eval_size=">=1", prompt_field="nonempty",
@@ -56,7 +60,7 @@ def load_task(cfg: TaskConfig, seed: int) -> TaskData:
     if cfg.kind == "foldoc":
         from protege.worlds.text import foldoc
         return TaskData(*foldoc.split(cfg.train_size, cfg.eval_size, seed, max_words=cfg.definition_words,
-                                      only_first_sentence=cfg.definition == "first_sentence"))
+                                      only_first_sentence=cfg.definition == "first_sentence", term=cfg.term))
     if not cfg.path:
         raise UserError("task.kind=file needs task.path (a .jsonl, .parquet or HF datasets folder)")
     rows = load_text_dataset(cfg.path, cfg.prompt_field, cfg.completion_field)
