@@ -2,20 +2,29 @@
 completion and each baseline's completion are scored on the same held-out prompts, and the per-prompt
 difference gets a 95% t-interval (a margin is clear when the interval is above zero). The baselines
 are those of `protege eval lm` (empty, most common, best constant chosen on training data, nearest
-training prompt's completion); `best` is whichever of them scores highest on these prompts.
+training prompt's completion) and, for FOLDOC, two that copy the term: the term itself, and the
+term followed by the constant completion that scores best after it on training data; `best` is
+whichever baseline scores highest on these prompts.
 
 With `--against RUN ...` (one per RUN, the same seeds in the same order) it also compares two
 methods over seeds: each seed's greedy score of both, their difference, and means with 95% t-intervals
 over the seeds. The last line printed is one JSON object.
 
     PYTHONPATH=src .venv/bin/python scripts/lm_margin.py RUN [RUN ...] [--prompts 100] [--against RUN ...]
+
+With `--recipe NAME [--set key=value ...] --seeds 0 1 2` (no RUN) it trains nothing: it prints each
+seed's baselines on its held-out prompts and, for FOLDOC, how much of the reference a copy of the term
+could supply (the share of the reference's ROUGE tokens found in the term, and how often a many-word
+term's initials or a one-word term appear in the reference).
 """
 import argparse
 import json
 from collections import Counter
 from pathlib import Path
 
+from protege.data.text import TextExample
 from protege.eval.stats import mean_interval
+from protege.eval.text_metrics import _rouge_tokens
 from protege.systems.lm_irl.baselines import best_constant, nearest_prompts
 from protege.systems.lm_irl.evaluate import (
     eval_config,
@@ -25,7 +34,49 @@ from protege.systems.lm_irl.evaluate import (
 )
 from protege.worlds.text.tasks import TaskConfig, load_task
 
-BASELINES = ("empty", "most_common", "best_constant", "retrieval")
+def the_term(example: TextExample) -> str:
+    """The term a FOLDOC prompt asks for ("Define: BeOS" -> "BeOS")."""
+    return example.prompt.removeprefix("Define: ")
+
+
+def baseline_completions(kind: str, train: list[TextExample], examples: list[TextExample],
+                         seed: int) -> dict[str, list[str]]:
+    """{baseline name: its completion for each of `examples`}; constants are chosen on `train`."""
+    score = lambda e, c: task_score(kind, e, c)
+    n = len(examples)
+    common = Counter(e.completion for e in train).most_common(1)[0][0]
+    nearest, _ = nearest_prompts([e.prompt for e in train], [e.prompt for e in examples])
+    completions = {"empty": [""] * n, "most_common": [common] * n,
+                   "best_constant": [best_constant(score, train, seed=seed)] * n,
+                   "retrieval": [train[i].completion for i in nearest]}
+    if kind == "foldoc":
+        after_term = best_constant(lambda e, c: score(e, f"{the_term(e)} {c}"), train, seed=seed)
+        completions["term"] = [the_term(e) for e in examples]
+        completions["term+best_constant"] = [f"{the_term(e)} {after_term}" for e in examples]
+    return completions
+
+
+def copy_stats(examples: list[TextExample]) -> dict[str, float]:
+    """What copying the term could give, over FOLDOC `examples`: the mean share of the reference's
+    ROUGE tokens (lower-cased, stemmed) that are tokens of the term; among terms of 2+ words, the
+    share whose initials are a token of the reference ("(MAC)"); among one-word terms, the share
+    found as a token of the reference (case ignored, as ROUGE does); and the share of one-word terms
+    found with the same case as in the prompt."""
+    covered, initials, single, single_cased = [], [], [], []
+    for e in examples:
+        term, reference = _rouge_tokens(the_term(e)), _rouge_tokens(e.completion)
+        if reference:
+            covered.append(sum(t in set(term) for t in reference) / len(reference))
+        words = the_term(e).split()
+        if len(words) >= 2:
+            initials.append("".join(w[0] for w in words).lower() in reference)
+        elif words:
+            single.append(bool(term) and term[0] in reference)
+            single_cased.append(words[0] in e.completion.replace("(", " ").replace(")", " ").split())
+    mean = lambda xs: float(sum(xs) / max(1, len(xs)))
+    return {"reference_tokens_in_term": mean(covered), "initials_in_reference": mean(initials),
+            "multiword_terms": len(initials), "one_word_term_in_reference": mean(single),
+            "one_word_term_same_case": mean(single_cased), "one_word_terms": len(single)}
 
 
 def per_prompt_scores(run_dir: Path, prompts: int) -> tuple[dict[str, list[float]], list[tuple]]:
@@ -34,17 +85,11 @@ def per_prompt_scores(run_dir: Path, prompts: int) -> tuple[dict[str, list[float
     model, tokenizer, config = load_trained(run_dir)
     kind, seed = config["task"]["kind"], config["seed"]
     data = load_task(TaskConfig(**config["task"]), seed)
-    examples, train = data.eval[:prompts], data.train
-    score = lambda e, c: task_score(kind, e, c)
+    examples = data.eval[:prompts]
     cfg = eval_config(max_new_tokens=config["eval"]["max_new_tokens"])
     greedy = [outs[0] for outs in generate(model, tokenizer, [e.prompt for e in examples], cfg)]
-    common = Counter(e.completion for e in train).most_common(1)[0][0]
-    constant = best_constant(score, train, seed=seed)
-    nearest, _ = nearest_prompts([e.prompt for e in train], [e.prompt for e in examples])
-    completions = {"model": greedy, "empty": [""] * len(examples), "most_common": [common] * len(examples),
-                   "best_constant": [constant] * len(examples),
-                   "retrieval": [train[i].completion for i in nearest]}
-    scores = {name: [score(e, c) for e, c in zip(examples, outs)] for name, outs in completions.items()}
+    completions = {"model": greedy, **baseline_completions(kind, data.train, examples, seed)}
+    scores = {name: [task_score(kind, e, c) for e, c in zip(examples, outs)] for name, outs in completions.items()}
     return scores, [(e.prompt, g, e.completion) for e, g in zip(examples, greedy)]
 
 
@@ -52,10 +97,11 @@ def margin_row(scores: dict[str, list[float]]) -> dict:
     """The model's mean, each baseline's mean, and model - baseline per prompt as (mean, low, high);
     `best` is the baseline with the highest mean on these prompts."""
     row = {"model": mean_interval(scores["model"])[0]}
-    for name in BASELINES:
+    baselines = [name for name in scores if name != "model"]
+    for name in baselines:
         row[name] = mean_interval(scores[name])[0]
         row[f"model-{name}"] = mean_interval([m - b for m, b in zip(scores["model"], scores[name])])
-    best = max(BASELINES, key=lambda name: row[name])
+    best = max(baselines, key=lambda name: row[name])
     row["best"], row["model-best"] = best, row[f"model-{best}"]
     return row
 
@@ -84,14 +130,43 @@ def seed_table(rows: list[dict], against: list[dict]) -> tuple[list[str], dict]:
     return lines, means
 
 
+def task_only(recipe: str, overrides: list[str], seeds: list[int], prompts: int) -> dict:
+    """Each seed's baselines (mean score on its first `prompts` held-out prompts) and copy stats, and
+    their means over the seeds with 95% t-intervals; printed as it goes."""
+    from protege.core.registry import resolve
+    per_seed = []
+    for seed in seeds:
+        _, cfg, _ = resolve(recipe, [*overrides, f"seed={seed}"])
+        data = load_task(cfg.task, seed)
+        examples = data.eval[:prompts]
+        row = {name: mean_interval([task_score(cfg.task.kind, e, c) for e, c in zip(examples, outs)])[0]
+               for name, outs in baseline_completions(cfg.task.kind, data.train, examples, seed).items()}
+        if cfg.task.kind == "foldoc":
+            row.update(copy_stats(examples))
+        per_seed.append(row)
+        print(f"seed {seed} ({prompts} prompts): " + "; ".join(f"{k} {_cell(v)}" for k, v in row.items()))
+    means = {k: mean_interval([r[k] for r in per_seed]) for k in per_seed[0]} if len(seeds) > 1 else {}
+    for k, m in means.items():
+        print(f"mean over seeds {k}: {m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}]")
+    return {"seeds": per_seed, "mean": means}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="*", type=Path)
+    parser.add_argument("--recipe", help="no RUN: the baselines of this recipe's task, per seed")
+    parser.add_argument("--set", nargs="*", default=[], help="--recipe overrides, key=value")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="--recipe seeds")
     parser.add_argument("--prompts", type=int, default=100, help="held-out prompts (the first N)")
     parser.add_argument("--against", nargs="*", type=Path, default=[],
                         help="a second method's runs, one per RUN (same seeds, same order)")
     parser.add_argument("--show", type=int, default=0, help="print the first N greedy completions")
     args = parser.parse_args()
+    if args.recipe:
+        print(json.dumps(task_only(args.recipe, args.set, args.seeds, args.prompts)))
+        return
+    if not args.runs:
+        parser.error("give RUN ... or --recipe NAME")
     if args.against and len(args.against) != len(args.runs):
         parser.error(f"--against needs one run per RUN ({len(args.runs)}), got {len(args.against)}")
     results, rows = {}, {}
