@@ -32,3 +32,31 @@ def mean_interval(values, confidence: float = 0.95) -> tuple[float, float, float
         return mean, mean, mean
     half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return mean, mean - half, mean + half
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks (ties share the mean of
+    their ranks); nan when either input is constant, has a nan, or has fewer than 2 values. The same
+    steps as `scipy.stats.spearmanr(x, y).statistic` (its ranks, then numpy's corrcoef, the same
+    matrix entry), so the same float; written here because importing scipy.stats costs more CPU
+    than a small model's whole `eval lm` (tested against scipy, ties included)."""
+    import numpy as np
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if len(x) != len(y):
+        raise ValueError(f"spearman needs two sequences of one length, got {len(x)} and {len(y)}")
+    if len(x) < 2 or (x == x[0]).all() or (y == y[0]).all() or np.isnan(x).any() or np.isnan(y).any():
+        return float("nan")
+    return float(np.corrcoef(np.column_stack((average_ranks(x), average_ranks(y))), rowvar=False)[1, 0])
+
+
+def average_ranks(values):
+    """Ranks from 1 (float64), tied values sharing the mean of the ranks they span."""
+    import numpy as np
+    values = np.asarray(values)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # ranks starts+1 .. ends, averaged
+    return ranks

@@ -5,8 +5,8 @@ batch until the longest one finishes and spends more time per step on its bookke
 built-in models spend computing. Here prompts of any length share a batch (left padded: the attention
 mask hides the padding and position ids count real tokens only, as `generate` derives them), a row
 leaves the batch and the cache as soon as it emits EOS or reaches its own token budget, and the next
-token is chosen exactly as `generate` chooses it: argmax of the float32 logits, or transformers' own
-temperature, top-k and top-p warpers followed by `torch.multinomial`. Greedy output is therefore the
+token is chosen exactly as `generate` chooses it: argmax of the float32 logits, or the temperature,
+top-k and top-p warpers as transformers writes them (`warp`) followed by `torch.multinomial`. Greedy output is therefore the
 same as `generate`'s (up to float rounding that differs with the batch shape); sampled output is
 seeded by torch's global generator but draws in a different order, so it matches `generate`'s in
 distribution, not token for token.
@@ -15,7 +15,6 @@ distribution, not token for token.
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 HF_DEFAULT_TOP_K = 50
 """what `generate` applies when sampling and the model's generation config sets no top_k"""
@@ -46,21 +45,24 @@ def sampling_like_generate(model, temperature: float, top_p: float) -> Sampling:
     return Sampling(temperature, HF_DEFAULT_TOP_K if top_k is None else top_k, top_p)
 
 
-def _warpers(sampling: Sampling):
-    from transformers.generation.logits_process import (
-        LogitsProcessorList,
-        TemperatureLogitsWarper,
-        TopKLogitsWarper,
-        TopPLogitsWarper,
-    )
-    warpers = LogitsProcessorList()  # the order `generate` applies them in
+def warp(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
+    """transformers' TemperatureLogitsWarper, TopKLogitsWarper and TopPLogitsWarper (filter value -inf,
+    at least one token kept), in the order `generate` applies them, on [B, V] logits. Written out
+    (their code, line for line) because importing transformers' generation module costs about a CPU
+    second of every fresh `eval lm` and `lm sample`, more than sampling itself; the tests check the
+    result is bit-equal to the library's warpers."""
     if sampling.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(sampling.temperature))
+        logits = logits / sampling.temperature
     if sampling.top_k:
-        warpers.append(TopKLogitsWarper(sampling.top_k))
+        kth_largest = torch.topk(logits, min(sampling.top_k, logits.shape[-1]))[0][..., -1, None]
+        logits = logits.masked_fill(logits < kth_largest, -float("inf"))
     if sampling.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(sampling.top_p))
-    return warpers
+        sorted_logits, sorted_indices = torch.sort(logits, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        sorted_remove = cumulative <= (1 - sampling.top_p)
+        sorted_remove[..., -1:] = 0  # the most likely token always stays
+        logits = logits.masked_fill(sorted_remove.scatter(1, sorted_indices, sorted_remove), -float("inf"))
+    return logits
 
 
 @torch.inference_mode()
@@ -74,14 +76,13 @@ def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad
     tokens need not run the model again (see protege.systems.lm_irl.evaluate.sample_and_score)."""
     if len(prompts) != len(budgets):
         raise ValueError(f"{len(prompts)} prompts but {len(budgets)} budgets")
-    warpers = _warpers(sampling) if sampling is not None else None
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in prompts]
     stats: list[list[list[float]]] = [[] for _ in prompts]
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         rows, row_stats = _decode_batch(model, [prompts[i] for i in chunk], [budgets[i] for i in chunk],
-                                        eos_id, pad_id, warpers, step_stats)
+                                        eos_id, pad_id, sampling, step_stats)
         for i, row, row_stat in zip(chunk, rows, row_stats):
             out[i], stats[i] = row, row_stat
     return (out, stats) if step_stats else out
@@ -95,7 +96,7 @@ def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers, step_stats=False):
+def _decode_batch(model, prompts, budgets, eos_id, pad_id, sampling, step_stats=False):
     unique, copies = _unique_rows(prompts)
     ids, mask = left_padded(unique, pad_id)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)  # padding's positions are never attended to
@@ -109,10 +110,10 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, warpers, step_stats=F
     out: list[list[int]] = [[] for _ in prompts]
     stats: list[list[list[float]]] = [[] for _ in prompts]
     for step in range(max(budgets)):
-        if warpers is None:
+        if sampling is None:
             token = logits.argmax(-1)
         else:
-            token = torch.multinomial(torch.softmax(warpers(ids, logits), -1), 1).squeeze(1)
+            token = torch.multinomial(torch.softmax(warp(logits, sampling), -1), 1).squeeze(1)
         for row, t in zip(alive.tolist(), token.tolist()):
             out[row].append(t)
         if step_stats:
@@ -155,47 +156,13 @@ def _step_stats(logits, token):
     return torch.stack([q, torch.logsumexp(logits, -1), entropy], dim=1)
 
 
-def in_place_cache(model, capacity: int) -> Cache:
-    """A KV cache for `capacity` tokens whose layers write in place (see `InPlaceLayer`); transformers'
-    own cache for models with anything but full attention in every layer (sliding windows, recurrent
-    state), whose layers know what to keep."""
+def in_place_cache(model, capacity: int):
+    """A KV cache for `capacity` tokens whose layers write in place (see
+    protege.nn.kv_cache.InPlaceLayer); transformers' own cache for models with anything but full
+    attention in every layer (sliding windows, recurrent state), whose layers know what to keep.
+    Imported here, not at the top: the plain GPT-2 brings its own cache, and a built-in run's
+    `eval lm` then never imports transformers."""
     if hasattr(model, "new_cache"):  # protege.nn.gpt2_plain's model brings its own
         return model.new_cache(capacity)
-    config = model.config
-    layer_types = getattr(config, "layer_types", None) or []
-    if getattr(config, "sliding_window", None) or any(t != "full_attention" for t in layer_types):
-        return DynamicCache(config=config)
-    return Cache(layers=[InPlaceLayer(capacity) for _ in range(config.num_hidden_layers)])
-
-
-class InPlaceLayer(DynamicLayer):
-    """transformers' DynamicLayer, but its keys and values are views into buffers allocated once for
-    `capacity` tokens and written in place: DynamicLayer concatenates, copying the whole cache at
-    every step, which took a quarter of a decoding step of the built-in models."""
-
-    def __init__(self, capacity: int):
-        super().__init__()
-        self.capacity, self.length = capacity, 0
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            shape = (*key_states.shape[:-2], self.capacity)
-            self.key_buffer = key_states.new_empty((*shape, key_states.shape[-1]))
-            self.value_buffer = value_states.new_empty((*shape, value_states.shape[-1]))
-        end = self.length + key_states.shape[-2]
-        if end > self.capacity:
-            raise ValueError(f"the cache holds {self.capacity} tokens, {end} were written")
-        self.key_buffer[..., self.length:end, :] = key_states
-        self.value_buffer[..., self.length:end, :] = value_states
-        self.length = end
-        self._views()
-        return self.keys, self.values
-
-    def batch_select_indices(self, indices):
-        self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
-        self._views()
-
-    def _views(self):
-        self.keys = self.key_buffer[..., :self.length, :]
-        self.values = self.value_buffer[..., :self.length, :]
+    from protege.nn.kv_cache import hf_in_place_cache
+    return hf_in_place_cache(model.config, capacity)

@@ -1,9 +1,11 @@
 """Tokenizers: a byte-level BPE trained on the task's own text (built-in tasks), or a model's own.
 
 The BPE is trained with Hugging Face `tokenizers` and wrapped as a `PreTrainedTokenizerFast`, so the
-run directory holds a standard `tokenizer.json` any HF tool can read back.
+run directory holds a standard `tokenizer.json` any HF tool can read back. For decoding and scoring
+only, `load_inference_tokenizer` reads such a folder with `tokenizers` alone (see `BackendTokenizer`).
 """
 
+import json
 from pathlib import Path
 
 from protege.core.errors import UserError
@@ -34,6 +36,105 @@ def load_tokenizer(path: str | Path):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""tokenizer_config.json classes that are transformers' plain wrapper of a tokenizer.json"""
+PLAIN_CONFIG_KEYS = {"backend", "tokenizer_class", "model_max_length", "bos_token", "eos_token", "pad_token",
+                     "unk_token", "clean_up_tokenization_spaces", "padding_side", "truncation_side",
+                     "model_input_names"}
+"""keys whose values `BackendTokenizer` reproduces (or that change nothing it does); any other key
+(add_bos_token, add_prefix_space, split_special_tokens, added_tokens_decoder, ...) makes transformers
+edit the backend on loading, so such a folder loads through transformers"""
+SPECIAL_NAMES = ("bos_token", "eos_token", "pad_token", "unk_token")
+TRANSFORMERS_PATCHES_ABOVE = 100_000
+"""transformers rewrites the pre-tokenizer of vocabularies larger than this (a Mistral regex fix)"""
+
+
+def load_inference_tokenizer(path: str | Path):
+    """The tokenizer in `path` for decoding and scoring: a `BackendTokenizer` when the folder is a
+    plain tokenizer.json that transformers would load unchanged (the built-in BPE is), else
+    `load_tokenizer`'s. Why: importing transformers' tokenizer classes costs about a CPU second of
+    every fresh `eval lm` / `lm sample` (more than evaluating a small model); `tokenizers` alone
+    costs almost nothing."""
+    return _backend_tokenizer(Path(path)) or load_tokenizer(path)
+
+
+def _backend_tokenizer(path: Path) -> "BackendTokenizer | None":
+    """None unless loading through transformers would leave tokenizer.json exactly as it is: a
+    generic class, no option that edits the backend, no truncation or padding, and every named
+    special token already an added special token (else transformers adds it, changing ids)."""
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text())
+        from tokenizers import Tokenizer
+        backend = Tokenizer.from_file(str(path / "tokenizer.json"))
+    except Exception:  # missing or unreadable (tokenizers raises a bare Exception): transformers explains
+        return None
+    if not isinstance(config, dict) or config.get("tokenizer_class") not in GENERIC_CLASSES \
+            or set(config) - PLAIN_CONFIG_KEYS or config.get("clean_up_tokenization_spaces") \
+            or backend.truncation is not None or backend.padding is not None \
+            or backend.get_vocab_size() > TRANSFORMERS_PATCHES_ABOVE:
+        return None
+    names = {name: config.get(name) for name in SPECIAL_NAMES}
+    added = {t.content: t for t in backend.get_added_tokens_decoder().values()}
+    for token in names.values():
+        if token is None:
+            continue
+        entry = added.get(token) if isinstance(token, str) else None
+        if entry is None or not entry.special or entry.normalized or entry.lstrip or entry.rstrip \
+                or entry.single_word:
+            return None
+    return BackendTokenizer(backend, names)
+
+
+class BackendTokenizer:
+    """What decoding and scoring call of a transformers tokenizer (`tok(text, add_special_tokens=)`,
+    `decode`, `batch_decode`, the special tokens and their ids, `len`), on a `tokenizers.Tokenizer`
+    that transformers would wrap unchanged: the same calls transformers makes on it, so the same ids
+    and texts (tested against AutoTokenizer). Encoding with specials applies the tokenizer.json's
+    own template (a BOS where it has one); a missing pad token is the EOS, as `load_tokenizer` sets."""
+
+    is_fast = True
+
+    def __init__(self, backend, special_tokens: dict[str, str | None]):
+        self.backend = backend
+        self.bos_token, self.eos_token = special_tokens["bos_token"], special_tokens["eos_token"]
+        self.unk_token = special_tokens["unk_token"]
+        self.pad_token = special_tokens["pad_token"] or self.eos_token
+
+    def _id(self, token: str | None) -> int | None:
+        return None if token is None else self.backend.token_to_id(token)
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self._id(self.bos_token)
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self._id(self.eos_token)
+
+    @property
+    def pad_token_id(self) -> int | None:
+        return self._id(self.pad_token)
+
+    @property
+    def unk_token_id(self) -> int | None:
+        return self._id(self.unk_token)
+
+    def __len__(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        if not isinstance(text, str):
+            raise TypeError(f"BackendTokenizer encodes one text at a time, got {type(text).__name__}")
+        return {"input_ids": self.backend.encode(text, add_special_tokens=add_special_tokens).ids}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def batch_decode(self, rows: list[list[int]], skip_special_tokens: bool = False) -> list[str]:
+        return [self.decode(row, skip_special_tokens) for row in rows]
 
 
 def save_tokenizer(tokenizer, folder: str | Path, source: str | Path | None = None) -> None:

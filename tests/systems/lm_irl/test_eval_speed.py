@@ -164,7 +164,8 @@ def test_sampled_tokens_follow_generates_distribution(tokenizer):
 def test_sliding_window_models_keep_transformers_cache(tokenizer):
     from transformers import DynamicCache, MistralConfig, MistralForCausalLM
 
-    from protege.nn.decode import InPlaceLayer, in_place_cache
+    from protege.nn.decode import in_place_cache
+    from protege.nn.kv_cache import InPlaceLayer
     assert all(isinstance(layer, InPlaceLayer) for layer in in_place_cache(tiny("llama", tokenizer), 8).layers)
     mistral = MistralForCausalLM(MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
                                                num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,

@@ -195,7 +195,7 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
                 context: int, gamma: float = 1.0, impl: str = "batched") -> dict:
     """The metrics table row of one model: task score (greedy and sampled), diversity, reward corr.
     `impl` picks the decoding path (see `generate`)."""
-    from scipy.stats import spearmanr
+    from protege.eval.stats import spearman
     examples = examples[:cfg.prompts]
     greedy = generate(model, tokenizer, [e.prompt for e in examples], cfg, impl=impl)
     greedy_scores = [task_score(kind, e, c[0]) for e, c in zip(examples, greedy)]
@@ -209,7 +209,7 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
         rewards, entropies = score_completions(model, tokenizer, pairs, context, gamma)
     sample_scores = np.asarray([task_score(kind, e, s) for e, group in zip(sampled_examples, samples)
                                 for s in group])
-    corr = spearmanr(rewards, sample_scores).statistic if np.ptp(sample_scores) > 0 else float("nan")
+    corr = spearman(rewards, sample_scores)  # nan when every sample scores the same
     return {"eval/greedy_score": float(np.mean(greedy_scores)),
             "eval/sampled_score": float(np.mean(sample_scores)),
             "eval/self_bleu": float(np.nanmean([self_bleu(g) for g in samples])),
@@ -220,12 +220,13 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
 
 def load_trained(run_dir: Path, inference_only: bool = False):
     """(model, tokenizer, resolved config) of a finished `lm` run: the full model, or for an adapter
-    (LoRA) run the recorded base model with the adapter on top. `inference_only`: a built-in GPT-2
-    loads as `protege.nn.gpt2_plain.PlainGPT2` (same logits, without importing transformers' model
-    code), for decoding and scoring only; anything else loads as always."""
+    (LoRA) run the recorded base model with the adapter on top. `inference_only`, for decoding and
+    scoring only: a built-in GPT-2 loads as `protege.nn.gpt2_plain.PlainGPT2` (same logits) and a
+    plain tokenizer.json as `protege.nn.tokenizer.BackendTokenizer` (same ids and texts), so a
+    built-in run's evaluation never imports transformers; anything else loads as always."""
     from protege.core.runs import check_safetensors, read_run_config
     from protege.nn.lm import load_lm
-    from protege.nn.tokenizer import load_tokenizer
+    from protege.nn.tokenizer import load_inference_tokenizer, load_tokenizer
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     folder = run_dir / "model"
@@ -237,17 +238,18 @@ def load_trained(run_dir: Path, inference_only: bool = False):
         check_safetensors(folder / "model.safetensors")
     else:
         check_safetensors(folder / "adapter_model.safetensors")
+    load_tokenizer_of_run = load_inference_tokenizer if inference_only else load_tokenizer
     if inference_only:
         from protege.nn.gpt2_plain import load_plain_gpt2
         plain = load_plain_gpt2(folder)
         if plain is not None:
-            return plain, load_tokenizer(run_dir / "tokenizer"), config
+            return plain, load_tokenizer_of_run(run_dir / "tokenizer"), config
     try:
         model = load_lm(folder)
     except (OSError, ValueError, KeyError, TypeError) as e:  # e.g. an empty or hand-edited config.json
         raise UserError(f"{folder}: cannot load the trained model "
                         f"({type(e).__name__}: {str(e).splitlines()[0][:150]})") from None
-    return model, load_tokenizer(run_dir / "tokenizer"), config
+    return model, load_tokenizer_of_run(run_dir / "tokenizer"), config
 
 
 def baselines(kind: str, train: list[TextExample], examples: list[TextExample], seed: int) -> dict:
