@@ -260,8 +260,18 @@ def test_eval_lm_results_equal_the_transformers_model(tmp_path, monkeypatch):
                            config["model"]["context"], config["objective"]["gamma"])
     expected.update(baselines("arithmetic", task.train, task.eval[:6], config["seed"]))
     assert json.loads(path.read_text())["results"] == pytest.approx(expected, abs=1e-6, nan_ok=True)
+    # in a fresh process, a built-in run's eval lm imports none of these (each costs more CPU than
+    # evaluating a small model): the plain GPT-2, the tokenizer read by `tokenizers`, numpy baselines
+    import subprocess
+    import sys
+    code = ("import sys; from protege.cli.main import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nprint(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'transformers', 'sklearn', 'scipy', 'nltk', 'rouge_score'}))")
+    out = subprocess.run([sys.executable, "-c", code, "eval", "lm", str(run_dir), *args[:-1], "4"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
     assert invoke("eval", "lm", run_dir, *args, "--beams", "2") == 0
-    assert len(list((run_dir / "eval").iterdir())) == 2
+    assert len(list((run_dir / "eval").iterdir())) == 3
 
 
 def test_sample_and_score_reuses_the_sampling_logits(tokenizer, monkeypatch):
