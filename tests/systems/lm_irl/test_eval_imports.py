@@ -182,3 +182,18 @@ def test_spearman_is_scipys():
     assert np.isnan(spearman([1.0, 2.0, np.nan], [1.0, 2.0, 3.0])) and np.isnan(spearman([1.0], [2.0]))
     with pytest.raises(ValueError, match="one length"):
         spearman([1, 2], [1, 2, 3])
+
+
+def test_self_bleu_is_sacrebleus_sentence_bleu():
+    import sacrebleu
+
+    from protege.eval.text_metrics import self_bleu
+    rng = random.Random(0)
+    words = "the a program of is to and function in language computer data . , ( ) ; 12 3.5 é ✓ don't".split()
+    groups = [[" ".join(rng.choice(words) for _ in range(rng.randrange(0, 30))) for _ in range(rng.randrange(2, 9))]
+              for _ in range(150)]
+    groups += [["", ""], ["a", ""], ["same text"] * 3, ["x y z ", " x y z"], ["a b", "a b c d e", "a"]]
+    for group in groups:
+        expected = np.mean([sacrebleu.sentence_bleu(s, group[:i] + group[i + 1:]).score for i, s in enumerate(group)])
+        assert self_bleu(group) == expected, group
+    assert np.isnan(self_bleu(["alone"]))

@@ -8,7 +8,6 @@ Each is scored with the task's own metric on the same held-out prompts as the mo
   TfidfVectorizer with its defaults computes it; see `nearest_prompts`).
 """
 
-import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -53,34 +52,44 @@ def tfidf_similarities(train_prompts: list[str], prompts: list[str]):
     sums run over each prompt's words in vocabulary order (tested against scikit-learn). Written out
     because importing scikit-learn (and the scipy it loads) costs more CPU than the whole evaluation
     of a small model."""
-    train_counts = [Counter(WORD.findall(p.lower())) for p in train_prompts]
-    vocabulary = {word: j for j, word in enumerate(sorted(set().union(*train_counts)))}
-    df = np.zeros(len(vocabulary))
-    for counts in train_counts:
-        df[[vocabulary[w] for w in counts]] += 1
+    train_words = [WORD.findall(p.lower()) for p in train_prompts]
+    vocabulary = {word: j for j, word in enumerate(sorted({w for words in train_words for w in words}))}
+    train_rows, train_cols, train_counts = _counts(train_words, vocabulary)
+    df = np.bincount(train_cols, minlength=len(vocabulary)).astype(np.float64)
     idf = np.log(np.float64(len(train_prompts) + 1) / (df + 1.0)) + 1.0
-    postings: list[list[tuple[int, float]]] = [[] for _ in vocabulary]  # word -> (training prompt, weight)
-    for k, counts in enumerate(train_counts):
-        for j, weight in _unit_tfidf(counts, vocabulary, idf):
-            postings[j].append((k, weight))
-    columns = [(np.array([k for k, _ in p], dtype=np.int64), np.array([w for _, w in p])) for p in postings]
-    for prompt in prompts:
+    train_weights = _unit_rows(train_rows, train_counts * idf[train_cols], len(train_prompts))
+    by_word = np.argsort(train_cols, kind="stable")  # each word's training prompts and weights
+    starts = np.searchsorted(train_cols[by_word], np.arange(len(vocabulary) + 1))
+    rows, cols, counts = _counts([WORD.findall(p.lower()) for p in prompts], vocabulary)
+    weights = _unit_rows(rows, counts * idf[cols], len(prompts))
+    ends = np.searchsorted(rows, np.arange(len(prompts) + 1))
+    for i in range(len(prompts)):
         similarity = np.zeros(len(train_prompts))
-        for j, weight in _unit_tfidf(Counter(WORD.findall(prompt.lower())), vocabulary, idf):
-            rows, train_weights = columns[j]
-            similarity[rows] += weight * train_weights
+        for j, weight in zip(cols[ends[i]:ends[i + 1]].tolist(), weights[ends[i]:ends[i + 1]].tolist()):
+            postings = by_word[starts[j]:starts[j + 1]]
+            similarity[train_rows[postings]] += weight * train_weights[postings]
         yield similarity
 
 
-def _unit_tfidf(counts: Counter, vocabulary: dict[str, int], idf: np.ndarray) -> list[tuple[int, float]]:
-    """(word index, weight) in vocabulary order: count x idf over the row's l2 norm (words outside the
-    vocabulary dropped; an empty row stays empty), summed in scikit-learn's order."""
-    row = sorted((vocabulary[w], c * float(idf[vocabulary[w]])) for w, c in counts.items() if w in vocabulary)
-    norm = 0.0
-    for _, weight in row:
-        norm += weight * weight
-    norm = math.sqrt(norm)
-    return [(j, weight / norm) for j, weight in row]
+def _counts(documents: list[list[str]], vocabulary: dict[str, int]):
+    """(document, word index, count) of every distinct word of each document that is in the
+    vocabulary, ordered by document, then by word index (scikit-learn's sorted CSR rows)."""
+    lengths = [sum(w in vocabulary for w in words) for words in documents]
+    keys = np.fromiter((d * len(vocabulary) + vocabulary[w] for d, words in enumerate(documents)
+                        for w in words if w in vocabulary), dtype=np.int64, count=sum(lengths))
+    keys, counts = np.unique(keys, return_counts=True)
+    return keys // max(1, len(vocabulary)), keys % max(1, len(vocabulary)), counts
+
+
+def _unit_rows(rows: np.ndarray, weights: np.ndarray, n_rows: int) -> np.ndarray:
+    """`weights` over the l2 norm of their row (an empty row stays empty), the squares summed one
+    after another in row order as scikit-learn does (numpy's sum pairs them up: other roundings)."""
+    starts = np.searchsorted(rows, np.arange(n_rows + 1))
+    width = int(np.diff(starts).max(initial=0))
+    squares = np.zeros((n_rows, width + 1))  # padding with zeros leaves a sequential sum unchanged
+    squares[rows, np.arange(len(rows)) - starts[rows]] = weights * weights
+    norms = np.sqrt(np.cumsum(squares, axis=1)[:, -1])
+    return weights / norms[rows]
 
 
 def trivial_baselines(score: Score, train: list[TextExample], examples: list[TextExample],
