@@ -4,6 +4,7 @@ Self-BLEU comes from sacrebleu (each sample tokenised once) and ROUGE from Googl
 (ROUGE-L also with a faster LCS count, same values); distinct-n is a two-line count.
 """
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -84,8 +85,43 @@ def rouge_l(reference: str, prediction: str) -> float:
 
 @lru_cache(maxsize=1)
 def _stemming_tokenizer():
-    from rouge_score import tokenizers
-    return tokenizers.DefaultTokenizer(use_stemmer=True)  # what RougeScorer(use_stemmer=True) uses
+    """rouge-score's tokenizer with nltk's Porter stemmer, what RougeScorer(use_stemmer=True) uses,
+    loaded without the rest of nltk where that works (see `_nltk_init_skipped`)."""
+    try:
+        with _nltk_init_skipped():
+            from rouge_score import tokenizers
+            return tokenizers.DefaultTokenizer(use_stemmer=True)
+    except ImportError:  # a future nltk whose stemmer needs its package's __init__: load it whole
+        from rouge_score import tokenizers
+        return tokenizers.DefaultTokenizer(use_stemmer=True)
+
+
+@contextmanager
+def _nltk_init_skipped():
+    """While rouge-score's tokenizer loads, `nltk` and `nltk.stem` are empty packages in sys.modules
+    (their paths set, their __init__ not run), so only the stemmer's own modules load (porter.py
+    and the three small modules it imports). Why: any nltk import first runs nltk's __init__, which
+    imports all of nltk, ~1.5 CPU s, a fifth of a FOLDOC `eval lm`. Afterwards every nltk and
+    rouge_score module loaded meanwhile leaves sys.modules again, so a later `import nltk` or
+    rouge_score anywhere loads them whole and as usual; the tokenizer made meanwhile keeps its own
+    copy of the stemmer. Nothing is done when nltk is already imported (nothing to save)."""
+    import importlib.util
+    import sys
+    if "nltk" in sys.modules or importlib.util.find_spec("nltk") is None:
+        yield
+        return
+    before = set(sys.modules)
+    try:
+        for name in ("nltk", "nltk.stem"):
+            sys.modules[name] = importlib.util.module_from_spec(importlib.util.find_spec(name))
+        yield
+    finally:
+        for name in set(sys.modules) - before:
+            if name.split(".")[0] in ("nltk", "rouge_score"):
+                module = sys.modules.pop(name)
+                parent, _, child = name.rpartition(".")
+                if getattr(sys.modules.get(parent), child, None) is module:
+                    delattr(sys.modules[parent], child)
 
 
 @lru_cache(maxsize=65536)

@@ -197,3 +197,29 @@ def test_self_bleu_is_sacrebleus_sentence_bleu():
         expected = np.mean([sacrebleu.sentence_bleu(s, group[:i] + group[i + 1:]).score for i, s in enumerate(group)])
         assert self_bleu(group) == expected, group
     assert np.isnan(self_bleu(["alone"]))
+
+
+def test_rouge_tokens_load_without_the_rest_of_nltk_and_leave_it_importable():
+    """In a fresh process: ROUGE-L's stemming tokenizer loads without nltk's package __init__ (all of
+    nltk), leaves no nltk or rouge_score module behind, a later `import nltk` and rouge-score load
+    whole as usual, and the stems are rouge-score's own."""
+    import subprocess
+    import sys
+    code = """
+import sys
+from protege.eval import text_metrics
+texts = ["The programs were running quickly, generalizations abound", "Ünïcode café naïve", "", "a-b c_d 3.5 x",
+         "caresses ponies ties caress cats feed agreed plastered motoring sing conflated troubling sized"]
+ours = [text_metrics._rouge_tokens(t) for t in texts]
+assert ours[0] == ("the", "program", "were", "run", "quickli", "gener", "abound"), ours[0]
+left = [m for m in sys.modules if m.split(".")[0] in ("nltk", "rouge_score")]
+assert left == [], left
+import nltk
+from rouge_score import rouge_scorer, tokenizers
+assert tokenizers.porter is nltk.stem.porter and hasattr(nltk, "word_tokenize")
+assert ours == [tuple(tokenizers.DefaultTokenizer(use_stemmer=True).tokenize(t)) for t in texts]
+assert text_metrics.rouge_l(texts[4], texts[0]) == text_metrics.rouge(texts[0], texts[4])["rougeL"]
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
