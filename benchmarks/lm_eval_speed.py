@@ -19,7 +19,9 @@ where it ran (`protege.core.precision.machine_info`).
 
 Each round also times a "floor" process: the CLI started, the libraries the new command imports, the
 run's tokenizer loaded, nothing evaluated. No change to decoding or scoring can make the command
-cheaper than that, so earlier / floor is the most any such change could give.
+cheaper than that, so earlier / floor is the most any such change could give. The floor fell when
+the command stopped importing transformers, scikit-learn, scipy and all of nltk (see
+docs/results/lm_eval_speed.md).
 """
 
 import argparse
@@ -94,11 +96,12 @@ def eval_lm_command(src: Path, run_dir: Path, args) -> tuple[dict, float, float]
 
 def floor_command(run_dir: Path, kind: str) -> tuple[float, float]:
     """(wall s, CPU s) of a fresh process that only starts the CLI, imports the libraries the new
-    `eval lm` imports (torch, scikit-learn and scipy for the baselines and Spearman, sacrebleu, and
-    rouge-score for text tasks) and loads the run's tokenizer: what no decoding path can remove."""
-    code = ("from protege.cli.main import load_commands; load_commands(); import torch, scipy.stats, "
-            "sklearn.feature_extraction.text, sacrebleu" + (", rouge_score.rouge_scorer" if kind != "arithmetic" else "")
-            + f"; from protege.nn.tokenizer import load_tokenizer; load_tokenizer({str(run_dir / 'tokenizer')!r})")
+    `eval lm` imports (torch, tokenizers, safetensors, sacrebleu, and for text tasks rouge-score's
+    stemming tokenizer as ROUGE-L loads it) and loads the run's tokenizer: what no change to
+    decoding or scoring can remove."""
+    code = ("from protege.cli.main import load_commands; load_commands(); import torch, safetensors.torch, sacrebleu; "
+            f"from protege.nn.tokenizer import load_inference_tokenizer; load_inference_tokenizer({str(run_dir / 'tokenizer')!r})"
+            + ("; from protege.eval.text_metrics import rouge_l; rouge_l('a b', 'a')" if kind != "arithmetic" else ""))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
