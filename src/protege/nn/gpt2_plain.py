@@ -1,4 +1,5 @@
-"""The built-in GPT-2 for inference only: transformers' GPT-2 forward, written as plain torch calls.
+"""The built-in GPT-2 as plain torch calls: transformers' GPT-2 forward for inference, and a training
+forward over transformers' own model that skips the padding.
 
 Why hand-written: for the small built-in models, evaluation time is mostly not arithmetic. Importing
 transformers' model code (it pulls in torch._dynamo, the kernel hub and the loss registry) costs
@@ -7,9 +8,15 @@ Python layers (output capturing, mask building, deprecation wrappers) that a 4x1
 in less. This module loads a saved built-in GPT-2 (config.json + model.safetensors) and runs the
 same operations in the same order (addmm for Conv1D, the tanh GELU, `scaled_dot_product_attention`
 with a causal flag when nothing is padded and a boolean mask otherwise), so its logits equal
-`GPT2LMHeadModel`'s (tested) and greedy decoding picks the same tokens. Training, saving, LoRA and
-any other architecture use transformers: `load_plain_gpt2` returns None for a config it does not
-reproduce exactly.
+`GPT2LMHeadModel`'s (tested) and greedy decoding picks the same tokens. Saving, LoRA and any other
+architecture use transformers: `load_plain_gpt2` returns None for a config it does not reproduce
+exactly.
+
+Training (`train_logits`) is a different cost: a step is compute-bound (the demo's 4x128 model on 32
+arithmetic rows is ~10 GFLOP forward and backward), and a padded batch spends a fifth of it on padding
+and half the output side on prompt steps the loss never reads; `train_logits` runs the same
+operations on the rows that matter, with the `GPT2LMHeadModel`'s own parameters, so optimiser,
+checkpoints and saving are unchanged (docs/results/lm_irl.md, benchmarks/lm_train_speed.py).
 """
 
 import json
@@ -152,3 +159,68 @@ class PlainCache:
     def batch_select_indices(self, indices):
         self.keys = [k[indices] if k is not None else None for k in self.keys]
         self.values = [v[indices] if v is not None else None for v in self.values]
+
+
+# training: the same forward over transformers' own GPT2LMHeadModel parameters, without the padding --
+def trains_plain(model) -> bool:
+    """True when `train_logits` reproduces `model`'s forward: a bare built-in-style GPT2LMHeadModel
+    (not wrapped by peft or DistributedDataParallel) with the REQUIRED settings, a tied output
+    embedding, the default MLP width and no dropout (transformers draws dropout masks we would not)."""
+    from transformers import GPT2LMHeadModel
+    if type(model) is not GPT2LMHeadModel:
+        return False
+    config = model.config
+    dropout = (config.resid_pdrop, config.embd_pdrop, config.attn_pdrop) if model.training else (0,)
+    return all(getattr(config, k, v) == v for k, v in REQUIRED.items()) and config.n_inner is None \
+        and model.lm_head.weight is model.transformer.wte.weight and not any(dropout)
+
+
+def train_logits(model, input_ids, attention_mask, loss_mask, fused_gelu: bool = True):
+    """Logits [B, T-1, V] at the steps where `loss_mask` [B, T-1] is true, 0 at every other step, as a
+    GPT2LMHeadModel's `logits[:, :-1]` with gradients to its own parameters (see `trains_plain`).
+
+    Why: a training batch of short sequences is mostly work the loss never reads. Every per-token
+    operation (layer norms, the four matmuls of a block, the GELU) runs on the real tokens only, not on
+    the padding up to the batch's longest row (~19% of the rows on the arithmetic task); attention
+    scatters them back to [B, T] and runs causally, which for right padding attends to exactly the keys
+    the padding mask allows. The last block's output side (attention projection, MLP, final norm,
+    output embedding) runs only on the steps the loss counts (the completion, not the prompt), since no
+    other position's output reaches the loss. Same operations in the same order otherwise, so with
+    fused_gelu=False the logits equal transformers' bit for bit; fused_gelu=True computes GPT-2's tanh
+    GELU in one kernel (`F.gelu(approximate="tanh")`, the same formula, within one float rounding of
+    transformers' chain of seven element-wise ops, and half their time forward and backward).
+    Requires right padding (the attention mask of each row is ones, then zeros)."""
+    t, (B, T) = model.transformer, input_ids.shape
+    lengths = attention_mask.sum(1)
+    if not torch.equal(attention_mask.bool(), torch.arange(T)[None] < lengths[:, None]):
+        raise ValueError("train_logits needs right-padded rows (ones, then zeros)")
+    real = attention_mask.reshape(-1).nonzero().squeeze(1)  # flat [B*T] index of every real token
+    counted = F.pad(loss_mask, (0, 1)).reshape(-1)[real].nonzero().squeeze(1)  # among the real rows
+    h = F.embedding(input_ids.reshape(-1)[real], t.wte.weight) + \
+        F.embedding(torch.arange(T).repeat(B)[real], t.wpe.weight)
+    act = (lambda x: F.gelu(x, approximate="tanh")) if fused_gelu else _gelu_new
+    last = len(t.h) - 1
+    for i, block in enumerate(t.h):
+        x = F.layer_norm(h, h.shape[-1:], block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
+        a = _padded_attention(_conv1d(x, block.attn.c_attn.weight, block.attn.c_attn.bias), real, B, T,
+                              model.config.n_head)
+        if i == last:  # from here on every row is independent: keep the counted ones
+            a, h = a[counted], h[counted]
+        h = _conv1d(a, block.attn.c_proj.weight, block.attn.c_proj.bias) + h
+        x = F.layer_norm(h, h.shape[-1:], block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+        x = act(_conv1d(x, block.mlp.c_fc.weight, block.mlp.c_fc.bias))
+        h = h + _conv1d(x, block.mlp.c_proj.weight, block.mlp.c_proj.bias)
+    h = F.layer_norm(h, h.shape[-1:], t.ln_f.weight, t.ln_f.bias, t.ln_f.eps)
+    logits = F.linear(h, model.lm_head.weight)
+    return logits.new_zeros((B, T - 1, logits.shape[-1])).index_put((loss_mask,), logits)
+
+
+def _padded_attention(qkv, real, batch: int, length: int, n_head: int):
+    """Causal self-attention of the real rows `qkv` [N, 3C]: scattered to [B, T] (padding rows zero,
+    which with right padding no real query sees), attended with sdpa's causal flag, gathered back."""
+    width = qkv.shape[1] // 3
+    padded = qkv.new_zeros((batch * length, 3 * width)).index_copy(0, real, qkv)
+    heads = lambda z: z.view(batch, length, n_head, -1).transpose(1, 2)
+    q, k, v = (heads(z) for z in padded.view(batch, length, -1).split(width, dim=2))
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=q.shape[-1] ** -0.5)
+    return a.transpose(1, 2).reshape(batch * length, width)[real]

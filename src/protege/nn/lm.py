@@ -21,6 +21,7 @@ from protege.nn.moe import ROUTER_BIAS_KEY, MoEConfig
 
 ARCHS = ("gpt2", "llama", "mixtral")
 ROPE_SCALINGS = ("none", "linear", "dynamic", "yarn")
+TRAIN_FORWARDS = ("plain", "transformers")
 
 
 @dataclass
@@ -51,10 +52,18 @@ class ModelConfig:
     """llama/mixtral: base of the rotary position frequencies"""
     moe: MoEConfig = field(default_factory=MoEConfig)
     """mixtral: experts, routing and load balancing"""
+    train_forward: Literal["plain", "transformers"] = "plain"
+    """built-in GPT-2 training forward: plain (protege.nn.gpt2_plain.train_logits: real tokens only, the
+    loss's steps only at the output, fused GELU; the same logits within one float rounding, ~1.4x
+    faster a step) or transformers (the model's own forward over the padded batch); anything plain
+    does not reproduce (other architectures, LoRA, dropout, several processes) uses transformers"""
 
     def __post_init__(self):
         check_fields(self, source="nonempty", n_layer=">=1", n_embd=">=1", n_head=">=1",
                      dropout="[0,1)", lora_r=">=0", lora_alpha=">=1", mlp_hidden=">=0", rope_theta=">0")
+        if self.train_forward not in TRAIN_FORWARDS:
+            raise ValueError(f"train_forward must be one of {', '.join(TRAIN_FORWARDS)}, "
+                             f"got {self.train_forward!r}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if isinstance(self.moe, dict):

@@ -73,7 +73,7 @@ def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
 def training_loss(cfg: Config, model, train_model, batch):
     """The objective's (loss, metrics); for a mixture-of-experts model plus its router terms (the
     balancing loss and z-loss over non-padding tokens, whatever the model's output_router_logits)."""
-    loss, metrics = objective_loss(cfg.objective, train_model, batch)
+    loss, metrics = objective_loss(cfg.objective, train_model, batch, cfg.model.train_forward == "plain")
     if is_moe(model):
         extra, router_metrics = router_terms(model, cfg.model.moe, batch.attention_mask)
         loss = loss + extra

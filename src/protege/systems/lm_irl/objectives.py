@@ -7,6 +7,7 @@ from protege.core.config_help import check_fields
 from protege.data.tokens import TokenBatch, step_logits
 from protege.losses.iqlearn import iqlearn_loss, iqlearn_online_loss
 from protege.losses.mle import mle_loss
+from protege.nn.gpt2_plain import train_logits, trains_plain
 
 
 @dataclass
@@ -27,10 +28,21 @@ class ObjectiveConfig:
         check_fields(self, lam=">=0", gamma="(0,1]", entropy_coef=">=0", mixin="[0,1)")
 
 
-def objective_loss(cfg: ObjectiveConfig, model, batch: TokenBatch):
-    """(loss, metrics) of one batch; every completion weighs the same (per-sequence reduction)."""
+def batch_logits(model, batch: TokenBatch, plain: bool = False):
+    """Q(s_t, .) [B, T-1, V] wherever the loss counts. plain: the built-in GPT-2 through
+    `train_logits` (real tokens only; 0 at the steps the loss does not count) when `trains_plain`
+    allows it; otherwise, or for any other model, the model's own forward at every step."""
+    if plain and trains_plain(model):
+        return train_logits(model, batch.input_ids, batch.attention_mask, batch.loss_mask)
+    return step_logits(model, batch)
+
+
+def objective_loss(cfg: ObjectiveConfig, model, batch: TokenBatch, plain: bool = False):
+    """(loss, metrics) of one batch; every completion weighs the same (per-sequence reduction). Each
+    objective reads the logits only where `batch.loss_mask` is true (IQLearn's V(s') too: the step
+    after a counted non-terminal step is counted), so `plain` changes no value (see batch_logits)."""
     actions = batch.input_ids[:, 1:]
-    logits = step_logits(model, batch)
+    logits = batch_logits(model, batch, plain)
     if cfg.method == "mle":
         return mle_loss(logits, actions, batch.loss_mask, cfg.entropy_coef, per_sequence=True)
     if cfg.method == "iqlearn":
