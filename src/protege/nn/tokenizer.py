@@ -68,8 +68,8 @@ def _backend_tokenizer(path: Path) -> "BackendTokenizer | None":
         config = json.loads((path / "tokenizer_config.json").read_text())
         from tokenizers import Tokenizer
         backend = Tokenizer.from_file(str(path / "tokenizer.json"))
-    except Exception:  # missing or unreadable (tokenizers raises a bare Exception): transformers explains
-        return None
+    except Exception:  # noqa: BLE001 - tokenizers raises a bare Exception on a broken file
+        return None  # missing or unreadable: transformers' loading explains
     if not isinstance(config, dict) or config.get("tokenizer_class") not in GENERIC_CLASSES \
             or set(config) - PLAIN_CONFIG_KEYS or config.get("clean_up_tokenization_spaces") \
             or backend.truncation is not None or backend.padding is not None \

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from protege.nn.tokenizer import BackendTokenizer, load_inference_tokenizer, load_tokenizer, save_tokenizer, train_bpe
+from protege.nn.tokenizer import (
+    BackendTokenizer,
+    load_inference_tokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    train_bpe,
+)
 from protege.worlds.text.arithmetic import generate as arithmetic
 
 SPECIAL_TEXTS = ["", " ", "\n", "  two  spaces ", "<eos>", "a<eos>b", "<pad> <eos>", "<s>x</s>", "héllo wörld ✓",
@@ -189,7 +195,8 @@ def test_self_bleu_is_sacrebleus_sentence_bleu():
 
     from protege.eval.text_metrics import self_bleu
     rng = random.Random(0)
-    words = "the a program of is to and function in language computer data . , ( ) ; 12 3.5 é ✓ don't".split()
+    words = ["the", "a", "program", "of", "is", "to", "and", "function", "in", "language", "computer",
+             "data", ".", ",", "(", ")", ";", "12", "3.5", "é", "✓", "don't"]
     groups = [[" ".join(rng.choice(words) for _ in range(rng.randrange(0, 30))) for _ in range(rng.randrange(2, 9))]
               for _ in range(150)]
     groups += [["", ""], ["a", ""], ["same text"] * 3, ["x y z ", " x y z"], ["a b", "a b c d e", "a"]]
@@ -221,5 +228,5 @@ assert ours == [tuple(tokenizers.DefaultTokenizer(use_stemmer=True).tokenize(t))
 assert text_metrics.rouge_l(texts[4], texts[0]) == text_metrics.rouge(texts[0], texts[4])["rougeL"]
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
