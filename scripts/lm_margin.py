@@ -130,6 +130,25 @@ def seed_table(rows: list[dict], against: list[dict]) -> tuple[list[str], dict]:
     return lines, means
 
 
+def margin_table(rows: dict[str, dict]) -> list[str]:
+    """Markdown lines, one per run: the model's mean, each baseline's, and model - baseline per prompt
+    (95% t over the prompts) against the best constant, retrieval and (FOLDOC) term + constant; the
+    last line, with 2+ runs, the means over runs with 95% t-intervals over the runs."""
+    first = next(iter(rows.values()))
+    names = ["model", *[k for k in first if k not in ("model", "best") and not k.startswith("model-")]]
+    margins = [f"model-{k}" for k in ("best_constant", "retrieval", "term+best_constant") if f"model-{k}" in first]
+    lines = ["| run | " + " | ".join([*names, *margins]) + " |", "|" + "---|" * (1 + len(names) + len(margins))]
+    lines += [f"| {run} | " + " | ".join([*(f"{row[k]:.3f}" for k in names), *(_cell(row[k]) for k in margins)])
+              + " |" for run, row in rows.items()]
+    if len(rows) > 1:
+        over = lambda k, pick: mean_interval([pick(row[k]) for row in rows.values()])
+        cells = [over(k, float) for k in names] + [over(k, lambda v: v[0]) for k in margins]
+        lines.append(f"| mean [95% t over {len(rows)} runs] | "
+                     + " | ".join(f"{m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}]" for m in cells[:len(names)])
+                     + " | " + " | ".join(_cell(m) for m in cells[len(names):]) + " |")
+    return lines
+
+
 def task_only(recipe: str, overrides: list[str], seeds: list[int], prompts: int) -> dict:
     """Each seed's baselines (mean score on its first `prompts` held-out prompts) and copy stats, and
     their means over the seeds with 95% t-intervals; printed as it goes."""
@@ -178,7 +197,9 @@ def main() -> None:
         results[str(run_dir)] = row
         print(f"{run_dir} ({args.prompts} prompts): "
               + "; ".join(f"{k} {_cell(v)}" for k, v in row.items()))
+    print("\n".join(margin_table({str(r): rows[r] for r in args.runs})))
     if args.against:
+        print("\n".join(margin_table({str(r): rows[r] for r in args.against})))
         lines, means = seed_table([rows[r] for r in args.runs], [rows[r] for r in args.against])
         print(f"first: {', '.join(map(str, args.runs))}; second: {', '.join(map(str, args.against))}")
         print("\n".join(lines))
