@@ -14,29 +14,43 @@ def self_bleu(samples: list[str]) -> float:
     """Mean sentence BLEU (0-100) of each sample against the others; lower means more diverse.
     sacrebleu's `sentence_bleu(sample, others)` (13a tokens, exp smoothing, effective order): its
     tokenizer, n-gram counts and `BLEU.compute_bleu`, with each sample tokenised and counted once
-    instead of once per other sample (that repetition was nine tenths of the time; tested equal)."""
+    instead of once per other sample (that repetition was nine tenths of the time; tested equal),
+    and each n-gram's clipping limit (its largest count in any other sample) read from its two
+    largest counts over all samples instead of merging the other samples' counts for each sample."""
     from sacrebleu.metrics.bleu import BLEU, MAX_NGRAM_ORDER
     from sacrebleu.metrics.helpers import extract_all_word_ngrams
     if len(samples) < 2:
         return float("nan")
     order = MAX_NGRAM_ORDER
     counted = [extract_all_word_ngrams(_bleu_tokenizer()(s.rstrip()), 1, order) for s in samples]
+    largest = _two_largest_counts([ngrams for ngrams, _ in counted])
     scores = []
     for i, (hypothesis, hypothesis_len) in enumerate(counted):
-        others = counted[:i] + counted[i + 1:]
-        reference: dict = {}  # each n-gram's largest count in any other sample: the clipping limit
-        for ngrams, _ in others:
-            for ngram, count in ngrams.items():
-                if count > reference.get(ngram, 0):
-                    reference[ngram] = count
         correct, total = [0] * order, [0] * order
         for ngram, count in hypothesis.items():
+            first, holder, second = largest[ngram]
+            limit = second if holder == i else first  # the largest count among the other samples
             total[len(ngram) - 1] += count
-            correct[len(ngram) - 1] += min(count, reference.get(ngram, 0))
+            correct[len(ngram) - 1] += min(count, limit)
+        other_lengths = [n for j, (_, n) in enumerate(counted) if j != i]
         scores.append(BLEU.compute_bleu(correct, total, hypothesis_len,
-                                        _closest_length(hypothesis_len, [n for _, n in others]),
+                                        _closest_length(hypothesis_len, other_lengths),
                                         smooth_method="exp", effective_order=True).score)
     return float(np.mean(scores))
+
+
+def _two_largest_counts(counts: list[dict]) -> dict:
+    """For each n-gram: (its largest count, the first sample with that count, the largest count in
+    any other sample, 0 when none): what each sample's clipping limit needs."""
+    largest: dict = {}
+    for i, ngrams in enumerate(counts):
+        for ngram, count in ngrams.items():
+            first, holder, second = largest.get(ngram, (0, -1, 0))
+            if count > first:
+                largest[ngram] = (count, i, first)
+            elif count > second:
+                largest[ngram] = (first, holder, count)
+    return largest
 
 
 @lru_cache(maxsize=1)

@@ -63,21 +63,36 @@ def tfidf_similarities(train_prompts: list[str], prompts: list[str]):
     rows, cols, counts = _counts([WORD.findall(p.lower()) for p in prompts], vocabulary)
     weights = _unit_rows(rows, counts * idf[cols], len(prompts))
     ends = np.searchsorted(rows, np.arange(len(prompts) + 1))
+    postings: dict[int, tuple] = {}  # word -> (its training prompts, their weights), gathered once
     for i in range(len(prompts)):
         similarity = np.zeros(len(train_prompts))
         for j, weight in zip(cols[ends[i]:ends[i + 1]].tolist(), weights[ends[i]:ends[i + 1]].tolist()):
-            postings = by_word[starts[j]:starts[j + 1]]
-            similarity[train_rows[postings]] += weight * train_weights[postings]
+            if j not in postings:
+                postings[j] = _postings(train_rows[by_word[starts[j]:starts[j + 1]]],
+                                        train_weights[by_word[starts[j]:starts[j + 1]]], len(train_prompts))
+            train_rows_j, train_weights_j = postings[j]
+            similarity[train_rows_j] += weight * train_weights_j
         yield similarity
+
+
+def _postings(rows: np.ndarray, weights: np.ndarray, n_rows: int) -> tuple:
+    """(where, weights) to add one word's weights at: its rows, or for a word in most rows every row
+    with 0 where it is absent (a contiguous add is several times faster than a scattered one, and
+    adding weight * 0.0 = +0.0 leaves every similarity, all >= 0, bit for bit unchanged)."""
+    if len(rows) * 2 < n_rows:
+        return rows, weights
+    dense = np.zeros(n_rows)
+    dense[rows] = weights
+    return slice(None), dense
 
 
 def _counts(documents: list[list[str]], vocabulary: dict[str, int]):
     """(document, word index, count) of every distinct word of each document that is in the
     vocabulary, ordered by document, then by word index (scikit-learn's sorted CSR rows)."""
-    lengths = [sum(w in vocabulary for w in words) for words in documents]
-    keys = np.fromiter((d * len(vocabulary) + vocabulary[w] for d, words in enumerate(documents)
-                        for w in words if w in vocabulary), dtype=np.int64, count=sum(lengths))
-    keys, counts = np.unique(keys, return_counts=True)
+    words = np.fromiter((vocabulary.get(w, -1) for ws in documents for w in ws), dtype=np.int64)
+    document = np.repeat(np.arange(len(documents), dtype=np.int64), [len(ws) for ws in documents])
+    known = words >= 0
+    keys, counts = np.unique(document[known] * len(vocabulary) + words[known], return_counts=True)
     return keys // max(1, len(vocabulary)), keys % max(1, len(vocabulary)), counts
 
 

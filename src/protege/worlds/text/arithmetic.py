@@ -8,6 +8,7 @@ samples is meaningful; correctness is the exact final answer ("The answer is N."
 
 import random
 import re
+from functools import lru_cache
 
 from protege.data.text import TextExample
 
@@ -56,12 +57,16 @@ def generate(n: int, seed: int, exclude: set[str] | None = None) -> list[TextExa
     return examples
 
 
+# Both parsers are cached: scoring asks for the same texts many times (the trivial baselines score
+# 50 candidate completions against 100 training prompts, then 4 completions against each held-out one).
+@lru_cache(maxsize=8192)
 def answer_of(text: str) -> int | None:
     """The final answer stated in a completion, or None when there is none."""
     found = ANSWER.findall(text)
     return int(found[-1]) if found else None
 
 
+@lru_cache(maxsize=8192)
 def expected_answer(prompt: str) -> int | None:
     """The correct answer of a built-in prompt, recomputed from the prompt's numbers."""
     numbers = [int(n) for n in re.findall(r"\d+", prompt)]

@@ -1,0 +1,58 @@
+"""`eval lm`'s faster scoring pieces give exactly what they gave before (see
+docs/results/lm_eval_speed.md, third round): the arithmetic task's examples (other results depend on
+them), its cached answer parsers, and the TF-IDF postings' two layouts."""
+
+import hashlib
+import json
+import random
+
+import numpy as np
+
+from protege.systems.lm_irl.baselines import _postings
+from protege.worlds.text import arithmetic
+from protege.worlds.text.tasks import TaskConfig, load_task
+
+ARITHMETIC_TASK_SHA256 = "3daadae6eaf84e7db4559d5663138b0f1c4d4bb4d409b2d001bc47fa6c8af659"
+"""sha256 of the JSON list of [prompt, completion] of load_task(train_size=5000, seed 0): train, then eval"""
+
+
+def test_arithmetic_task_examples_are_unchanged():
+    task = load_task(TaskConfig(train_size=5000), 0)
+    rows = [[e.prompt, e.completion] for e in task.train + task.eval]
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest() == ARITHMETIC_TASK_SHA256
+
+
+def test_cached_answer_parsers_equal_the_plain_ones():
+    rng = random.Random(0)
+    examples = arithmetic.generate(300, 5)
+    texts = [e.completion for e in examples] + ["The answer is -3.", "no answer", "answer is 4 answer is 5"]
+    prompts = [e.prompt for e in examples] + ["1 and 2", "A has 3 x. A gets 4 and loses 5. How many?"]
+    for _ in range(3):  # the second and third passes read the caches
+        for text in texts:
+            assert arithmetic.answer_of(text) == arithmetic.answer_of.__wrapped__(text)
+        for prompt in prompts:
+            assert arithmetic.expected_answer(prompt) == arithmetic.expected_answer.__wrapped__(prompt)
+    for e in examples:
+        wrong = e.completion.replace("answer is ", "answer is 1")
+        assert arithmetic.is_correct(e.prompt, e.completion)
+        assert not arithmetic.is_correct(e.prompt, wrong)
+        prompt = rng.choice(prompts)  # any pairing: what the plain parsers say
+        assert arithmetic.is_correct(prompt, e.completion) == \
+            (arithmetic.answer_of.__wrapped__(e.completion) == arithmetic.expected_answer.__wrapped__(prompt))
+
+
+def test_dense_and_sparse_postings_add_the_same_bits():
+    """A word in most training prompts is added as a dense row with zeros where it is absent: the
+    similarities stay bit for bit those of adding at its rows only."""
+    rng = np.random.default_rng(0)
+    n = 50
+    for share in (0.2, 0.5, 0.9):
+        start = rng.random(n) * (rng.random(n) < 0.5)  # some similarities still exactly 0
+        rows = np.flatnonzero(rng.random(n) < share)
+        weights = rng.random(len(rows))
+        where, added = _postings(rows, weights, n)
+        assert isinstance(where, slice) == (len(rows) * 2 >= n)
+        got, expected = start.copy(), start.copy()
+        got[where] += 0.37 * added
+        expected[rows] += 0.37 * weights
+        assert np.array_equal(got, expected) and not np.signbit(got).any()
