@@ -56,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--max-new-tokens", type=int, help="set the run copies' eval.max_new_tokens (default: the run's)")
     p.add_argument("--rounds", type=int, default=3, help="timed commands per version, interleaved")
     p.add_argument("--old-commit", default=OLD_COMMIT, help="the earlier code to compare against")
+    p.add_argument("--also", action="append", default=[], metavar="COMMIT",
+                   help="also time the command at this commit (repeatable): e.g. the end of an earlier round")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -111,8 +113,8 @@ def floor_command(run_dir: Path, kind: str) -> tuple[float, float]:
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def measure_command(run_dir: Path, args, old_src: Path, tmp: Path, kind: str) -> dict:
-    srcs = {"earlier": old_src, "new": REPO / "src"}
+def measure_command(run_dir: Path, args, old_src: Path, tmp: Path, kind: str, also: dict) -> dict:
+    srcs = {"earlier": old_src, **{f"at_{commit}": src for commit, src in also.items()}, "new": REPO / "src"}
     copies = {v: run_copy(run_dir, tmp / v, args.max_new_tokens) for v in srcs}
     times = {v: {"wall": [], "cpu": []} for v in (*srcs, "floor")}
     results = {}
@@ -136,10 +138,16 @@ def measure_command(run_dir: Path, args, old_src: Path, tmp: Path, kind: str) ->
         row[f"command_{version}_results"] = {k: round(v, 4) for k, v in results[version].items()}
     for clock in ("cpu", "wall"):
         row[f"speedup_command_{clock}"] = round(row[f"command_earlier_{clock}_s"] / row[f"command_new_{clock}_s"], 2)
+    for version in srcs:
+        if version.startswith("at_"):
+            row[f"speedup_command_cpu_{version}"] = round(row["command_earlier_cpu_s"] / row[f"command_{version}_cpu_s"], 2)
     deterministic = [k for k in results["new"] if k == "eval/greedy_score" or k.startswith("baseline/")]
     row["speedup_command_cpu_at_most"] = round(row["command_earlier_cpu_s"] / row["command_floor_cpu_s"], 2)
     row["command_deterministic_equal"] = all(abs(results["new"][k] - results["earlier"][k]) < 1e-9
                                              for k in deterministic)
+    # against the other versions of this work: every metric, the sampled ones too (same draws)
+    row["command_all_metrics_equal_to"] = {v: all(abs(results["new"][k] - results[v][k]) <= 1e-6 * max(1, abs(results[v][k]))
+                                                  for k in results["new"]) for v in srcs if v.startswith("at_")}
     return row
 
 
@@ -195,15 +203,20 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory(prefix="lm_eval_speed_") as tmp:
         tmp = Path(tmp)
-        old = tmp / "old"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.old_commit],
-                       check=True, capture_output=True)
+        trees = {commit: tmp / f"tree_{commit}" for commit in (args.old_commit, *args.also)}
         try:
+            for commit, tree in trees.items():
+                subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
+                               check=True, capture_output=True)
+            also = {commit: trees[commit] / "src" for commit in args.also}
             for run_dir in args.runs:
                 row = measure_in_process(run_dir, args)
-                rows.append({**row, **measure_command(run_dir, args, old / "src", tmp, row["task"])})
+                rows.append({**row, **measure_command(run_dir, args, trees[args.old_commit] / "src", tmp,
+                                                      row["task"], also)})
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=True)
+            for tree in trees.values():
+                if tree.exists():
+                    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
     for row in rows:
         print(f"{row['task']}: eval lm {row['command_earlier_cpu_s']} -> {row['command_new_cpu_s']} s CPU "
               f"({row['speedup_command_cpu']}x; wall {row['speedup_command_wall']}x; imports and tokenizer alone "
