@@ -56,3 +56,27 @@ def test_dense_and_sparse_postings_add_the_same_bits():
         got[where] += 0.37 * added
         expected[rows] += 0.37 * weights
         assert np.array_equal(got, expected) and not np.signbit(got).any()
+
+
+def test_plain_cache_keeps_the_chosen_rows_written_keys_and_values():
+    """Rows leaving the batch (and n copies of a prompt's rows) keep exactly their keys and values,
+    and writing continues after them."""
+    import torch
+
+    from protege.nn.gpt2_plain import PlainCache
+    torch.manual_seed(0)
+    cache = PlainCache(n_layer=2, capacity=9)
+    written = [[torch.randn(5, 2, 4, 3) for _ in range(2)] for _ in range(2)]  # layer -> keys, values
+    for layer, (k, v) in enumerate(written):
+        cache.update(layer, k, v)
+    cache.length = 4
+    for rows in (torch.tensor([0, 2, 3]), torch.tensor([1, 1, 0])):
+        expected = [[t[rows] for t in layer] for layer in written]
+        cache.batch_select_indices(rows)
+        written = expected
+        for layer, (k, v) in enumerate(written):
+            assert torch.equal(cache.keys[layer][:, :, :4], k) and torch.equal(cache.values[layer][:, :, :4], v)
+            assert cache.keys[layer].shape[2] == 9  # the capacity stays
+    new_k, new_v = torch.randn(3, 2, 1, 3), torch.randn(3, 2, 1, 3)
+    k, v = cache.update(0, new_k, new_v)
+    assert torch.equal(k, torch.cat([written[0][0], new_k], 2)) and torch.equal(v, torch.cat([written[0][1], new_v], 2))
