@@ -34,6 +34,7 @@ from protege.systems.lm_irl.evaluate import (
 )
 from protege.worlds.text.tasks import TaskConfig, load_task
 
+
 def the_term(example: TextExample) -> str:
     """The term a FOLDOC prompt asks for ("Define: BeOS" -> "BeOS")."""
     return example.prompt.removeprefix("Define: ")

@@ -45,8 +45,8 @@ CASED = [(["berard object and class specifier", "bocs"],
           "Berard Object and Class Specifier\nBOCS\n\n   <programming> (BOCS) An object-oriented {CASE} tool.\n"),
          (["beos"], "BeOS\n\n   <operating system> An operating system by Be, Inc. for the BeBox.\n"),
          (["language for the on-line investigation and transformation of abstractions", "lolita"],
-          "Language for the On-Line Investigation and Transformation of\nAbstractions\nLOLITA\n\n"
-          "   A library of functions for vector-space analysis.\n")]
+          ("Language for the On-Line Investigation and Transformation of\nAbstractions\nLOLITA\n\n"
+           "   A library of functions for vector-space analysis.\n"))]
 
 
 def test_term_as_written_prompts_with_the_header_and_drops_alias_lines(tmp_path):
@@ -54,8 +54,8 @@ def test_term_as_written_prompts_with_the_header_and_drops_alias_lines(tmp_path)
     index = foldoc_examples(str(base), only_first_sentence=True)
     written = foldoc_examples(str(base), only_first_sentence=True, term="as_written")
     assert [e.prompt for e in index] == ["Define: berard object and class specifier", "Define: beos",
-                                         "Define: language for the on-line investigation and "
-                                         "transformation of abstractions"]
+                                         ("Define: language for the on-line investigation and "
+                                          "transformation of abstractions")]
     # the index target begins with the alias line; the as-written one after the whole header
     assert index[0].completion == "BOCS (BOCS) An object-oriented CASE tool."
     assert [(e.prompt, e.completion) for e in written] == [
@@ -79,3 +79,44 @@ def test_task_config_passes_the_term_and_the_loader_refuses_an_unknown_one(tmp_p
         from_dict(TaskConfig, {"kind": "foldoc", "term": "cased"}, "recipe.yaml", "task.")
     with pytest.raises(UserError, match="task.term: unknown value 'cased'; valid: index, as_written"):
         foldoc.foldoc_examples(str(base), term="cased")
+
+
+def _lm_margin():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("lm_margin", Path(__file__).parents[2] / "scripts" / "lm_margin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_term_baselines_copy_the_term_and_pick_the_constant_that_scores_best_after_it():
+    from protege.data.text import TextExample
+    from protege.eval.text_metrics import rouge_l
+    lm_margin = _lm_margin()
+    train = [TextExample("Define: Foo Bar", "(FB) Foo Bar is a network protocol."),
+             TextExample("Define: Baz", "Baz is a network protocol."),
+             TextExample("Define: Qux", "A language."), TextExample("Define: Quux", "A language."),
+             TextExample("Define: Corge", "A language.")]
+    held_out = [TextExample("Define: Grault", "Grault is a network protocol.")]
+    out = lm_margin.baseline_completions("foldoc", train, held_out, seed=0)
+    assert out["term"] == ["Grault"]
+    # naive reference: every training completion, scored after each training example's own term
+    after_term = {c: sum(rouge_l(e.completion, f"{e.prompt[8:]} {c}") for e in train)
+                  for c in {e.completion for e in train}}
+    assert out["term+best_constant"] == [f"Grault {max(after_term, key=after_term.get)}"] == ["Grault A language."]
+    assert "term" not in lm_margin.baseline_completions("arithmetic", train, held_out, seed=0)
+
+
+def test_copy_stats_count_term_tokens_initials_and_case():
+    from protege.data.text import TextExample
+    stats = _lm_margin().copy_stats([
+        TextExample("Define: Media Access Control", "(MAC) The lower sublayer of access control."),
+        TextExample("Define: Berard Object", "A CASE tool."),
+        TextExample("Define: BeOS", "BeOS is an operating system."),
+        TextExample("Define: beos", "An operating system, (BeOS) by Be.")])
+    assert stats["multiword_terms"] == 2 and stats["one_word_terms"] == 2
+    assert stats["initials_in_reference"] == 0.5  # "mac" is a token of the first reference only
+    assert stats["one_word_term_in_reference"] == 1.0 and stats["one_word_term_same_case"] == 0.5
+    # reference tokens found in the term: 2 of 7 ("access control"), 0 of 3, 1 of 5, 1 of 6
+    assert stats["reference_tokens_in_term"] == pytest.approx((2 / 7 + 0 + 1 / 5 + 1 / 6) / 4)
