@@ -56,8 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--max-new-tokens", type=int, help="set the run copies' eval.max_new_tokens (default: the run's)")
     p.add_argument("--rounds", type=int, default=3, help="timed commands per version, interleaved")
     p.add_argument("--old-commit", default=OLD_COMMIT, help="the earlier code to compare against")
-    p.add_argument("--also", action="append", default=[], metavar="COMMIT",
-                   help="also time the command at this commit (repeatable): e.g. the end of an earlier round")
+    p.add_argument("--also", action="append", default=[], metavar="COMMIT_OR_SRC",
+                   help="also time the command at this commit, or from this src folder (e.g. a worktree with a patch "
+                        "applied) (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -203,12 +204,14 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory(prefix="lm_eval_speed_") as tmp:
         tmp = Path(tmp)
-        trees = {commit: tmp / f"tree_{commit}" for commit in (args.old_commit, *args.also)}
+        folders = {name: Path(name) for name in args.also if Path(name).is_dir()}
+        trees = {commit: tmp / f"tree_{commit}" for commit in (args.old_commit, *args.also) if commit not in folders}
         try:
             for commit, tree in trees.items():
                 subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit],
                                check=True, capture_output=True)
-            also = {commit: trees[commit] / "src" for commit in args.also}
+            also = {name: folders[name] if name in folders else trees[name] / "src" for name in args.also}
+            also = {(Path(name).parent.name if name in folders else name): src for name, src in also.items()}
             for run_dir in args.runs:
                 row = measure_in_process(run_dir, args)
                 rows.append({**row, **measure_command(run_dir, args, trees[args.old_commit] / "src", tmp,
