@@ -6,9 +6,12 @@ transformers' model code (it pulls in torch._dynamo, the kernel hub and the loss
 about 3 CPU seconds of a fresh `protege eval lm`, and its forward spends ~4 ms a decoding step in
 Python layers (output capturing, mask building, deprecation wrappers) that a 4x128 model computes
 in less. This module loads a saved built-in GPT-2 (config.json + model.safetensors) and runs the
-same operations in the same order (addmm for Conv1D, the tanh GELU, `scaled_dot_product_attention`
-with a causal flag when nothing is padded and a boolean mask otherwise), so its logits equal
-`GPT2LMHeadModel`'s (tested) and greedy decoding picks the same tokens. Saving, LoRA and any other
+same operations in the same order (addmm for Conv1D, `scaled_dot_product_attention` with a causal
+flag when nothing is padded and the additive mask it would make of a boolean one otherwise), except
+that the tanh GELU is the fused kernel `train_logits` trains with (`F.gelu(approximate="tanh")`, the
+same formula as transformers' chain of seven element-wise ops, within one float rounding of it and a
+third faster), so its logits equal `GPT2LMHeadModel`'s within float rounding (tested) and greedy
+decoding picks the same tokens on the benchmark runs. Saving, LoRA and any other
 architecture use transformers: `load_plain_gpt2` returns None for a config it does not reproduce
 exactly.
 
@@ -94,8 +97,8 @@ class PlainGPT2(torch.nn.Module):
 
     @staticmethod
     def _mask(attention_mask, q_len: int, past: int):
-        """None when nothing is padded (sdpa's causal flag, as transformers' sdpa path); else a boolean
-        [B, 1, Q, K] mask: causal and not a padding key. A padding query row may attend to itself, so
+        """None when nothing is padded (sdpa's causal flag, as transformers' sdpa path); else an additive
+        [B, 1, Q, K] mask (0 or -inf): causal and not a padding key. A padding query row may attend to itself, so
         no row is all masked (its output is never read; this keeps it finite)."""
         if attention_mask is None or bool(attention_mask.all()):
             return None
@@ -104,7 +107,9 @@ class PlainGPT2(torch.nn.Module):
         causal = torch.arange(k_len)[None, :] <= query_pos
         mask = causal[None] & attention_mask[:, None, :k_len].bool()
         mask |= torch.arange(k_len)[None, None, :] == query_pos[None]
-        return mask[:, None]
+        # as the additive float mask sdpa makes of a boolean one (same output), built once for all
+        # layers instead of once per layer
+        return torch.zeros(mask.shape, dtype=torch.float32).masked_fill_(~mask, -math.inf)[:, None]
 
     def _block(self, h, i: int, mask, cache):
         w, p = self.w, f"h.{i}."
@@ -122,7 +127,7 @@ class PlainGPT2(torch.nn.Module):
         a = a.transpose(1, 2).reshape(*h.shape[:-1], -1).contiguous()
         h = _conv1d(a, w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"]) + h
         x = F.layer_norm(h, h.shape[-1:], w[p + "ln_2.weight"], w[p + "ln_2.bias"], self.eps)
-        x = _gelu_new(_conv1d(x, w[p + "mlp.c_fc.weight"], w[p + "mlp.c_fc.bias"]))
+        x = F.gelu(_conv1d(x, w[p + "mlp.c_fc.weight"], w[p + "mlp.c_fc.bias"]), approximate="tanh")
         return h + _conv1d(x, w[p + "mlp.c_proj.weight"], w[p + "mlp.c_proj.bias"])
 
 
@@ -157,8 +162,18 @@ class PlainCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
     def batch_select_indices(self, indices):
-        self.keys = [k[indices] if k is not None else None for k in self.keys]
-        self.values = [v[indices] if v is not None else None for v in self.values]
+        self.keys = [self._select(k, indices) for k in self.keys]
+        self.values = [self._select(v, indices) for v in self.values]
+
+    def _select(self, buffer, indices):
+        """The rows `indices` of a layer's buffer in a new buffer of the same capacity: only the
+        written positions are copied (`index_select` into them: ~6x less than indexing the whole
+        buffer, which copies the unwritten capacity too)."""
+        if buffer is None:
+            return None
+        selected = buffer.new_empty((len(indices), *buffer.shape[1:]))
+        torch.index_select(buffer[:, :, :self.length], 0, indices, out=selected[:, :, :self.length])
+        return selected
 
 
 # training: the same forward over transformers' own GPT2LMHeadModel parameters, without the padding --
