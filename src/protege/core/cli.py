@@ -1,6 +1,8 @@
 """Command groups shared by every domain: each domain's CLI module adds its commands to these."""
 
+import gc
 import sys
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -15,6 +17,25 @@ data_app = typer.Typer(help="Build, inspect and validate datasets.", no_args_is_
 eval_app = typer.Typer(help="Evaluate trained agents and models.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
+
+
+@contextmanager
+def heavy_imports():
+    """Import torch (and what a command imports with it) with the garbage collector paused, then
+    freeze what the imports made. Why: importing torch creates ~10^5 long-lived objects and no
+    garbage, yet its allocations trigger collections that walk all of them, and every later full
+    collection walks them again: ~0.2 CPU s of a short command such as `eval lm` on a small model
+    (docs/results/lm_eval_speed.md). Nothing to gain once torch is loaded (an in-process caller such
+    as the tests): then it does nothing, so a long-lived process never freezes its own objects."""
+    if "torch" in sys.modules or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def summary_table(title: str, rows: list[dict]) -> Table:

@@ -80,3 +80,40 @@ def test_plain_cache_keeps_the_chosen_rows_written_keys_and_values():
     new_k, new_v = torch.randn(3, 2, 1, 3), torch.randn(3, 2, 1, 3)
     k, v = cache.update(0, new_k, new_v)
     assert torch.equal(k, torch.cat([written[0][0], new_k], 2)) and torch.equal(v, torch.cat([written[0][1], new_v], 2))
+
+
+def test_the_cli_skips_the_exit_time_garbage_collection():
+    """`protege` freezes the collector at exit (atexit runs the last registered first, so this
+    check, registered before the CLI is imported, runs after the freeze), and not before."""
+    import subprocess
+    import sys
+
+    from tests.conftest import protege_env
+    code = ("import atexit, gc\natexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "from protege.cli.main import main\nassert gc.get_freeze_count() == 0\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\nassert gc.get_freeze_count() == 0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=protege_env()).stdout
+    assert out.strip().endswith("frozen True")
+
+
+def test_heavy_imports_pause_the_collector_and_freeze_what_they_made(monkeypatch):
+    """With torch not yet loaded: the collector is paused inside and what exists afterwards is
+    frozen; with torch loaded (as here, and in any in-process caller) it changes nothing."""
+    import gc
+    import sys
+
+    import torch  # noqa: F401  (loaded, as in any in-process caller)
+
+    from protege.core.cli import heavy_imports
+    with heavy_imports():
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    monkeypatch.delitem(sys.modules, "torch")
+    try:
+        with heavy_imports():
+            assert not gc.isenabled()
+            made = [[] for _ in range(1000)]  # stands for what an import makes
+        assert gc.isenabled() and gc.get_freeze_count() >= len(made)
+    finally:
+        gc.unfreeze()

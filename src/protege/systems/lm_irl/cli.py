@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from protege.core.cli import app, console, data_app, eval_app, print_summary
+from protege.core.cli import app, console, data_app, eval_app, heavy_imports, print_summary
 
 lm_app = typer.Typer(help="Language-model tools: reward extraction, sampling, merging adapters.", no_args_is_help=True)
 app.add_typer(lm_app, name="lm")
@@ -81,10 +81,11 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
             prompts: int = 200, samples: int = 8, sample_prompts: int = 50, temperature: float = 1.0,
             top_p: float = 1.0, beams: int = 1, seed: int = 0):
     """Re-evaluate a trained language model on its task's held-out prompts (other sampling settings)."""
-    import torch
+    with heavy_imports():
+        import torch
 
-    from protege.systems.lm_irl.evaluate import baselines, eval_config, evaluate_lm, load_trained
-    from protege.worlds.text.tasks import TaskConfig, load_task
+        from protege.systems.lm_irl.evaluate import baselines, eval_config, evaluate_lm, load_trained
+        from protege.worlds.text.tasks import TaskConfig, load_task
     eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
                 temperature=temperature, top_p=top_p, num_beams=beams)
     model, tokenizer, config = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
