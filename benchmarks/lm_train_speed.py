@@ -2,7 +2,7 @@
 path, `model.train_forward=transformers`) and through `protege.nn.gpt2_plain.train_logits` (the new
 default, `model.train_forward=plain`), with the losses of both side by side.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lm_train_speed.py [--steps 40 --rounds 3]
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lm_train_speed.py [--steps 40 --rounds 3 --profile]
 
 The demo's setting exactly: 500 arithmetic examples, BPE of 512, the 4x128 GPT-2 with context 96,
 batches of 32 in the demo's order, AdamW at lr 3e-3 after 50 warm-up steps (cosine over 800),
@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=40, help="timed steps per path and round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--methods", nargs="+", default=["mle", "iqlearn"], choices=["mle", "iqlearn"])
+    p.add_argument("--profile", action="store_true",
+                   help="also split each path's step by torch.profiler (matmuls, attention, GELU, rest)")
     return p.parse_args(argv)
 
 
@@ -73,6 +75,25 @@ def train(model, objective, encoded, pad_id, steps: int, plain: bool) -> tuple[f
     return (time.process_time() - start) / steps, losses
 
 
+GROUPS = {"matmul": ("aten::mm", "aten::addmm"), "attention": ("flash_attention",),
+          "gelu": ("aten::gelu", "aten::tanh", "aten::pow")}  # transformers' GELU: its tanh and pow
+"""op-name fragments per share of a step; the GELU chain's mul and add stay in "other" (shared names)"""
+
+
+def profile_split(model, objective, encoded, pad_id, plain: bool, steps: int = 20) -> dict:
+    """CPU ms per step by GROUPS (torch.profiler's self time), after 3 unprofiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+    train(model, objective, encoded, pad_id, 3, plain)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train(model, objective, encoded, pad_id, steps, plain)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / steps / 1e3
+    split = {g: sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys)) / steps / 1e3
+             for g, keys in GROUPS.items()}
+    return {**{k: round(v, 1) for k, v in split.items()}, "other": round(total - sum(split.values()), 1),
+            "total": round(total, 1)}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(1)
@@ -95,6 +116,9 @@ def main(argv=None) -> dict:
                    loss_last=[losses["transformers"][-1], losses["plain"][-1]],
                    loss_max_rel_diff=float(f"{max(rel):.3g}"),
                    loss_max_rel_diff_first_10=float(f"{max(rel[:10]):.3g}"))
+        if args.profile:
+            row["profile_ms_per_step"] = {path: profile_split(model, objective, encoded, pad_id, plain)
+                                          for path, plain in PATHS.items()}
         result["methods"][method] = row
         print(f"{method}: transformers {median['transformers']:.3f} CPU-s/step, plain "
               f"{median['plain']:.3f} ({row['speedup']:.2f}x); losses differ by at most "
