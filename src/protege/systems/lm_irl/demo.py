@@ -4,7 +4,10 @@ Both methods train on the same 500 arithmetic word problems for 800 steps of 32 
 setting of docs/results/lm_irl.md where MLE overfits and IQLearn's TD term held up better on every
 seed (held-out greedy accuracy 0.337 against 0.423, paired +0.087 +- 0.057 over seeds 0, 1, 2). Each seed fixes the
 training set and the initial weights, so MLE and IQLearn of one seed are a pair; the report shows
-each method's held-out accuracy and the per-seed difference, with 95% t-intervals.
+each method's held-out accuracy and the per-seed difference, with 95% t-intervals. How far apart the
+two are depends on float rounding as much as on the method here: after 51 epochs a change of 1e-7 in
+the learning rate moves one run's accuracy by up to ~0.1, and the faster training step (nn/gpt2_plain)
+gave -0.027 +- 0.205; at 3 seeds the demo shows the comparison, not a resolved difference.
 
 The runs go `jobs` at a time, one thread each (the demo's budget is 2 CPU cores); the parent shows
 their progress from their metrics files. A finished run is reused and a killed one resumes, so
