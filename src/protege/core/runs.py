@@ -169,6 +169,33 @@ def _differences(saved, new, limit: int = 3) -> str:
     return "; ".join(parts) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+# Config keys added after runs were saved without them, each with the value that reproduces what those
+# runs did (registered where the key is defined). A resume fills an absent one in before comparing, so
+# a run started before the key existed resumes as it started (and is refused, with the key named, if
+# the new value differs).
+_ADDED_KEYS: dict[str, object] = {}
+
+
+def added_config_key(dotted: str, legacy_value) -> None:
+    """Declare that config key `dotted` (e.g. "model.train_forward") is new and that runs saved
+    without it behaved as `legacy_value`."""
+    _ADDED_KEYS[dotted] = legacy_value
+
+
+def _fill_added(saved: dict, new: dict) -> dict:
+    """`saved` with each registered key the new config has and the saved one lacks set to its legacy
+    value (only where the enclosing section exists in both)."""
+    filled = yaml.safe_load(yaml.safe_dump(saved, sort_keys=False))
+    for dotted, legacy in _ADDED_KEYS.items():
+        *parents, leaf = dotted.split(".")
+        old, now = filled, new
+        for part in parents:
+            old, now = old.get(part) if isinstance(old, dict) else None, now.get(part) if isinstance(now, dict) else None
+        if isinstance(old, dict) and isinstance(now, dict) and leaf in now and leaf not in old:
+            old[leaf] = legacy
+    return filled
+
+
 def _visible(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name != LOCK]
 
@@ -193,9 +220,9 @@ class Run:
             self._claim(resume)  # before reading anything: a running writer must not be raced
         try:
             if resume:
-                saved = read_run_config(self.dir)
                 # compared as config.yaml holds it: YAML has no tuples, so (2, 4) was saved as [2, 4]
                 written = yaml.safe_load(yaml.safe_dump(config, sort_keys=False))
+                saved = _fill_added(read_run_config(self.dir), written)
                 if saved != written:
                     raise UserError(f"--resume: the config differs from the one saved in "
                                     f"{self.dir / 'config.yaml'} ({_differences(saved, written)}); "

@@ -17,11 +17,16 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
+from protege.core.runs import added_config_key
 from protege.nn.moe import ROUTER_BIAS_KEY, MoEConfig
 
 ARCHS = ("gpt2", "llama", "mixtral")
 ROPE_SCALINGS = ("none", "linear", "dynamic", "yarn")
 TRAIN_FORWARDS = ("plain", "transformers")
+
+
+# runs saved before train_forward existed trained through transformers' forward: they resume as such
+added_config_key("model.train_forward", "transformers")
 
 
 @dataclass
