@@ -80,6 +80,28 @@ def copy_stats(examples: list[TextExample]) -> dict[str, float]:
             "one_word_term_same_case": mean(single_cased), "one_word_terms": len(single)}
 
 
+def model_copies(greedy: list[tuple[str, str, str]]) -> dict[str, int]:
+    """How often greedy FOLDOC completions copy the term, from (prompt, completion, reference): of the
+    2+ word terms whose reference opens with their initials in brackets ("(MAC) ..."), those whose
+    completion opens so too; of the one-word terms, those whose completion holds the term as
+    written; and completions that loop (6+ words, under half of them distinct)."""
+    initials = initials_right = single = single_copied = loops = 0
+    for prompt, completion, reference in greedy:
+        term = prompt.removeprefix("Define: ")
+        words = term.split()
+        opening = "(" + "".join(w[0] for w in words).upper() + ")"
+        if len(words) >= 2 and reference.startswith(opening):
+            initials += 1
+            initials_right += completion.startswith(opening)
+        if len(words) == 1:
+            single += 1
+            single_copied += term in completion
+        tokens = completion.split()
+        loops += len(tokens) >= 6 and len(set(tokens)) < len(tokens) / 2
+    return {"initials_references": initials, "initials_copied": initials_right, "one_word_terms": single,
+            "one_word_copied": single_copied, "looping": loops}
+
+
 def per_prompt_scores(run_dir: Path, prompts: int) -> tuple[dict[str, list[float]], list[tuple]]:
     """({"model" and each baseline: the task score of its completion on each held-out prompt},
     [(prompt, greedy completion, reference)])."""
@@ -136,7 +158,7 @@ def margin_table(rows: dict[str, dict]) -> list[str]:
     (95% t over the prompts) against the best constant, retrieval and (FOLDOC) term + constant; the
     last line, with 2+ runs, the means over runs with 95% t-intervals over the runs."""
     first = next(iter(rows.values()))
-    names = ["model", *[k for k in first if k not in ("model", "best") and not k.startswith("model-")]]
+    names = ["model", *[k for k in first if k not in ("model", "best", "copies") and not k.startswith("model-")]]
     margins = [f"model-{k}" for k in ("best_constant", "retrieval", "term+best_constant") if f"model-{k}" in first]
     lines = ["| run | " + " | ".join([*names, *margins]) + " |", "|" + "---|" * (1 + len(names) + len(margins))]
     lines += [f"| {run} | " + " | ".join([*(f"{row[k]:.3f}" for k in names), *(_cell(row[k]) for k in margins)])
@@ -195,6 +217,8 @@ def main() -> None:
         rows[run_dir] = row = margin_row(scores)
         for prompt, completion, reference in greedy[:args.show]:
             print(f"  {prompt!r} -> {completion!r} (reference {reference!r})")
+        if greedy and greedy[0][0].startswith("Define: "):
+            row["copies"] = model_copies(greedy)
         results[str(run_dir)] = row
         print(f"{run_dir} ({args.prompts} prompts): "
               + "; ".join(f"{k} {_cell(v)}" for k, v in row.items()))

@@ -120,3 +120,14 @@ def test_copy_stats_count_term_tokens_initials_and_case():
     assert stats["one_word_term_in_reference"] == 1.0 and stats["one_word_term_same_case"] == 0.5
     # reference tokens found in the term: 2 of 7 ("access control"), 0 of 3, 1 of 5, 1 of 6
     assert stats["reference_tokens_in_term"] == pytest.approx((2 / 7 + 0 + 1 / 5 + 1 / 6) / 4)
+
+
+def test_model_copies_counts_initials_one_word_terms_and_loops():
+    copies = _lm_margin().model_copies([
+        ("Define: Media Access Control", "(MAC) A protocol.", "(MAC) The lower sublayer."),
+        ("Define: Service Advertising Protocol", "(SSSS) A protocol.", "(SAP) A protocol."),
+        ("Define: time complexity", "A function.", "The way in which ..."),
+        ("Define: BeOS", "BeOS is a system.", "An operating system."),
+        ("Define: locality", "a program or program or program or program", "In sequential ...")])
+    assert copies == {"initials_references": 2, "initials_copied": 1, "one_word_terms": 2,
+                      "one_word_copied": 1, "looping": 1}
