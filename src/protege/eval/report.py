@@ -74,20 +74,43 @@ def write_report(run_dirs: list[Path], out: Path | None = None,
     return path, rows
 
 
+def paired_verdict(a: str, b: str, low: float, high: float) -> str:
+    """What a paired difference (b - a) with 95% interval [low, high] shows: a method is called
+    higher only when the interval clears zero."""
+    return f"{b} higher" if low > 0 else f"{a} higher" if high < 0 else "no resolved difference"
+
+
 def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
                 metric: str) -> tuple[float, float, float]:
     """Two methods' `metric` over the same seeds (scores = {name: [one value per seed]}, the first
     name is the reference): left, each seed's pair joined by a line and each method's mean with its
     95% t-interval; right, the per-seed differences (second - first) with their mean and interval
     against zero. Returns the difference's (mean, low, high)."""
+    return paired_plots(path, {metric: scores}, seeds)[metric]
+
+
+def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]],
+                 seeds: list) -> dict[str, tuple[float, float, float]]:
+    """`paired_plot` for several metrics of the same two methods, one row of panels each
+    (panels = {metric: scores}); returns {metric: the difference's (mean, low, high)}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(panels), 2, figsize=(8, 3.8 * len(panels)), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 2]})
+    results = {metric: _paired_panel(left, right, scores, seeds, metric)
+               for (metric, scores), (left, right) in zip(panels.items(), axes)}
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return results
 
+
+def _paired_panel(left, right, scores: dict[str, list[float]], seeds: list,
+                  metric: str) -> tuple[float, float, float]:
     from protege.eval.stats import mean_interval
     (a, a_values), (b, b_values) = scores.items()
     diffs = [y - x for x, y in zip(a_values, b_values)]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.8), gridspec_kw={"width_ratios": [3, 2]})
     for seed, x, y in zip(seeds, a_values, b_values):
         left.plot([0, 1], [x, y], color="0.7", marker=".", zorder=1)
         left.annotate(f"seed {seed}", (1.08, y), fontsize=7, va="center")
@@ -102,12 +125,8 @@ def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
     right.scatter([0] * len(diffs), diffs, color="0.5", zorder=1)
     right.errorbar([0], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="C1", capsize=6,
                    markersize=8, zorder=2)
-    verdict = f"{b} higher" if low > 0 else f"{a} higher" if high < 0 else "no difference shown"
     right.set(xticks=[0], xticklabels=[f"{b} - {a}"], xlim=(-1, 1),
-              title=f"{verdict}\npaired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+              title=f"{paired_verdict(a, b, low, high)}\npaired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
     return mean, low, high
 
 

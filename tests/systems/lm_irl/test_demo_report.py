@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+import yaml
 
 RUNS = ("mle-s0", "iqlearn-s0", "mle-s1", "iqlearn-s1")  # the quick demo: 2 methods x 2 seeds
 
@@ -27,7 +28,8 @@ def cell(value) -> str:
 def test_quick_demo_trains_both_methods_over_paired_seeds_and_writes_a_report(cli, tmp_path):
     code, out = cli("demo", "--quick", "--out", "runs/demo")
     assert code == 0, out
-    assert "IQLearn - MLE accuracy" in out and "mean ± 95% (t)" in out
+    assert "IQLearn - MLE accuracy" in out and "IQLearn - MLE token entropy" in out
+    assert "mean ± 95% (t)" in out
     demo = tmp_path / "runs" / "demo"
     report = demo / "report" / "report.md"
     assert report.exists()
@@ -63,7 +65,7 @@ def test_quick_demo_trains_both_methods_over_paired_seeds_and_writes_a_report(cl
 
     # every plot the report links exists and holds a PNG; the paired plot comes first
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert linked[0] == "paired_accuracy.png"
+    assert linked[0] == "paired_accuracy_entropy.png"
     assert {"score_vs_diversity.png", "train_loss.png"} <= set(linked)
     for name in linked:
         data = (report.parent / name).read_bytes()
@@ -101,25 +103,52 @@ def test_demo_refuses_a_file_or_a_foreign_folder_before_any_work(tmp_path):
     check_demo_folder(tmp_path / "new")
 
 
-def test_demo_refuses_to_reuse_a_run_of_the_other_mode(tmp_path):
+def test_demo_refuses_to_reuse_a_run_of_the_other_mode_or_other_settings(tmp_path):
     from protege.core.errors import UserError
-    from protege.systems.lm_irl.demo import check_same_settings
+    from protege.systems.lm_irl.demo import QUICK, check_same_settings
     (tmp_path / "mle-s0").mkdir()
-    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 20}\n")
-    with pytest.raises(UserError, match="run mle-s0 has trainer.steps=20, this demo trains 800"):
+    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 20}\ntask: {train_size: 500}\n")
+    with pytest.raises(UserError, match="run mle-s0 has task.train_size=500, trainer.steps=20, "
+                                        "eval.sample_prompts=None, this demo uses 400, 600, 25;"):
         check_same_settings(tmp_path, ["mle-s0", "iqlearn-s0"], quick=False)
+    quick = {}
+    for override in QUICK:  # a --quick run's config: every setting the quick demo overrides
+        key, value = override.split("=")
+        quick.setdefault(key.split(".")[0], {})[key.split(".")[1]] = int(value)
+    (tmp_path / "mle-s0" / "config.yaml").write_text(yaml.safe_dump(quick))
     check_same_settings(tmp_path, ["mle-s0", "iqlearn-s0"], quick=True)
+    # an older demo's run (500 examples, 800 steps)
+    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 800}\ntask: {train_size: 500}\n"
+                                                  "eval: {sample_prompts: 25}\n")
+    with pytest.raises(UserError, match="run mle-s0 has task.train_size=500, trainer.steps=800, this demo uses "
+                                        "400, 600;"):
+        check_same_settings(tmp_path, ["mle-s0"], quick=False)
+    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 600}\ntask: {train_size: 400}\n"
+                                                  "eval: {sample_prompts: 25}\n")
+    check_same_settings(tmp_path, ["mle-s0"], quick=False)
+
+
+def summaries_of(columns: dict[str, tuple[list[float], list[float]]], examples: int = 400) -> dict:
+    """Hand-made summaries of 3 paired seeds: {summary key: (MLE per seed, IQLearn per seed)}."""
+    summaries = {}
+    for seed in range(3):
+        for i, method in enumerate(("mle", "iqlearn")):
+            summaries[f"{method}-s{seed}"] = {key: pair[i][seed] for key, pair in columns.items()}
+    summaries["mle-s0"]["train_examples"] = examples
+    return summaries
+
+
+BESIDE = {"eval/sampled_score": ([0.3] * 3, [0.4] * 3), "eval/self_bleu": ([90.0, 89.0, 91.0], [88.0, 88.5, 90.0]),
+          "eval/distinct_2": ([0.25, 0.24, 0.26], [0.27, 0.25, 0.26])}
 
 
 def test_paired_section_reports_each_seed_and_the_t_interval_of_the_differences(tmp_path):
     from protege.eval.stats import mean_interval
     from protege.systems.lm_irl.demo import paired_section, summary_rows
     mle, iq = [0.320, 0.385, 0.305], [0.420, 0.485, 0.365]
-    summaries = {}
-    for seed in range(3):
-        summaries[f"mle-s{seed}"] = {"eval/greedy_score": mle[seed], "eval/sampled_score": 0.3,
-                                     "train_examples": 500}
-        summaries[f"iqlearn-s{seed}"] = {"eval/greedy_score": iq[seed], "eval/sampled_score": 0.4}
+    summaries = summaries_of({"eval/greedy_score": (mle, iq),
+                              "eval/token_entropy": ([0.10, 0.10, 0.11], [0.15, 0.14, 0.14]), **BESIDE},
+                             examples=500)
     rows = summary_rows(summaries, (0, 1, 2))
     assert [r["seed"] for r in rows] == ["0", "1", "2", "mean ± 95% (t)"]
     assert rows[1]["IQLearn - MLE accuracy"] == pytest.approx(0.100)
@@ -129,6 +158,39 @@ def test_paired_section_reports_each_seed_and_the_t_interval_of_the_differences(
 
     lines = paired_section(tmp_path, summaries, (0, 1, 2))
     assert lines[0] == "## MLE against IQLearn, 3 paired seeds, 500 training examples"
-    assert f"+0.087 (95% t-interval {low:+.3f} to {high:+.3f})" in lines[2]
-    png = (tmp_path / "paired_accuracy.png").read_bytes()
+    assert f"accuracy: +0.087 (95% t-interval {low:+.3f} to {high:+.3f}): IQLearn higher." in "\n".join(lines)
+    png = (tmp_path / "paired_accuracy_entropy.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 5000
+
+
+def test_entropy_verdict_says_iqlearn_higher_only_when_the_interval_clears_zero(tmp_path):
+    from protege.eval.stats import mean_interval
+    from protege.systems.lm_irl.demo import paired_section, paired_verdicts
+    accuracy = ([0.21, 0.27, 0.255], [0.275, 0.24, 0.215])  # paired -0.002, interval spans zero
+    # every seed higher and tight: the interval clears zero
+    clear = summaries_of({"eval/greedy_score": accuracy,
+                          "eval/token_entropy": ([0.103, 0.096, 0.110], [0.151, 0.141, 0.139]), **BESIDE})
+    entropy = paired_verdicts(clear, (0, 1, 2), [("eval/token_entropy", "token entropy")])[0]
+    mean, low, high = mean_interval([0.048, 0.045, 0.029])
+    assert entropy["IQLearn - MLE"] == pytest.approx(mean) and entropy["low"] == pytest.approx(low)
+    assert low > 0
+    assert entropy["verdict"] == "IQLearn higher"
+    text = "\n".join(paired_section(tmp_path, clear, (0, 1, 2)))
+    assert "IQLearn keeps more diversity at equal task score." in text
+    assert f"token entropy: {mean:+.3f} (95% t-interval {low:+.3f} to {high:+.3f}): IQLearn higher." in text
+    assert "accuracy: -0.002 (95% t-interval -0.146 to +0.142): no resolved difference." in text
+    assert "| mean ± 95% (t) |" in text and f"| {mean:+.3f} ± {high - mean:.3f} |" in text
+
+    # every seed higher but spread: the interval spans zero, so no verdict for IQLearn
+    spread = summaries_of({"eval/greedy_score": accuracy,
+                           "eval/token_entropy": ([0.124, 0.149, 0.122], [0.188, 0.174, 0.176]), **BESIDE})
+    entropy = paired_verdicts(spread, (0, 1, 2), [("eval/token_entropy", "token entropy")])[0]
+    assert entropy["low"] < 0 < entropy["IQLearn - MLE"] and entropy["verdict"] == "no resolved difference"
+    text = "\n".join(paired_section(tmp_path, spread, (0, 1, 2)))
+    assert "Token entropy: no resolved difference; accuracy: no resolved difference." in text
+    assert "keeps more diversity" not in text
+
+    # MLE higher when the interval lies below zero
+    lower = summaries_of({"eval/greedy_score": accuracy,
+                          "eval/token_entropy": ([0.151, 0.141, 0.139], [0.103, 0.096, 0.110]), **BESIDE})
+    assert paired_verdicts(lower, (0, 1, 2), [("eval/token_entropy", "e")])[0]["verdict"] == "MLE higher"

@@ -1,13 +1,15 @@
-"""`protege demo`: MLE against offline IQLearn when data is scarce, paired over seeds.
+"""`protege demo`: MLE against offline IQLearn when data is scarce, paired over seeds: diversity at
+equal task score.
 
-Both methods train on the same 500 arithmetic word problems for 800 steps of 32 (51 epochs): the
-setting of docs/results/lm_irl.md where MLE overfits and IQLearn's TD term held up better on every
-seed (held-out greedy accuracy 0.337 against 0.423, paired +0.087 +- 0.057 over seeds 0, 1, 2). Each seed fixes the
-training set and the initial weights, so MLE and IQLearn of one seed are a pair; the report shows
-each method's held-out accuracy and the per-seed difference, with 95% t-intervals. How far apart the
-two are depends on float rounding as much as on the method here: after 51 epochs a change of 1e-7 in
-the learning rate moves one run's accuracy by up to ~0.1, and the faster training step (nn/gpt2_plain)
-gave -0.027 +- 0.205; at 3 seeds the demo shows the comparison, not a resolved difference.
+Both methods train on the same 400 arithmetic word problems for 600 steps of 32 (48 epochs). Each
+seed fixes the training set and the initial weights, so MLE and IQLearn of one seed are a pair. The
+headline is two paired differences, IQLearn - MLE over the seeds with 95% t-intervals: the token
+entropy of the sampled answers (how much the policy still varies its wording) and held-out greedy
+accuracy (the task score). In every demo run measured so far (docs/results/lm_irl.md) IQLearn's
+samples kept more entropy on every seed while accuracy was equal within its interval; accuracy alone
+moves with float rounding here (1e-7 in the learning rate moves a run by up to ~0.1), so the demo
+does not claim a difference in it. Each verdict is read off the interval: a method is called higher
+only when the interval clears zero. Self-BLEU, distinct-2 and sampled accuracy are reported beside.
 
 The runs go `jobs` at a time, one thread each (the demo's budget is 2 CPU cores); the parent shows
 their progress from their metrics files. A finished run is reused and a killed one resumes, so
@@ -20,22 +22,30 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from protege.core.errors import UserError
 from protege.core.progress import progress_bar
 from protege.core.runs import read_metrics
-from protege.eval.report import paired_plot, run_summary, write_report
+from protege.eval.report import paired_plots, paired_verdict, run_summary, write_report
 from protege.eval.stats import mean_interval
 
 METHODS = {"mle": "lm_arithmetic_mle", "iqlearn": "lm_arithmetic_iqlearn"}
 SEEDS = (0, 1, 2)
-# small data: 500 examples, 800 steps of 32 = 51 epochs (the results file's setting); 25 sampled
-# prompts instead of 50 keep six evaluations short (greedy accuracy still on 200 held-out prompts)
-SMALL_DATA = ["task.train_size=500", "trainer.steps=800", "eval.sample_prompts=25"]
+# small data: 400 examples, 600 steps of 32 = 48 epochs, where MLE overfits (docs/results/lm_irl.md);
+# 25 sampled prompts instead of 50 keep six evaluations short (greedy accuracy still on 200 prompts)
+SMALL_DATA = ["task.train_size=400", "trainer.steps=600", "eval.sample_prompts=25"]
 QUICK = ["trainer.steps=20", "task.train_size=500", "task.eval_size=20", "eval.prompts=10",
          "eval.sample_prompts=5", "eval.samples=4", "trainer.checkpoint_every=10"]
 QUICK_SEEDS = (0, 1)
-METRIC = ("eval/greedy_score", "accuracy")  # the paired comparison: held-out greedy accuracy
-SECOND = ("eval/sampled_score", "sampled acc")
+# the headline, paired over seeds: task score and the diversity of the samples at that score
+ACCURACY = ("eval/greedy_score", "accuracy")
+ENTROPY = ("eval/token_entropy", "token entropy")
+HEADLINE = (ACCURACY, ENTROPY)
+# beside the headline: other diversity measures (lower self-BLEU, higher distinct-2 = more diverse)
+BESIDE = (("eval/self_bleu", "self-BLEU"), ("eval/distinct_2", "distinct-2"),
+          ("eval/sampled_score", "sampled acc"))
+PLOT = "paired_accuracy_entropy.png"
 OLD_RUNS = {"mle", "iqlearn"}  # an earlier demo's single-seed runs: left alone, not reported
 
 
@@ -69,15 +79,22 @@ def run_demo(out: Path, quick: bool = False, jobs: int = 2) -> tuple[list[dict],
 
 
 def check_same_settings(out: Path, names: list[str], quick: bool) -> None:
-    """Refuse to reuse or resume a run of the other mode (a --quick run in a full demo, or the
-    reverse): its numbers would be reported as this demo's."""
-    wanted = int(next(o for o in (QUICK if quick else SMALL_DATA) if o.startswith("trainer.steps="))
-                 .split("=")[1])
+    """Refuse to reuse or resume a run made with other training settings (a --quick run in a full
+    demo, the reverse, or an older demo's steps, data or evaluation size): its numbers would be reported as
+    this demo's."""
+    wanted = dict(o.split("=") for o in (QUICK if quick else SMALL_DATA))
     for name in names:
-        steps = _total_steps(out / name)
-        if steps is not None and steps != wanted:
-            raise UserError(f"--out {out}: run {name} has trainer.steps={steps}, this demo "
-                            f"{'--quick ' if quick else ''}trains {wanted}; choose another --out")
+        path = out / name / "config.yaml"
+        if not path.exists():
+            continue
+        config = yaml.safe_load(path.read_text())
+        had = {key: config.get(key.split(".")[0], {}).get(key.split(".")[1]) for key in wanted}
+        differ = [key for key, value in wanted.items() if str(had[key]) != value]
+        if differ:
+            raise UserError(f"--out {out}: run {name} has "
+                            f"{', '.join(f'{k}={had[k]}' for k in differ)}, this demo "
+                            f"{'--quick ' if quick else ''}uses {', '.join(wanted[k] for k in differ)}; "
+                            f"choose another --out")
 
 
 def check_demo_folder(out: Path) -> None:
@@ -96,40 +113,71 @@ def _pairs(summaries: dict, seeds, key: str) -> dict[str, list[float]]:
     return {m: [summaries[run_name(m, s)][key] for s in seeds] for m in METHODS}
 
 
+def _diffs(summaries: dict, seeds, key: str) -> list[float]:
+    pairs = _pairs(summaries, seeds, key)
+    return [b - a for a, b in zip(pairs["mle"], pairs["iqlearn"])]
+
+
 def _interval(values: list[float], signed: bool = False) -> str:
     mean, _, high = mean_interval(values)
     return f"{mean:+.3f} ± {high - mean:.3f}" if signed else f"{mean:.3f} ± {high - mean:.3f}"
 
 
-def summary_rows(summaries: dict, seeds) -> list[dict]:
+def summary_rows(summaries: dict, seeds, metrics=HEADLINE) -> list[dict]:
     """One row per seed and a last row of means with 95% t half-widths; IQLearn - MLE is paired."""
     columns = {}
-    for key, label in (METRIC, SECOND):
+    for key, label in metrics:
         pairs = _pairs(summaries, seeds, key)
-        diffs = [b - a for a, b in zip(pairs["mle"], pairs["iqlearn"])]
         columns.update({f"MLE {label}": pairs["mle"], f"IQLearn {label}": pairs["iqlearn"],
-                        f"IQLearn - MLE {label}": diffs})
+                        f"IQLearn - MLE {label}": _diffs(summaries, seeds, key)})
     rows = [{"seed": str(s), **{c: v[i] for c, v in columns.items()}} for i, s in enumerate(seeds)]
     rows.append({"seed": "mean ± 95% (t)",
                  **{c: _interval(v, signed=c.startswith("IQLearn - ")) for c, v in columns.items()}})
     return rows
 
 
-def paired_section(folder: Path, summaries: dict, seeds) -> list[str]:
-    """The report's headline: the paired plot and its table (markdown lines)."""
-    key, label = METRIC
-    mean, low, high = paired_plot(folder / "paired_accuracy.png", {
-        "MLE": _pairs(summaries, seeds, key)["mle"], "IQLearn": _pairs(summaries, seeds, key)["iqlearn"]},
-        list(seeds), f"held-out {label}")
-    rows = summary_rows(summaries, seeds)
+def paired_verdicts(summaries: dict, seeds, metrics) -> list[dict]:
+    """Per metric: IQLearn - MLE paired over the seeds, its 95% t-interval and the verdict read off
+    that interval ("IQLearn higher" only when it clears zero)."""
+    rows = []
+    for key, label in metrics:
+        mean, low, high = mean_interval(_diffs(summaries, seeds, key))
+        rows.append({"metric": label, "IQLearn - MLE": mean, "low": low, "high": high,
+                     "verdict": paired_verdict("MLE", "IQLearn", low, high)})
+    return rows
+
+
+def headline(verdicts: list[dict]) -> str:
+    """One sentence from the headline's two verdicts (accuracy, token entropy)."""
+    accuracy, entropy = (v["verdict"] for v in verdicts)
+    if entropy == "IQLearn higher" and accuracy == "no resolved difference":
+        return "IQLearn keeps more diversity at equal task score."
+    return f"Token entropy: {entropy}; accuracy: {accuracy}."
+
+
+def _markdown(rows: list[dict]) -> list[str]:
     header = list(rows[0])
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += ["| " + " | ".join(fmt(row[c]) for c in header) + " |" for row in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(fmt(row[c]) for c in header) + " |" for row in rows)]
+
+
+def paired_section(folder: Path, summaries: dict, seeds) -> list[str]:
+    """The report's headline: the verdicts, the two-panel paired plot and the per-seed table, then
+    the other diversity measures (markdown lines)."""
+    paired_plots(folder / PLOT, {
+        f"held-out {label}" if key == ACCURACY[0] else f"{label} of samples":
+            {"MLE": _pairs(summaries, seeds, key)["mle"], "IQLearn": _pairs(summaries, seeds, key)["iqlearn"]}
+        for key, label in HEADLINE}, list(seeds))
+    verdicts = paired_verdicts(summaries, seeds, HEADLINE)
+    said = [f"- IQLearn - MLE, {v['metric']}: {v['IQLearn - MLE']:+.3f} (95% t-interval "
+            f"{v['low']:+.3f} to {v['high']:+.3f}): {v['verdict']}." for v in verdicts]
     examples = summaries[run_name("mle", seeds[0])]["train_examples"]
     return [f"## MLE against IQLearn, {len(seeds)} paired seeds, {examples} training examples", "",
-            f"IQLearn - MLE, held-out {label}: {mean:+.3f} (95% t-interval {low:+.3f} to {high:+.3f}).",
-            "", "![paired held-out accuracy](paired_accuracy.png)", "", *table, ""]
+            headline(verdicts), "", *said, "", f"![paired accuracy and token entropy]({PLOT})", "",
+            *_markdown(summary_rows(summaries, seeds)), "",
+            "Beside (lower self-BLEU and higher distinct-2 = more diverse samples):", "",
+            *_markdown(paired_verdicts(summaries, seeds, BESIDE)), ""]
 
 
 def _run_all(todo: dict[str, list[str]], out: Path, jobs: int) -> dict[str, str]:
@@ -160,6 +208,5 @@ def _run_all(todo: dict[str, list[str]], out: Path, jobs: int) -> dict[str, str]
 
 
 def _total_steps(run_dir: Path) -> int | None:
-    import yaml
     path = run_dir / "config.yaml"
     return yaml.safe_load(path.read_text())["trainer"]["steps"] if path.exists() else None
