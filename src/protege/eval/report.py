@@ -89,10 +89,11 @@ def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
     return paired_plots(path, {metric: scores}, seeds)[metric]
 
 
-def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]],
-                 seeds: list) -> dict[str, tuple[float, float, float]]:
+def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]], seeds: list,
+                 title: str | None = None) -> dict[str, tuple[float, float, float]]:
     """`paired_plot` for several metrics of the same two methods, one row of panels each
-    (panels = {metric: scores}); returns {metric: the difference's (mean, low, high)}."""
+    (panels = {metric: scores}) under an optional figure title; returns {metric: the difference's
+    (mean, low, high)}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -100,6 +101,8 @@ def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]],
                              gridspec_kw={"width_ratios": [3, 2]})
     results = {metric: _paired_panel(left, right, scores, seeds, metric)
                for (metric, scores), (left, right) in zip(panels.items(), axes)}
+    if title:
+        fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -158,7 +158,8 @@ def test_paired_section_reports_each_seed_and_the_t_interval_of_the_differences(
 
     lines = paired_section(tmp_path, summaries, (0, 1, 2))
     assert lines[0] == "## MLE against IQLearn, 3 paired seeds, 500 training examples"
-    assert f"accuracy: +0.087 (95% t-interval {low:+.3f} to {high:+.3f}): IQLearn higher." in "\n".join(lines)
+    assert (f"accuracy: +0.087 (95% t-interval {low:+.3f} to {high:+.3f}; IQLearn higher on 3/3 seeds): "
+            f"IQLearn higher.") in "\n".join(lines)
     png = (tmp_path / "paired_accuracy_entropy.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 5000
 
@@ -177,8 +178,10 @@ def test_entropy_verdict_says_iqlearn_higher_only_when_the_interval_clears_zero(
     assert entropy["verdict"] == "IQLearn higher"
     text = "\n".join(paired_section(tmp_path, clear, (0, 1, 2)))
     assert "IQLearn keeps more diversity at equal task score." in text
-    assert f"token entropy: {mean:+.3f} (95% t-interval {low:+.3f} to {high:+.3f}): IQLearn higher." in text
-    assert "accuracy: -0.002 (95% t-interval -0.146 to +0.142): no resolved difference." in text
+    assert (f"token entropy: {mean:+.3f} (95% t-interval {low:+.3f} to {high:+.3f}; IQLearn higher on 3/3 "
+            f"seeds): IQLearn higher.") in text
+    assert ("accuracy: -0.002 (95% t-interval -0.146 to +0.142; IQLearn higher on 1/3 seeds): no resolved "
+            "difference.") in text
     assert "| mean ± 95% (t) |" in text and f"| {mean:+.3f} ± {high - mean:.3f} |" in text
 
     # every seed higher but spread: the interval spans zero, so no verdict for IQLearn
@@ -187,7 +190,8 @@ def test_entropy_verdict_says_iqlearn_higher_only_when_the_interval_clears_zero(
     entropy = paired_verdicts(spread, (0, 1, 2), [("eval/token_entropy", "token entropy")])[0]
     assert entropy["low"] < 0 < entropy["IQLearn - MLE"] and entropy["verdict"] == "no resolved difference"
     text = "\n".join(paired_section(tmp_path, spread, (0, 1, 2)))
-    assert "Token entropy: no resolved difference; accuracy: no resolved difference." in text
+    assert ("Token entropy: no resolved difference (IQLearn higher on 3/3 seeds); accuracy: no resolved "
+            "difference.") in text
     assert "keeps more diversity" not in text
 
     # MLE higher when the interval lies below zero

@@ -137,22 +137,26 @@ def summary_rows(summaries: dict, seeds, metrics=HEADLINE) -> list[dict]:
 
 
 def paired_verdicts(summaries: dict, seeds, metrics) -> list[dict]:
-    """Per metric: IQLearn - MLE paired over the seeds, its 95% t-interval and the verdict read off
-    that interval ("IQLearn higher" only when it clears zero)."""
+    """Per metric: IQLearn - MLE paired over the seeds, its 95% t-interval, on how many seeds
+    IQLearn was higher and the verdict read off the interval ("IQLearn higher" only when it clears
+    zero)."""
     rows = []
     for key, label in metrics:
-        mean, low, high = mean_interval(_diffs(summaries, seeds, key))
+        diffs = _diffs(summaries, seeds, key)
+        mean, low, high = mean_interval(diffs)
         rows.append({"metric": label, "IQLearn - MLE": mean, "low": low, "high": high,
+                     "IQLearn higher on": f"{sum(d > 0 for d in diffs)}/{len(diffs)} seeds",
                      "verdict": paired_verdict("MLE", "IQLearn", low, high)})
     return rows
 
 
 def headline(verdicts: list[dict]) -> str:
     """One sentence from the headline's two verdicts (accuracy, token entropy)."""
-    accuracy, entropy = (v["verdict"] for v in verdicts)
-    if entropy == "IQLearn higher" and accuracy == "no resolved difference":
+    accuracy, entropy = verdicts
+    if entropy["verdict"] == "IQLearn higher" and accuracy["verdict"] == "no resolved difference":
         return "IQLearn keeps more diversity at equal task score."
-    return f"Token entropy: {entropy}; accuracy: {accuracy}."
+    return (f"Token entropy: {entropy['verdict']} (IQLearn higher on {entropy['IQLearn higher on']}); "
+            f"accuracy: {accuracy['verdict']}.")
 
 
 def _markdown(rows: list[dict]) -> list[str]:
@@ -165,13 +169,14 @@ def _markdown(rows: list[dict]) -> list[str]:
 def paired_section(folder: Path, summaries: dict, seeds) -> list[str]:
     """The report's headline: the verdicts, the two-panel paired plot and the per-seed table, then
     the other diversity measures (markdown lines)."""
-    paired_plots(folder / PLOT, {
-        f"held-out {label}" if key == ACCURACY[0] else f"{label} of samples":
-            {"MLE": _pairs(summaries, seeds, key)["mle"], "IQLearn": _pairs(summaries, seeds, key)["iqlearn"]}
-        for key, label in HEADLINE}, list(seeds))
     verdicts = paired_verdicts(summaries, seeds, HEADLINE)
+    paired_plots(folder / PLOT, {
+        f"held-out {label}" if key == ACCURACY[0] else f"{label} of samples (nats)":
+            {"MLE": _pairs(summaries, seeds, key)["mle"], "IQLearn": _pairs(summaries, seeds, key)["iqlearn"]}
+        for key, label in HEADLINE}, list(seeds), title=headline(verdicts))
     said = [f"- IQLearn - MLE, {v['metric']}: {v['IQLearn - MLE']:+.3f} (95% t-interval "
-            f"{v['low']:+.3f} to {v['high']:+.3f}): {v['verdict']}." for v in verdicts]
+            f"{v['low']:+.3f} to {v['high']:+.3f}; IQLearn higher on {v['IQLearn higher on']}): "
+            f"{v['verdict']}." for v in verdicts]
     examples = summaries[run_name("mle", seeds[0])]["train_examples"]
     return [f"## MLE against IQLearn, {len(seeds)} paired seeds, {examples} training examples", "",
             headline(verdicts), "", *said, "", f"![paired accuracy and token entropy]({PLOT})", "",
