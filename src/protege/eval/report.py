@@ -102,7 +102,8 @@ def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]], seeds: l
     results = {metric: _paired_panel(left, right, scores, seeds, metric)
                for (metric, scores), (left, right) in zip(panels.items(), axes)}
     if title:
-        fig.suptitle(title, fontweight="bold")
+        import textwrap
+        fig.suptitle(textwrap.fill(title, 75), fontweight="bold")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
