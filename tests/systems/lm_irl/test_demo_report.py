@@ -54,7 +54,12 @@ def test_quick_demo_trains_both_methods_over_paired_seeds_and_writes_a_report(cl
     assert paired["mean ± 95% (t)"]["IQLearn - MLE accuracy"] == f"{mean:+.3f} ± {high - mean:.3f}"
 
     # the runs' table: one row per run, every number in it the run's own summary.json
-    rows = {row["run"]: row for row in markdown_tables(text)[1]}
+    # beside: self-BLEU, distinct-2 and sampled accuracy, paired, each with its verdict
+    beside = {row["metric"]: row for row in markdown_tables(text)[1]}
+    assert set(beside) == {"self-BLEU", "distinct-2", "sampled acc"}
+    assert all(row["verdict"] in {"IQLearn higher", "MLE higher", "no resolved difference"}
+               for row in beside.values())
+    rows = {row["run"]: row for row in markdown_tables(text)[2]}
     assert set(rows) == set(RUNS)
     for name, summary in summaries.items():
         shown = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
