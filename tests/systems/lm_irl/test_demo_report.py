@@ -113,8 +113,8 @@ def test_demo_refuses_to_reuse_a_run_of_the_other_mode_or_other_settings(tmp_pat
     from protege.systems.lm_irl.demo import QUICK, check_same_settings
     (tmp_path / "mle-s0").mkdir()
     (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 20}\ntask: {train_size: 500}\n")
-    with pytest.raises(UserError, match="run mle-s0 has task.train_size=500, trainer.steps=20, "
-                                        "eval.sample_prompts=None, this demo uses 400, 600, 25;"):
+    with pytest.raises(UserError, match="run mle-s0 has trainer.steps=20, "
+                                        "eval.sample_prompts=None, this demo uses 800, 25;"):
         check_same_settings(tmp_path, ["mle-s0", "iqlearn-s0"], quick=False)
     quick = {}
     for override in QUICK:  # a --quick run's config: every setting the quick demo overrides
@@ -122,13 +122,13 @@ def test_demo_refuses_to_reuse_a_run_of_the_other_mode_or_other_settings(tmp_pat
         quick.setdefault(key.split(".")[0], {})[key.split(".")[1]] = int(value)
     (tmp_path / "mle-s0" / "config.yaml").write_text(yaml.safe_dump(quick))
     check_same_settings(tmp_path, ["mle-s0", "iqlearn-s0"], quick=True)
-    # an older demo's run (500 examples, 800 steps)
-    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 800}\ntask: {train_size: 500}\n"
-                                                  "eval: {sample_prompts: 25}\n")
-    with pytest.raises(UserError, match="run mle-s0 has task.train_size=500, trainer.steps=800, this demo uses "
-                                        "400, 600;"):
-        check_same_settings(tmp_path, ["mle-s0"], quick=False)
+    # a run of the cheaper setting measured beside it (400 examples, 600 steps)
     (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 600}\ntask: {train_size: 400}\n"
+                                                  "eval: {sample_prompts: 25}\n")
+    with pytest.raises(UserError, match="run mle-s0 has task.train_size=400, trainer.steps=600, this demo uses "
+                                        "500, 800;"):
+        check_same_settings(tmp_path, ["mle-s0"], quick=False)
+    (tmp_path / "mle-s0" / "config.yaml").write_text("trainer: {steps: 800}\ntask: {train_size: 500}\n"
                                                   "eval: {sample_prompts: 25}\n")
     check_same_settings(tmp_path, ["mle-s0"], quick=False)
 
