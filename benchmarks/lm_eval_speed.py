@@ -144,11 +144,12 @@ def measure_command(run_dir: Path, args, old_src: Path, tmp: Path, kind: str, al
             row[f"speedup_command_cpu_{version}"] = round(row["command_earlier_cpu_s"] / row[f"command_{version}_cpu_s"], 2)
     deterministic = [k for k in results["new"] if k == "eval/greedy_score" or k.startswith("baseline/")]
     row["speedup_command_cpu_at_most"] = round(row["command_earlier_cpu_s"] / row["command_floor_cpu_s"], 2)
+    # a metric only one side reports (a baseline added since) is not compared
     row["command_deterministic_equal"] = all(abs(results["new"][k] - results["earlier"][k]) < 1e-9
-                                             for k in deterministic)
+                                             for k in deterministic if k in results["earlier"])
     # against the other versions of this work: every metric, the sampled ones too (same draws)
     row["command_all_metrics_equal_to"] = {v: all(abs(results["new"][k] - results[v][k]) <= 1e-6 * max(1, abs(results[v][k]))
-                                                  for k in results["new"]) for v in srcs if v.startswith("at_")}
+                                                  for k in results["new"] if k in results[v]) for v in srcs if v.startswith("at_")}
     return row
 
 

@@ -19,42 +19,29 @@ term's initials or a one-word term appear in the reference).
 """
 import argparse
 import json
-from collections import Counter
 from pathlib import Path
 
 from protege.data.text import TextExample
 from protege.eval.stats import mean_interval
 from protege.eval.text_metrics import _rouge_tokens
-from protege.systems.lm_irl.baselines import best_constant, nearest_prompts
+from protege.systems.lm_irl.baselines import baseline_completions as trivial_completions
 from protege.systems.lm_irl.evaluate import (
     eval_config,
     generate,
     load_trained,
+    subject,
     task_score,
 )
+from protege.worlds.text.foldoc import term_of
 from protege.worlds.text.tasks import TaskConfig, load_task
-
-
-def the_term(example: TextExample) -> str:
-    """The term a FOLDOC prompt asks for ("Define: BeOS" -> "BeOS")."""
-    return example.prompt.removeprefix("Define: ")
 
 
 def baseline_completions(kind: str, train: list[TextExample], examples: list[TextExample],
                          seed: int) -> dict[str, list[str]]:
-    """{baseline name: its completion for each of `examples`}; constants are chosen on `train`."""
-    score = lambda e, c: task_score(kind, e, c)
-    n = len(examples)
-    common = Counter(e.completion for e in train).most_common(1)[0][0]
-    nearest, _ = nearest_prompts([e.prompt for e in train], [e.prompt for e in examples])
-    completions = {"empty": [""] * n, "most_common": [common] * n,
-                   "best_constant": [best_constant(score, train, seed=seed)] * n,
-                   "retrieval": [train[i].completion for i in nearest]}
-    if kind == "foldoc":
-        after_term = best_constant(lambda e, c: score(e, f"{the_term(e)} {c}"), train, seed=seed)
-        completions["term"] = [the_term(e) for e in examples]
-        completions["term+best_constant"] = [f"{the_term(e)} {after_term}" for e in examples]
-    return completions
+    """{baseline name: its completion for each of `examples`}: `eval lm`'s trivial baselines
+    (protege.systems.lm_irl.baselines), the retrieval one named plainly."""
+    completions = trivial_completions(lambda e, c: task_score(kind, e, c), train, examples, seed, subject(kind))
+    return {name.removesuffix("_tfidf"): outs for name, outs in completions.items()}
 
 
 def copy_stats(examples: list[TextExample]) -> dict[str, float]:
@@ -65,10 +52,10 @@ def copy_stats(examples: list[TextExample]) -> dict[str, float]:
     found with the same case as in the prompt."""
     covered, initials, single, single_cased = [], [], [], []
     for e in examples:
-        term, reference = _rouge_tokens(the_term(e)), _rouge_tokens(e.completion)
+        term, reference = _rouge_tokens(term_of(e)), _rouge_tokens(e.completion)
         if reference:
             covered.append(sum(t in set(term) for t in reference) / len(reference))
-        words = the_term(e).split()
+        words = term_of(e).split()
         if len(words) >= 2:
             initials.append("".join(w[0] for w in words).lower() in reference)
         elif words:

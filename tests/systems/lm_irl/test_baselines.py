@@ -30,3 +30,18 @@ def test_baselines_under_the_task_metric():
     got = baselines("text", exact, [E("What is 2 plus 3?", "5")], seed=0)  # ROUGE-L
     assert got["baseline/empty"] == 0.0 and got["baseline/most_common"] == 1.0
     assert got["baseline/retrieval_tfidf"] == 1.0
+
+
+def test_a_subject_copied_from_the_prompt_and_the_best_constant_after_it():
+    """FOLDOC's term baselines through `eval lm`'s own path, against a naive reference: every training
+    completion scored after each training example's own term, the best one put after the held-out term."""
+    from protege.eval.text_metrics import rouge_l
+    train = [E("Define: Foo Bar", "(FB) Foo Bar is a network protocol."), E("Define: Baz", "Baz is a network protocol."),
+             E("Define: Qux", "A language."), E("Define: Quux", "A language."), E("Define: Corge", "A language.")]
+    held_out = [E("Define: Grault", "Grault is a network protocol.")]
+    after = {c: sum(rouge_l(e.completion, f"{e.prompt[8:]} {c}") for e in train) for c in {e.completion for e in train}}
+    best = max(after, key=after.get)
+    got = baselines("foldoc", train, held_out, seed=0)
+    assert got["baseline/term"] == pytest.approx(rouge_l("Grault is a network protocol.", "Grault"))
+    assert got["baseline/term+best_constant"] == pytest.approx(rouge_l(held_out[0].completion, f"Grault {best}"))
+    assert "baseline/term" not in baselines("text", train, held_out, seed=0)  # only FOLDOC names a term

@@ -5,7 +5,11 @@ Each is scored with the task's own metric on the same held-out prompts as the mo
 - most_common: the most common training completion, for every prompt;
 - best_constant: the one training completion that scores best on a sample of training prompts;
 - retrieval: the completion of the nearest training prompt (TF-IDF cosine, as scikit-learn's
-  TfidfVectorizer with its defaults computes it; see `nearest_prompts`).
+  TfidfVectorizer with its defaults computes it; see `nearest_prompts`);
+and, for a task whose prompt names a subject the reference often repeats (FOLDOC's term):
+- <subject>: the subject itself, copied from the prompt;
+- <subject>+best_constant: the subject followed by the training completion that scores best after
+  it (chosen on training data as best_constant is). On FOLDOC this is the strongest of them.
 """
 
 import re
@@ -107,13 +111,30 @@ def _unit_rows(rows: np.ndarray, weights: np.ndarray, n_rows: int) -> np.ndarray
     return weights / norms[rows]
 
 
-def trivial_baselines(score: Score, train: list[TextExample], examples: list[TextExample],
-                      seed: int = 0) -> dict:
-    """{"baseline/<name>": mean task score on `examples`} for the four baselines above."""
+Subject = tuple[str, Callable[[TextExample], str]]
+"""(its name, what it is for an example): e.g. ("term", foldoc.term_of)"""
+
+
+def baseline_completions(score: Score, train: list[TextExample], examples: list[TextExample],
+                         seed: int = 0, subject: Subject | None = None) -> dict[str, list[str]]:
+    """{baseline name: its completion for each of `examples`}; constants are chosen on `train`. The
+    retrieval baseline is named `retrieval_<method>`."""
     n = len(examples)
     common = Counter(e.completion for e in train).most_common(1)[0][0]
     nearest, method = nearest_prompts([e.prompt for e in train], [e.prompt for e in examples])
-    return {"baseline/empty": _mean(score, examples, [""] * n),
-            "baseline/most_common": _mean(score, examples, [common] * n),
-            "baseline/best_constant": _mean(score, examples, [best_constant(score, train, seed=seed)] * n),
-            f"baseline/retrieval_{method}": _mean(score, examples, [train[i].completion for i in nearest])}
+    completions = {"empty": [""] * n, "most_common": [common] * n,
+                   "best_constant": [best_constant(score, train, seed=seed)] * n,
+                   f"retrieval_{method}": [train[i].completion for i in nearest]}
+    if subject is not None:
+        name, of = subject
+        after = best_constant(lambda e, c: score(e, f"{of(e)} {c}"), train, seed=seed)
+        completions[name] = [of(e) for e in examples]
+        completions[f"{name}+best_constant"] = [f"{of(e)} {after}" for e in examples]
+    return completions
+
+
+def trivial_baselines(score: Score, train: list[TextExample], examples: list[TextExample],
+                      seed: int = 0, subject: Subject | None = None) -> dict:
+    """{"baseline/<name>": mean task score on `examples`} for the baselines above."""
+    return {f"baseline/{name}": _mean(score, examples, outs)
+            for name, outs in baseline_completions(score, train, examples, seed, subject).items()}

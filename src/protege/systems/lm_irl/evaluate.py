@@ -255,7 +255,16 @@ def load_trained(run_dir: Path, inference_only: bool = False):
 def baselines(kind: str, train: list[TextExample], examples: list[TextExample], seed: int) -> dict:
     """The trivial baselines (see `baselines.py`) under this task's metric, on the model's prompts."""
     from protege.systems.lm_irl.baselines import trivial_baselines
-    return trivial_baselines(lambda e, c: task_score(kind, e, c), train, examples, seed)
+    return trivial_baselines(lambda e, c: task_score(kind, e, c), train, examples, seed, subject(kind))
+
+
+def subject(kind: str):
+    """What a task's prompt names that its references often repeat (a baseline copies it): FOLDOC's
+    term; None for other tasks."""
+    if kind != "foldoc":
+        return None
+    from protege.worlds.text.foldoc import term_of
+    return ("term", term_of)
 
 
 def reward_table(run_dir: Path, examples: list[TextExample]) -> list[dict]:

@@ -21,6 +21,9 @@ from protege.core.errors import UserError
 from protege.data.text import TextExample
 from protege.worlds.text.dictd import read_dictd
 
+PROMPT = "Define: "
+"""what every FOLDOC prompt says before the term"""
+
 _MARKUP = [(re.compile(r"\{([^}]*)\}"), r"\1"), (re.compile(r"<[^>]*>"), " "),
            (re.compile(r"/[^/\s][^/]*/"), " "), (re.compile(r"\(\d{4}-\d{2}-\d{2}\)"), " "),
            (re.compile(r"\s+"), " ")]
@@ -90,10 +93,15 @@ def foldoc_examples(database: str = "foldoc", max_words: int = 40, only_first_se
             if not definition:
                 continue
         target = first_sentence(definition) if only_first_sentence else definition
-        examples.append(TextExample(f"Define: {name}", target))
+        examples.append(TextExample(f"{PROMPT}{name}", target))
     if not examples:
         raise UserError(f"dictd database {database}: no usable definitions")
     return examples
+
+
+def term_of(example: TextExample) -> str:
+    """The term a FOLDOC prompt asks for ("Define: BeOS" -> "BeOS")."""
+    return example.prompt.removeprefix(PROMPT)
 
 
 def split(train_size: int, eval_size: int, seed: int, database: str = "foldoc", max_words: int = 40,
