@@ -39,12 +39,9 @@ def _interval(scores: list[float]) -> tuple[float, float]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    show = lambda v: "-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(show(r.get(c)) for c in columns) + " |" for r in rows])
+    """`protege.eval.report.markdown_table` with recall's formats: floats as `:g`, empty cells "-"."""
+    from protege.eval.report import markdown_table as table
+    return table(rows, number="{:g}", missing="-")
 
 
 def heatmap(cells: list[dict], task: str, path: Path, title: str) -> Path:

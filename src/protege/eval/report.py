@@ -64,7 +64,7 @@ def write_report(run_dirs: list[Path], out: Path | None = None,
             for d, _, s in runs]
     scatter = _score_vs_diversity(runs, out, plt)
     lines = ["# Report", "", *(preface(out) if preface else []),
-             "Runs: " + ", ".join(f"`{d}`" for d, _, _ in runs), "", _markdown_table(rows), ""]
+             "Runs: " + ", ".join(f"`{d}`" for d, _, _ in runs), "", markdown_table(rows), ""]
     if scatter:
         lines += [f"![task score against diversity]({scatter})", ""]
     lines += [f"![{p}]({p})" for p in plots]
@@ -152,11 +152,13 @@ def _score_vs_diversity(runs, out: Path, plt) -> str | None:
     return "score_vs_diversity.png"
 
 
-def _markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], number: str = "{:.4g}", missing: str = "") -> str:
+    """A markdown table with a column per key (in first-seen order) and a line per row; floats
+    formatted with `number`, absent or None cells shown as `missing`."""
     if not rows:
         return ""
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
+    fmt = lambda v: number.format(v) if isinstance(v, float) else (missing if v is None else str(v))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)

@@ -29,7 +29,13 @@ import yaml
 from protege.core.errors import UserError
 from protege.core.progress import progress_bar
 from protege.core.runs import read_metrics
-from protege.eval.report import paired_plots, paired_verdict, run_summary, write_report
+from protege.eval.report import (
+    markdown_table,
+    paired_plots,
+    paired_verdict,
+    run_summary,
+    write_report,
+)
 from protege.eval.stats import mean_interval
 
 METHODS = {"mle": "lm_arithmetic_mle", "iqlearn": "lm_arithmetic_iqlearn"}
@@ -116,8 +122,8 @@ def _pairs(summaries: dict, seeds, key: str) -> dict[str, list[float]]:
     return {m: [summaries[run_name(m, s)][key] for s in seeds] for m in METHODS}
 
 
-def _diffs(summaries: dict, seeds, key: str) -> list[float]:
-    pairs = _pairs(summaries, seeds, key)
+def _diffs(pairs: dict[str, list[float]]) -> list[float]:
+    """IQLearn - MLE per seed, from `_pairs`."""
     return [b - a for a, b in zip(pairs["mle"], pairs["iqlearn"])]
 
 
@@ -132,7 +138,7 @@ def summary_rows(summaries: dict, seeds, metrics=HEADLINE) -> list[dict]:
     for key, label in metrics:
         pairs = _pairs(summaries, seeds, key)
         columns.update({f"MLE {label}": pairs["mle"], f"IQLearn {label}": pairs["iqlearn"],
-                        f"IQLearn - MLE {label}": _diffs(summaries, seeds, key)})
+                        f"IQLearn - MLE {label}": _diffs(pairs)})
     rows = [{"seed": str(s), **{c: v[i] for c, v in columns.items()}} for i, s in enumerate(seeds)]
     rows.append({"seed": "mean ± 95% (t)",
                  **{c: _interval(v, signed=c.startswith("IQLearn - ")) for c, v in columns.items()}})
@@ -145,7 +151,7 @@ def paired_verdicts(summaries: dict, seeds, metrics) -> list[dict]:
     zero)."""
     rows = []
     for key, label in metrics:
-        diffs = _diffs(summaries, seeds, key)
+        diffs = _diffs(_pairs(summaries, seeds, key))
         mean, low, high = mean_interval(diffs)
         rows.append({"metric": label, "IQLearn - MLE": mean, "low": low, "high": high,
                      "IQLearn higher on": f"{sum(d > 0 for d in diffs)}/{len(diffs)} seeds",
@@ -163,26 +169,26 @@ def headline(verdicts: list[dict]) -> str:
 
 
 def _markdown(rows: list[dict]) -> list[str]:
-    header = list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(fmt(row[c]) for c in header) + " |" for row in rows)]
+    return markdown_table(rows, number="{:.3f}").splitlines()
 
 
 def paired_section(folder: Path, summaries: dict, seeds) -> list[str]:
     """The report's headline: the verdicts, the two-panel paired plot and the per-seed table, then
     the other diversity measures (markdown lines)."""
     verdicts = paired_verdicts(summaries, seeds, HEADLINE)
-    paired_plots(folder / PLOT, {
-        f"held-out {label}" if key == ACCURACY[0] else f"{label} of samples (nats)":
-            {"MLE": _pairs(summaries, seeds, key)["mle"], "IQLearn": _pairs(summaries, seeds, key)["iqlearn"]}
-        for key, label in HEADLINE}, list(seeds), title=headline(verdicts))
+    sentence = headline(verdicts)
+    panels = {}
+    for key, label in HEADLINE:
+        pairs = _pairs(summaries, seeds, key)
+        title = f"held-out {label}" if key == ACCURACY[0] else f"{label} of samples (nats)"
+        panels[title] = {"MLE": pairs["mle"], "IQLearn": pairs["iqlearn"]}
+    paired_plots(folder / PLOT, panels, list(seeds), title=sentence)
     said = [f"- IQLearn - MLE, {v['metric']}: {v['IQLearn - MLE']:+.3f} (95% t-interval "
             f"{v['low']:+.3f} to {v['high']:+.3f}; IQLearn higher on {v['IQLearn higher on']}): "
             f"{v['verdict']}." for v in verdicts]
     examples = summaries[run_name("mle", seeds[0])]["train_examples"]
     return [f"## MLE against IQLearn, {len(seeds)} paired seeds, {examples} training examples", "",
-            headline(verdicts), "", *said, "", f"![paired accuracy and token entropy]({PLOT})", "",
+            sentence, "", *said, "", f"![paired accuracy and token entropy]({PLOT})", "",
             *_markdown(summary_rows(summaries, seeds)), "",
             "Beside (lower self-BLEU and higher distinct-2 = more diverse samples):", "",
             *_markdown(paired_verdicts(summaries, seeds, BESIDE)), ""]
