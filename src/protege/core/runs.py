@@ -183,17 +183,17 @@ def added_config_key(dotted: str, legacy_value) -> None:
 
 
 def _fill_added(saved: dict, new: dict) -> dict:
-    """`saved` with each registered key the new config has and the saved one lacks set to its legacy
-    value (only where the enclosing section exists in both)."""
-    filled = yaml.safe_load(yaml.safe_dump(saved, sort_keys=False))
+    """`saved` (a config just read, changed in place) with each registered key the new config has and
+    the saved one lacks set to its legacy value (only where the enclosing section exists in both)."""
     for dotted, legacy in _ADDED_KEYS.items():
         *parents, leaf = dotted.split(".")
-        old, now = filled, new
+        old, now = saved, new
         for part in parents:
-            old, now = old.get(part) if isinstance(old, dict) else None, now.get(part) if isinstance(now, dict) else None
+            old = old.get(part) if isinstance(old, dict) else None
+            now = now.get(part) if isinstance(now, dict) else None
         if isinstance(old, dict) and isinstance(now, dict) and leaf in now and leaf not in old:
             old[leaf] = legacy
-    return filled
+    return saved
 
 
 def _visible(folder: Path) -> list[Path]:
