@@ -1,5 +1,6 @@
 """How far a finished `lm` run is above each trivial baseline, prompt by prompt: the model's greedy
-completion and each baseline's completion are scored on the same held-out prompts, and the per-prompt
+completion (or, with `--mbr N`, its minimum-Bayes-risk choice among the greedy completion and N
+samples; `--no-repeat-ngram 3` bans repeated trigrams while decoding) and each baseline's completion are scored on the same held-out prompts, and the per-prompt
 difference gets a 95% t-interval (a margin is clear when the interval is above zero). The baselines
 are those of `protege eval lm` (empty, most common, best constant chosen on training data, nearest
 training prompt's completion) and, for FOLDOC, two that copy the term: the term itself, and the
@@ -32,6 +33,7 @@ from protege.systems.lm_irl.evaluate import (
     subject,
     task_score,
 )
+from protege.systems.lm_irl.mbr import mbr_completions
 from protege.worlds.text.foldoc import term_of
 from protege.worlds.text.tasks import TaskConfig, load_task
 
@@ -89,15 +91,19 @@ def model_copies(greedy: list[tuple[str, str, str]]) -> dict[str, int]:
             "one_word_copied": single_copied, "looping": loops}
 
 
-def per_prompt_scores(run_dir: Path, prompts: int) -> tuple[dict[str, list[float]], list[tuple]]:
+def per_prompt_scores(run_dir: Path, prompts: int, decoding: dict | None = None) -> tuple[dict[str, list[float]], list[tuple]]:
     """({"model" and each baseline: the task score of its completion on each held-out prompt},
-    [(prompt, greedy completion, reference)])."""
+    [(prompt, the model's completion, reference)]). The model's completion is its greedy one, or with
+    `decoding={"mbr_samples": N, ...}` its MBR choice (see protege.systems.lm_irl.mbr); `decoding`
+    holds EvalConfig fields (no_repeat_ngram, mbr_samples, mbr_temperature)."""
     model, tokenizer, config = load_trained(run_dir)
     kind, seed = config["task"]["kind"], config["seed"]
     data = load_task(TaskConfig(**config["task"]), seed)
     examples = data.eval[:prompts]
-    cfg = eval_config(max_new_tokens=config["eval"]["max_new_tokens"])
+    cfg = eval_config(max_new_tokens=config["eval"]["max_new_tokens"], **(decoding or {}))
     greedy = [outs[0] for outs in generate(model, tokenizer, [e.prompt for e in examples], cfg)]
+    if cfg.mbr_samples:
+        greedy = mbr_completions(model, tokenizer, kind, [e.prompt for e in examples], cfg, greedy, seed)
     completions = {"model": greedy, **baseline_completions(kind, data.train, examples, seed)}
     scores = {name: [task_score(kind, e, c) for e, c in zip(examples, outs)] for name, outs in completions.items()}
     return scores, [(e.prompt, g, e.completion) for e, g in zip(examples, greedy)]
@@ -189,6 +195,11 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=100, help="held-out prompts (the first N)")
     parser.add_argument("--against", nargs="*", type=Path, default=[],
                         help="a second method's runs, one per RUN (same seeds, same order)")
+    parser.add_argument("--no-repeat-ngram", type=int, default=0,
+                        help="decoding never repeats an n-gram of this length in a completion (0: off)")
+    parser.add_argument("--mbr", type=int, default=0,
+                        help="score the MBR choice among the greedy completion and N samples (0: greedy)")
+    parser.add_argument("--mbr-temperature", type=float, default=0.7, help="the MBR samples' temperature")
     parser.add_argument("--show", type=int, default=0, help="print the first N greedy completions")
     args = parser.parse_args()
     if args.recipe:
@@ -200,7 +211,9 @@ def main() -> None:
         parser.error(f"--against needs one run per RUN ({len(args.runs)}), got {len(args.against)}")
     results, rows = {}, {}
     for run_dir in [*args.runs, *args.against]:
-        scores, greedy = per_prompt_scores(run_dir, args.prompts)
+        decoding = {"no_repeat_ngram": args.no_repeat_ngram, "mbr_samples": args.mbr,
+                    "mbr_temperature": args.mbr_temperature}
+        scores, greedy = per_prompt_scores(run_dir, args.prompts, decoding)
         rows[run_dir] = row = margin_row(scores)
         for prompt, completion, reference in greedy[:args.show]:
             print(f"  {prompt!r} -> {completion!r} (reference {reference!r})")

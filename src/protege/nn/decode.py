@@ -67,7 +67,8 @@ def warp(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
 
 @torch.inference_mode()
 def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad_id: int,
-           sampling: Sampling | None = None, batch_size: int = 64, step_stats: bool = False):
+           sampling: Sampling | None = None, batch_size: int = 64, step_stats: bool = False,
+           no_repeat_ngram: int = 0):
     """New token ids for each prompt (greedy when `sampling` is None): at most `budgets[i]` tokens,
     ending with EOS when the model emitted it. Prompts are sorted by length and decoded
     `batch_size` at a time; the output keeps the input order. With `step_stats`, returns
@@ -82,7 +83,7 @@ def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         rows, row_stats = _decode_batch(model, [prompts[i] for i in chunk], [budgets[i] for i in chunk],
-                                        eos_id, pad_id, sampling, step_stats)
+                                        eos_id, pad_id, sampling, step_stats, no_repeat_ngram)
         for i, row, row_stat in zip(chunk, rows, row_stats):
             out[i], stats[i] = row, row_stat
     return (out, stats) if step_stats else out
@@ -96,7 +97,7 @@ def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
     return ids, mask
 
 
-def _decode_batch(model, prompts, budgets, eos_id, pad_id, sampling, step_stats=False):
+def _decode_batch(model, prompts, budgets, eos_id, pad_id, sampling, step_stats=False, no_repeat_ngram=0):
     unique, copies = _unique_rows(prompts)
     ids, mask = left_padded(unique, pad_id)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)  # padding's positions are never attended to
@@ -110,6 +111,8 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, sampling, step_stats=
     out: list[list[int]] = [[] for _ in prompts]
     stats: list[list[list[float]]] = [[] for _ in prompts]
     for step in range(max(budgets)):
+        if no_repeat_ngram:
+            logits = ban_repeated_ngrams(logits, [out[row] for row in alive.tolist()], no_repeat_ngram)
         if sampling is None:
             token = logits.argmax(-1)
         else:
@@ -130,6 +133,24 @@ def _decode_batch(model, prompts, budgets, eos_id, pad_id, sampling, step_stats=
         positions = positions[:, -1:] + 1
         logits = _next_logits(model, ids, mask, positions, cache)
     return out, stats
+
+
+def ban_repeated_ngrams(logits: torch.Tensor, rows: list[list[int]], n: int) -> torch.Tensor:
+    """`logits` with -inf on every token that would repeat an n-gram already in its row's completion
+    (transformers' NoRepeatNGramLogitsProcessor, but over the new tokens only: copying the prompt's
+    words, a term into its definition, stays allowed)."""
+    banned = []
+    for b, row in enumerate(rows):
+        if len(row) < n:
+            continue
+        tail = tuple(row[len(row) - n + 1:])
+        banned += [(b, row[i + n - 1]) for i in range(len(row) - n + 1) if tuple(row[i:i + n - 1]) == tail]
+    if not banned:
+        return logits
+    logits = logits.clone()
+    b, t = zip(*banned)
+    logits[list(b), list(t)] = -float("inf")
+    return logits
 
 
 def _next_logits(model, ids, mask, positions, cache):

@@ -1,4 +1,5 @@
-"""Evaluate a language model on held-out prompts: task score, diversity, extracted reward.
+"""Evaluate a language model on held-out prompts: task score, diversity, extracted reward, and the
+negative log-likelihood and entropy of the policy along the held-out reference completions.
 
 Greedy (or beam) decoding gives the task score; N samples per prompt give the sampled score and the
 diversity metrics; a scoring pass gives each sample's mean token entropy and its IQLearn-extracted
@@ -15,12 +16,18 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
+from protege.core.runs import added_config_key
 from protege.data.text import TextExample
 from protege.data.tokens import collate, encode, prompt_ids, special_prefix, step_logits
 from protege.eval.text_metrics import distinct_n, rouge_l, self_bleu
 from protege.losses.iqlearn import extracted_reward
 from protege.nn.lm import fit_prompt, position_limit
 from protege.nn.lm import generate as generate_tokens
+
+# runs saved before these evaluation settings existed decoded without them: they resume as such
+added_config_key("eval.no_repeat_ngram", 0)
+added_config_key("eval.mbr_samples", 0)
+added_config_key("eval.mbr_temperature", 0.7)
 
 
 @dataclass
@@ -42,10 +49,18 @@ class EvalConfig:
     """most tokens generated per completion (also online IQLearn's sample length)"""
     batch_size: int = 64
     """sequences generated or scored per forward pass"""
+    no_repeat_ngram: int = 0
+    """> 0: no n-gram of this length appears twice in a completion (greedy and sampled; 0 = off)"""
+    mbr_samples: int = 0
+    """> 0: also score minimum-Bayes-risk decoding (`eval/mbr_score`): of the greedy completion and
+    this many samples, the one that agrees most with the others under the task's metric"""
+    mbr_temperature: float = 0.7
+    """sampling temperature of the MBR candidates (> 0)"""
 
     def __post_init__(self):
         check_fields(self, prompts=">=1", samples=">=1", sample_prompts=">=1", temperature=">0",
-                     top_p="(0,1]", num_beams=">=1", max_new_tokens=">=1", batch_size=">=1")
+                     top_p="(0,1]", num_beams=">=1", max_new_tokens=">=1", batch_size=">=1",
+                     no_repeat_ngram=">=0", mbr_samples=">=0", mbr_temperature=">0")
 
 
 def eval_config(**values) -> EvalConfig:
@@ -100,7 +115,7 @@ def _decode(model, tokenizer, fitted, cfg: EvalConfig, n: int, sample: bool, ste
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     decoded = decode(model, [ids for ids, _ in fitted for _ in range(n)],
                      [budget for _, budget in fitted for _ in range(n)], tokenizer.eos_token_id, pad,
-                     sampling, cfg.batch_size, step_stats=step_stats)
+                     sampling, cfg.batch_size, step_stats=step_stats, no_repeat_ngram=cfg.no_repeat_ngram)
     rows, stats = decoded if step_stats else (decoded, None)
     texts = [t.strip() for t in tokenizer.batch_decode(rows, skip_special_tokens=True)]
     return [texts[i * n:(i + 1) * n] for i in range(len(fitted))], rows, stats
@@ -151,6 +166,29 @@ def score_completions(model, tokenizer, pairs: list[TextExample], context: int, 
         rewards[chunk] = (r * mask).sum(-1).numpy()
         entropies[chunk] = ((entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)).numpy()
     return rewards, entropies
+
+
+@torch.inference_mode()
+def reference_fit(model, tokenizer, examples: list[TextExample], context: int,
+                  batch_size: int = 64) -> tuple[float, float]:
+    """(NLL, entropy) of the policy along the reference completions, teacher forced, each a mean
+    per completion token (completion tokens and the EOS after them) over all the examples:
+    NLL = sum_i,t -log pi(y_i,t | x_i, y_i,<t) / sum_i |y_i|, entropy = sum_i,t H(pi(. | x_i, y_i,<t))
+    / sum_i |y_i|. On held-out examples both are deterministic (no sampling): the NLL says how much
+    probability the model keeps for answers it never saw (it grows as a model over-fits), the entropy
+    how certain the model is along them."""
+    model.eval()
+    encoded, _ = encode(examples, tokenizer, context)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+    nll, entropy, tokens = 0.0, 0.0, 0
+    for start in range(0, len(order), batch_size):
+        batch = collate([encoded[i] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
+        log_probs = torch.log_softmax(step_logits(model, batch).float(), -1)
+        taken = log_probs.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
+        nll -= float((taken * batch.loss_mask).sum())
+        entropy -= float(((log_probs.exp() * log_probs).sum(-1) * batch.loss_mask).sum())
+        tokens += int(batch.loss_mask.sum())
+    return nll / max(tokens, 1), entropy / max(tokens, 1)
 
 
 def sample_and_score(model, tokenizer, examples: list[TextExample], cfg: EvalConfig, context: int,
@@ -210,11 +248,19 @@ def evaluate_lm(model, tokenizer, kind: str, examples: list[TextExample], cfg: E
     sample_scores = np.asarray([task_score(kind, e, s) for e, group in zip(sampled_examples, samples)
                                 for s in group])
     corr = spearman(rewards, sample_scores)  # nan when every sample scores the same
-    return {"eval/greedy_score": float(np.mean(greedy_scores)),
+    nll, entropy = reference_fit(model, tokenizer, examples, context, cfg.batch_size)
+    mbr = {}
+    if cfg.mbr_samples and impl == "batched":
+        from protege.systems.lm_irl.mbr import mbr_completions
+        chosen = mbr_completions(model, tokenizer, kind, [e.prompt for e in examples], cfg,
+                                 greedy=[g[0] for g in greedy])
+        mbr = {"eval/mbr_score": float(np.mean([task_score(kind, e, c) for e, c in zip(examples, chosen)]))}
+    return {"eval/greedy_score": float(np.mean(greedy_scores)), **mbr,
             "eval/sampled_score": float(np.mean(sample_scores)),
             "eval/self_bleu": float(np.nanmean([self_bleu(g) for g in samples])),
             "eval/distinct_2": float(np.mean([distinct_n(g, 2) for g in samples])),
             "eval/token_entropy": float(np.mean(entropies)),
+            "eval/heldout_nll": nll, "eval/heldout_entropy": entropy,
             "eval/reward_spearman": float(corr)}
 
 
