@@ -116,3 +116,10 @@ def test_cli_reward_and_sample(trained, capsys, tmp_path):
     code, out = protege(capsys, "eval", "lm", run_dir, "--prompts", "8", "--sample-prompts", "2",
                         "--samples", "2", "--beams", "2")
     assert code == 0 and "eval/greedy_score" in out, out
+    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--mbr", "4", "--no-repeat-ngram", "3")
+    assert code == 0 and "MBR choice" in out and out.count("red is colour number 0") == 1, out
+    code, out = protege(capsys, "eval", "lm", run_dir, "--prompts", "4", "--sample-prompts", "2",
+                        "--samples", "2", "--mbr", "3", "--no-repeat-ngram", "3")
+    assert code == 0 and "eval/mbr_score" in out, out
+    code, out = protege(capsys, "eval", "lm", run_dir, "--mbr", "-1")
+    assert code == 2 and "mbr_samples" in out and "Traceback" not in out

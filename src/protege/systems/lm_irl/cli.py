@@ -45,14 +45,27 @@ def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directo
 @lm_app.command("sample")
 def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top_p: float = 1.0,
            beams: int = typer.Option(1, help="> 1: beam search (deterministic)"),
-           greedy: bool = typer.Option(False, "--greedy", help="greedy decoding: one deterministic completion")):
-    """Print n completions of a prompt from a trained model (sampled unless --greedy or --beams > 1)."""
+           greedy: bool = typer.Option(False, "--greedy", help="greedy decoding: one deterministic completion"),
+           no_repeat_ngram: int = typer.Option(0, help="> 0: no n-gram of this length twice in a completion"),
+           mbr: int = typer.Option(0, help="> 0: print the minimum-Bayes-risk choice among the greedy "
+                                           "completion and this many samples at --temperature"),
+           seed: int = typer.Option(0, help="seeds the sampling")):
+    """Print n completions of a prompt from a trained model (sampled unless --greedy, --mbr or --beams > 1)."""
     from protege.systems.lm_irl.evaluate import eval_config, generate, load_trained
     if n < 1:
         from protege.core.errors import UserError
         raise UserError(f"--n must be >= 1, got {n}")
-    cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams)  # before the model loads
-    model, tokenizer, _ = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
+    cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams,  # before the model loads
+                      no_repeat_ngram=no_repeat_ngram, mbr_samples=mbr, mbr_temperature=temperature)
+    model, tokenizer, config = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
+    if mbr:
+        from protege.systems.lm_irl.mbr import mbr_completions
+        chosen = mbr_completions(model, tokenizer, config.get("task", {}).get("kind", "text"), [prompt], cfg,
+                                 seed=seed)[0]
+        print_summary(f"MBR choice of {run_dir} (greedy + {mbr} samples)", [{"#": 0, "completion": chosen}])
+        return
+    import torch
+    torch.manual_seed(seed)
     sampled = beams == 1 and not greedy
     outs = generate(model, tokenizer, [prompt], cfg, n=n if sampled else 1, sample=sampled)[0]
     print_summary(f"samples from {run_dir}", [{"#": i, "completion": c} for i, c in enumerate(outs)])
@@ -79,21 +92,26 @@ def merge(run_dir: Path = typer.Argument(..., help="a finished `lm` run director
 @eval_app.command("lm")
 def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run directory"),
             prompts: int = 200, samples: int = 8, sample_prompts: int = 50, temperature: float = 1.0,
-            top_p: float = 1.0, beams: int = 1, seed: int = 0):
+            top_p: float = 1.0, beams: int = 1, seed: int = 0,
+            no_repeat_ngram: int = typer.Option(0, help="> 0: no n-gram of this length twice in a completion"),
+            mbr: int = typer.Option(0, help="> 0: also score the minimum-Bayes-risk choice among the greedy "
+                                            "completion and this many samples (eval/mbr_score)"),
+            mbr_temperature: float = typer.Option(0.7, help="the MBR samples' temperature")):
     """Re-evaluate a trained language model on its task's held-out prompts (other sampling settings)."""
     with heavy_imports():
         import torch
 
         from protege.systems.lm_irl.evaluate import baselines, eval_config, evaluate_lm, load_trained
         from protege.worlds.text.tasks import TaskConfig, load_task
+    decoding = {"no_repeat_ngram": no_repeat_ngram, "mbr_samples": mbr, "mbr_temperature": mbr_temperature}
     eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
-                temperature=temperature, top_p=top_p, num_beams=beams)
+                temperature=temperature, top_p=top_p, num_beams=beams, **decoding)
     model, tokenizer, config = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
     task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
     task = load_task(TaskConfig(**task_fields), config["seed"])
     cfg = eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,
                       temperature=temperature, top_p=top_p, num_beams=beams,
-                      max_new_tokens=config["eval"]["max_new_tokens"])
+                      max_new_tokens=config["eval"]["max_new_tokens"], **decoding)
     torch.manual_seed(seed)
     metrics = evaluate_lm(model, tokenizer, config["task"]["kind"], task.eval, cfg,
                           config["model"]["context"], config["objective"]["gamma"])
@@ -106,6 +124,9 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
                 "temperature": temperature, "top_p": top_p, "beams": beams, "seed": seed,
                 "max_new_tokens": config["eval"]["max_new_tokens"]}
     name = f"lm-{prompts}p-{samples}x{sample_prompts}-T{temperature:g}-top_p{top_p:g}-beams{beams}-seed{seed}"
+    if no_repeat_ngram or mbr:  # names of evaluations without these settings stay as they were
+        settings.update(decoding)
+        name += f"-norepeat{no_repeat_ngram}-mbr{mbr}T{mbr_temperature:g}"
     console.print(f"results: {save_eval(run_dir, name, settings, metrics)}")
 
 
