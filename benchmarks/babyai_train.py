@@ -1,5 +1,5 @@
-"""Benchmark: BC and offline IQ-Learn training throughput on BabyAI demonstrations (CPU, 1 thread),
-old against new in one run.
+"""Benchmark: BC and offline IQ-Learn training throughput on BabyAI demonstrations (CPU, 1 thread
+unless `--threads` / `--new-threads` say otherwise), old against new in one run.
 
     frames/s = real (unpadded) demonstration steps per second through forward, backward and Adam.
 
@@ -51,8 +51,9 @@ NEW = "table"
 class Learner:
     """One implementation's model and optimiser, trained a few steps at a time; counts frames and time."""
 
-    def __init__(self, variant: str, dim: int, lam: float, bf16: bool, fused: bool):
+    def __init__(self, variant: str, dim: int, lam: float, bf16: bool, fused: bool, threads: int = 1):
         torch.manual_seed(0)
+        self.threads = threads
         self.model = BabyAIPolicy(PolicyConfig(dim=dim))
         self.model.encoder.winograd = variant in ("winograd", "table")
         self.model.encoder.cell_table = variant == "table"
@@ -61,6 +62,7 @@ class Learner:
         self.frames, self.wall, self.cpu = 0, 0.0, 0.0
 
     def train(self, batches, timed: bool) -> None:
+        torch.set_num_threads(self.threads)
         for b in batches:
             mask = None if self.variant == "padded" else b.mask
             t0, c0 = time.perf_counter(), time.process_time()
@@ -77,9 +79,9 @@ class Learner:
 
 
 def measure(demos, lam: float, steps: int, rounds: int, batch: int, dim: int, bf16: bool,
-            fused: bool) -> dict:
+            fused: bool, threads: int = 1, new_threads: int = 1) -> dict:
     rng = np.random.default_rng(0)
-    learners = [Learner(v, dim, lam, bf16, fused) for v in VARIANTS]
+    learners = [Learner(v, dim, lam, bf16, fused, new_threads if v == NEW else threads) for v in VARIANTS]
     warmup = [make_batch(demos, rng.choice(len(demos), batch)) for _ in range(3)]
     for learner in learners:
         learner.train(warmup, timed=False)
@@ -163,11 +165,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="turns the timed steps are split into")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the earlier variants")
+    parser.add_argument("--new-threads", type=int, default=None,
+                        help="torch threads of the new learner (default: --threads); compare wall frames/s then")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--fused-adam", action="store_true", help="the fused Adam kernel, as `fit` uses")
     parser.add_argument("--breakdown", action="store_true", help="also: where the new learner's step goes")
     args = parser.parse_args()
+    new_threads = args.new_threads or args.threads
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         generate_demos(DemoConfig(args.level, 300, Path(tmp) / "d", workers=1), progress=False)
@@ -175,8 +180,10 @@ def main() -> None:
     precision = resolve_precision(args.precision)
     bf16 = precision == "bf16"
     load = os.getloadavg()[0]
-    result = {loss: measure(demos, lam, args.steps, args.rounds, args.batch, args.dim, bf16, args.fused_adam)
+    result = {loss: measure(demos, lam, args.steps, args.rounds, args.batch, args.dim, bf16, args.fused_adam,
+                            args.threads, new_threads)
               for loss, lam in (("bc", 0.0), ("iqlearn", 0.1))}
+    torch.set_num_threads(args.threads)
     for loss, row in result.items():
         for variant in VARIANTS:
             print(f"{loss:8s} {variant:9s} {row[variant]['frames_per_s']:9.1f} frames/s "
@@ -188,7 +195,7 @@ def main() -> None:
             speedup[f"{loss}_vs_{ref}_cpu"] = round(row[NEW]["cpu_frames_per_s"] / row[ref]["cpu_frames_per_s"], 2)
     print(json.dumps({"benchmark": "babyai_train", "level": args.level, "batch_episodes": args.batch,
                       "dim": args.dim, "steps": args.steps, "rounds": args.rounds,
-                      "fused_adam": args.fused_adam,
+                      "fused_adam": args.fused_adam, "threads": args.threads, "new_threads": new_threads,
                       "bc_frames_per_s": result["bc"][NEW]["frames_per_s"],
                       "iqlearn_frames_per_s": result["iqlearn"][NEW]["frames_per_s"],
                       "variants": result, "speedup": speedup,

@@ -25,6 +25,7 @@ from pathlib import Path
 from protege.data.text import TextExample
 from protege.eval.stats import mean_interval
 from protege.eval.text_metrics import _rouge_tokens
+from protege.systems.lm_irl.baselines import CONSTANT_SEARCH
 from protege.systems.lm_irl.baselines import baseline_completions as trivial_completions
 from protege.systems.lm_irl.evaluate import (
     eval_config,
@@ -39,10 +40,11 @@ from protege.worlds.text.tasks import TaskConfig, load_task
 
 
 def baseline_completions(kind: str, train: list[TextExample], examples: list[TextExample],
-                         seed: int) -> dict[str, list[str]]:
+                         seed: int, constant_search: tuple[int, int] = CONSTANT_SEARCH) -> dict[str, list[str]]:
     """{baseline name: its completion for each of `examples`}: `eval lm`'s trivial baselines
     (protege.systems.lm_irl.baselines), the retrieval one named plainly."""
-    completions = trivial_completions(lambda e, c: task_score(kind, e, c), train, examples, seed, subject(kind))
+    completions = trivial_completions(lambda e, c: task_score(kind, e, c), train, examples, seed, subject(kind),
+                                      constant_search)
     return {name.removesuffix("_tfidf"): outs for name, outs in completions.items()}
 
 
@@ -91,7 +93,8 @@ def model_copies(greedy: list[tuple[str, str, str]]) -> dict[str, int]:
             "one_word_copied": single_copied, "looping": loops}
 
 
-def per_prompt_scores(run_dir: Path, prompts: int, decoding: dict | None = None) -> tuple[dict[str, list[float]], list[tuple]]:
+def per_prompt_scores(run_dir: Path, prompts: int, decoding: dict | None = None,
+                      constant_search: tuple[int, int] = CONSTANT_SEARCH) -> tuple[dict[str, list[float]], list[tuple]]:
     """({"model" and each baseline: the task score of its completion on each held-out prompt},
     [(prompt, the model's completion, reference)]). The model's completion is its greedy one, or with
     `decoding={"mbr_samples": N, ...}` its MBR choice (see protege.systems.lm_irl.mbr); `decoding`
@@ -104,7 +107,7 @@ def per_prompt_scores(run_dir: Path, prompts: int, decoding: dict | None = None)
     greedy = [outs[0] for outs in generate(model, tokenizer, [e.prompt for e in examples], cfg)]
     if cfg.mbr_samples:
         greedy = mbr_completions(model, tokenizer, kind, [e.prompt for e in examples], cfg, greedy, seed)
-    completions = {"model": greedy, **baseline_completions(kind, data.train, examples, seed)}
+    completions = {"model": greedy, **baseline_completions(kind, data.train, examples, seed, constant_search)}
     scores = {name: [task_score(kind, e, c) for e, c in zip(examples, outs)] for name, outs in completions.items()}
     return scores, [(e.prompt, g, e.completion) for e, g in zip(examples, greedy)]
 
@@ -165,7 +168,8 @@ def margin_table(rows: dict[str, dict]) -> list[str]:
     return lines
 
 
-def task_only(recipe: str, overrides: list[str], seeds: list[int], prompts: int) -> dict:
+def task_only(recipe: str, overrides: list[str], seeds: list[int], prompts: int,
+              constant_search: tuple[int, int] = CONSTANT_SEARCH) -> dict:
     """Each seed's baselines (mean score on its first `prompts` held-out prompts) and copy stats, and
     their means over the seeds with 95% t-intervals; printed as it goes."""
     from protege.core.registry import resolve
@@ -175,7 +179,8 @@ def task_only(recipe: str, overrides: list[str], seeds: list[int], prompts: int)
         data = load_task(cfg.task, seed)
         examples = data.eval[:prompts]
         row = {name: mean_interval([task_score(cfg.task.kind, e, c) for e, c in zip(examples, outs)])[0]
-               for name, outs in baseline_completions(cfg.task.kind, data.train, examples, seed).items()}
+               for name, outs in baseline_completions(cfg.task.kind, data.train, examples, seed,
+                                                      constant_search).items()}
         if cfg.task.kind == "foldoc":
             row.update(copy_stats(examples))
         per_seed.append(row)
@@ -200,10 +205,13 @@ def main() -> None:
     parser.add_argument("--mbr", type=int, default=0,
                         help="score the MBR choice among the greedy completion and N samples (0: greedy)")
     parser.add_argument("--mbr-temperature", type=float, default=0.7, help="the MBR samples' temperature")
+    parser.add_argument("--constant-search", type=int, nargs=2, default=list(CONSTANT_SEARCH),
+                        metavar=("CANDIDATES", "SAMPLE"),
+                        help="the constant baselines: candidates scored on SAMPLE training examples")
     parser.add_argument("--show", type=int, default=0, help="print the first N greedy completions")
     args = parser.parse_args()
     if args.recipe:
-        print(json.dumps(task_only(args.recipe, args.set, args.seeds, args.prompts)))
+        print(json.dumps(task_only(args.recipe, args.set, args.seeds, args.prompts, tuple(args.constant_search))))
         return
     if not args.runs:
         parser.error("give RUN ... or --recipe NAME")
@@ -213,7 +221,7 @@ def main() -> None:
     for run_dir in [*args.runs, *args.against]:
         decoding = {"no_repeat_ngram": args.no_repeat_ngram, "mbr_samples": args.mbr,
                     "mbr_temperature": args.mbr_temperature}
-        scores, greedy = per_prompt_scores(run_dir, args.prompts, decoding)
+        scores, greedy = per_prompt_scores(run_dir, args.prompts, decoding, tuple(args.constant_search))
         rows[run_dir] = row = margin_row(scores)
         for prompt, completion, reference in greedy[:args.show]:
             print(f"  {prompt!r} -> {completion!r} (reference {reference!r})")

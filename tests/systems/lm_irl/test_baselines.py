@@ -45,3 +45,14 @@ def test_a_subject_copied_from_the_prompt_and_the_best_constant_after_it():
     assert got["baseline/term"] == pytest.approx(rouge_l("Grault is a network protocol.", "Grault"))
     assert got["baseline/term+best_constant"] == pytest.approx(rouge_l(held_out[0].completion, f"Grault {best}"))
     assert "baseline/term" not in baselines("text", train, held_out, seed=0)  # only FOLDOC names a term
+
+
+def test_a_larger_constant_search_sees_more_candidates():
+    """The default search looks at the `candidates` most common training completions only; a larger
+    one finds a constant outside them (here the rare "vehicle", which beats every common one)."""
+    from protege.systems.lm_irl.baselines import baseline_completions
+    train = [E(f"p{i}", "fruit") for i in range(6)] + [E(f"q{i}", "red vehicle") for i in range(4)] \
+        + [E(f"s{i}", "blue vehicle") for i in range(3)] + [E("r", "vehicle")]
+    small = baseline_completions(contained, train, EVAL, constant_search=(3, len(train)))
+    large = baseline_completions(contained, train, EVAL, constant_search=(4, len(train)))
+    assert small["best_constant"][0] == "fruit" and large["best_constant"][0] == "vehicle"

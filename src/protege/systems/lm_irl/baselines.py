@@ -115,19 +115,26 @@ Subject = tuple[str, Callable[[TextExample], str]]
 """(its name, what it is for an example): e.g. ("term", foldoc.term_of)"""
 
 
+CONSTANT_SEARCH = (50, 100)
+"""(candidates, sample) of `best_constant` in `eval lm`: cheap next to evaluating a small model"""
+
+
 def baseline_completions(score: Score, train: list[TextExample], examples: list[TextExample],
-                         seed: int = 0, subject: Subject | None = None) -> dict[str, list[str]]:
-    """{baseline name: its completion for each of `examples`}; constants are chosen on `train`. The
-    retrieval baseline is named `retrieval_<method>`."""
+                         seed: int = 0, subject: Subject | None = None,
+                         constant_search: tuple[int, int] = CONSTANT_SEARCH) -> dict[str, list[str]]:
+    """{baseline name: its completion for each of `examples`}; constants are chosen on `train`, among
+    `constant_search[0]` candidates scored on `constant_search[1]` training examples (a larger search
+    finds a stronger constant). The retrieval baseline is named `retrieval_<method>`."""
     n = len(examples)
+    candidates, sample = constant_search
     common = Counter(e.completion for e in train).most_common(1)[0][0]
     nearest, method = nearest_prompts([e.prompt for e in train], [e.prompt for e in examples])
     completions = {"empty": [""] * n, "most_common": [common] * n,
-                   "best_constant": [best_constant(score, train, seed=seed)] * n,
+                   "best_constant": [best_constant(score, train, candidates, sample, seed)] * n,
                    f"retrieval_{method}": [train[i].completion for i in nearest]}
     if subject is not None:
         name, of = subject
-        after = best_constant(lambda e, c: score(e, f"{of(e)} {c}"), train, seed=seed)
+        after = best_constant(lambda e, c: score(e, f"{of(e)} {c}"), train, candidates, sample, seed)
         completions[name] = [of(e) for e in examples]
         completions[f"{name}+best_constant"] = [f"{of(e)} {after}" for e in examples]
     return completions
