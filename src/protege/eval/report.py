@@ -74,9 +74,12 @@ def write_report(run_dirs: list[Path], out: Path | None = None,
     return path, rows
 
 
-def paired_verdict(a: str, b: str, low: float, high: float) -> str:
+def paired_verdict(a: str, b: str, low: float, high: float, lower_better: bool = False) -> str:
     """What a paired difference (b - a) with 95% interval [low, high] shows: a method is called
-    higher only when the interval clears zero."""
+    higher only when the interval clears zero. `lower_better` (a loss, an NLL): the verdict names the
+    method that is lower instead."""
+    if lower_better:
+        return f"{b} lower" if high < 0 else f"{a} lower" if low > 0 else "no resolved difference"
     return f"{b} higher" if low > 0 else f"{a} higher" if high < 0 else "no resolved difference"
 
 
@@ -90,16 +93,17 @@ def paired_plot(path: Path, scores: dict[str, list[float]], seeds: list,
 
 
 def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]], seeds: list,
-                 title: str | None = None) -> dict[str, tuple[float, float, float]]:
+                 title: str | None = None, lower_better: tuple[str, ...] = ()) -> dict[str, tuple[float, float, float]]:
     """`paired_plot` for several metrics of the same two methods, one row of panels each
-    (panels = {metric: scores}) under an optional figure title; returns {metric: the difference's
+    (panels = {metric: scores}) under an optional figure title; the metrics named in `lower_better`
+    get the verdict of `paired_verdict(..., lower_better=True)`. Returns {metric: the difference's
     (mean, low, high)}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(panels), 2, figsize=(8, 3.8 * len(panels)), squeeze=False,
+    fig, axes = plt.subplots(len(panels), 2, figsize=(9, 3.6 * len(panels)), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 2]})
-    results = {metric: _paired_panel(left, right, scores, seeds, metric)
+    results = {metric: _paired_panel(left, right, scores, seeds, metric, metric in lower_better)
                for (metric, scores), (left, right) in zip(panels.items(), axes)}
     if title:
         import textwrap
@@ -110,28 +114,46 @@ def paired_plots(path: Path, panels: dict[str, dict[str, list[float]]], seeds: l
     return results
 
 
-def _paired_panel(left, right, scores: dict[str, list[float]], seeds: list,
-                  metric: str) -> tuple[float, float, float]:
+def _paired_panel(left, right, scores: dict[str, list[float]], seeds: list, metric: str,
+                  lower_better: bool = False) -> tuple[float, float, float]:
     from protege.eval.stats import mean_interval
     (a, a_values), (b, b_values) = scores.items()
     diffs = [y - x for x, y in zip(a_values, b_values)]
-    for seed, x, y in zip(seeds, a_values, b_values):
+    for x, y in zip(a_values, b_values):
         left.plot([0, 1], [x, y], color="0.7", marker=".", zorder=1)
-        left.annotate(f"seed {seed}", (1.08, y), fontsize=7, va="center")
+    for y, names in _labels_apart(list(zip(b_values, seeds)), span=max(a_values + b_values) - min(a_values + b_values)):
+        left.annotate(f"seed{'s' if len(names) > 1 else ''} {', '.join(map(str, names))}", (1.08, y),
+                      fontsize=7, va="center")
     for i, values in enumerate((a_values, b_values)):
         mean, low, high = mean_interval(values)
         left.errorbar([i], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color=f"C{i}", capsize=6,
                       markersize=8, zorder=2)
-    left.set(xticks=[0, 1], xticklabels=[a, b], xlim=(-0.4, 1.5), ylabel=metric,
-             title=f"{metric}, {len(seeds)} seeds (mean, 95% t)")
+    left.set(xticks=[0, 1], xticklabels=[a, b], xlim=(-0.4, 1.5),
+             title=f"{metric}\n{len(seeds)} seeds (mean, 95% t)")
     mean, low, high = mean_interval(diffs)
+    verdict = paired_verdict(a, b, low, high, lower_better)
+    resolved = verdict != "no resolved difference"
     right.axhline(0, color="k", linewidth=0.8)
     right.scatter([0] * len(diffs), diffs, color="0.5", zorder=1)
     right.errorbar([0], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="C1", capsize=6,
                    markersize=8, zorder=2)
-    right.set(xticks=[0], xticklabels=[f"{b} - {a}"], xlim=(-1, 1),
-              title=f"{paired_verdict(a, b, low, high)}\npaired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+    right.set(xticks=[0], xticklabels=[f"{b} - {a}"], xlim=(-1, 1))
+    # a resolved verdict stands out (bold, green) so the figure says which difference is real
+    right.set_title(f"{verdict}\npaired: {mean:+.3f} [{low:+.3f}, {high:+.3f}]",
+                    fontweight="bold" if resolved else "normal", color="darkgreen" if resolved else "0.3")
     return mean, low, high
+
+
+def _labels_apart(points: list[tuple[float, object]], span: float) -> list[tuple[float, list]]:
+    """(y, names) labels for points at heights y: points closer than 4% of the axis span share one
+    label at their mean height, so seed labels never print over each other."""
+    groups: list[list[tuple[float, object]]] = []
+    for y, name in sorted(points, key=lambda p: p[0]):
+        if groups and y - groups[-1][-1][0] <= 0.04 * span:
+            groups[-1].append((y, name))
+        else:
+            groups.append([(y, name)])
+    return [(sum(y for y, _ in g) / len(g), sorted(name for _, name in g)) for g in groups]
 
 
 def _score_vs_diversity(runs, out: Path, plt) -> str | None:
