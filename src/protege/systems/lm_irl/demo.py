@@ -95,7 +95,7 @@ def run_demo(out: Path, quick: bool = False, jobs: int = 2) -> tuple[list[dict],
     check_headline_measured(out, summaries)
     report, _ = write_report([out / n for n in commands], out / "report",
                              preface=lambda folder: paired_section(folder, summaries, seeds))
-    return summary_rows(summaries, seeds), report
+    return terminal_rows(summaries, seeds), report
 
 
 def check_same_settings(out: Path, names: list[str], quick: bool) -> None:
@@ -164,6 +164,20 @@ def summary_rows(summaries: dict, seeds, metrics=HEADLINE) -> list[dict]:
     rows = [{"seed": str(s), **{c: v[i] for c, v in columns.items()}} for i, s in enumerate(seeds)]
     rows.append({"seed": "mean ± 95% (t)",
                  **{c: _interval(v, signed=c.startswith("IQLearn - ")) for c, v in columns.items()}})
+    return rows
+
+
+def terminal_rows(summaries: dict, seeds, metrics=HEADLINE) -> list[dict]:
+    """The headline as the terminal prints it, one row per metric (narrow enough for a terminal;
+    report.md has every seed): each method's mean, the paired difference with its 95% t-interval,
+    on how many seeds IQLearn was higher and the verdict."""
+    rows = []
+    for (key, label), verdict in zip(metrics, paired_verdicts(summaries, seeds, metrics)):
+        pairs = _pairs(summaries, seeds, key)
+        rows.append({"metric": label, "MLE": _interval(pairs["mle"]), "IQLearn": _interval(pairs["iqlearn"]),
+                     "IQLearn - MLE [95% t]": f"{verdict['IQLearn - MLE']:+.3f} [{verdict['low']:+.3f}, "
+                                              f"{verdict['high']:+.3f}]",
+                     "IQLearn higher on": verdict["IQLearn higher on"], "verdict": verdict["verdict"]})
     return rows
 
 
