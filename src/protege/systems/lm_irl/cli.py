@@ -133,10 +133,10 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
 @app.command()
 def demo(out: Path = typer.Option(Path("runs/demo"), help="where the demo's runs and report go"),
          quick: bool = typer.Option(False, help="a much shorter run, for smoke tests")):
-    """The main job: MLE against offline IQLearn on 500 arithmetic word problems (where MLE overfits), 3 paired seeds: token entropy of the samples at equal held-out accuracy, with a report."""
+    """The main job: MLE against offline IQLearn on 400 arithmetic word problems (where MLE over-fits), 5 paired seeds: held-out NLL, accuracy and entropy along the held-out answers, with a report."""
     from protege.systems.lm_irl.demo import run_demo
     rows, report = run_demo(out, quick=quick)
-    print_summary("demo: MLE vs IQLearn, 500 arithmetic examples, held-out accuracy and token entropy of the samples per seed", rows)
+    print_summary("demo: MLE vs IQLearn, 400 arithmetic examples, 5 paired seeds: held-out NLL, accuracy, entropy", rows)
     console.print(f"report: {report}")
 
 
