@@ -146,19 +146,25 @@ def _generate_by_length(model, tokenizer, fitted: list[tuple[list[int], int]], c
     return out
 
 
-@torch.inference_mode()
-def score_completions(model, tokenizer, pairs: list[TextExample], context: int, gamma: float = 1.0,
-                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Per completion: extracted sequence reward and mean per-token policy entropy. Batches hold
-    completions of similar length (sorted), so little of each forward pass is padding."""
-    model.eval()
-    rewards, entropies = np.zeros(len(pairs)), np.zeros(len(pairs))
-    encoded, _ = encode(pairs, tokenizer, context)
+def _length_batched_logits(model, tokenizer, examples: list[TextExample], context: int, batch_size: int):
+    """(indices into `examples`, batch, float32 per-step logits) for `examples` encoded once and
+    batched by length (sorted), so little of each forward pass is padding; run under the caller's
+    inference mode."""
+    encoded, _ = encode(examples, tokenizer, context)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = collate([encoded[i] for i in chunk], tokenizer.pad_token_id)
-        logits = step_logits(model, batch).float()
+        yield chunk, batch, step_logits(model, batch).float()
+
+
+@torch.inference_mode()
+def score_completions(model, tokenizer, pairs: list[TextExample], context: int, gamma: float = 1.0,
+                      batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per completion: extracted sequence reward and mean per-token policy entropy."""
+    model.eval()
+    rewards, entropies = np.zeros(len(pairs)), np.zeros(len(pairs))
+    for chunk, batch, logits in _length_batched_logits(model, tokenizer, pairs, context, batch_size):
         r = extracted_reward(logits, batch.input_ids[:, 1:], batch.terminal, gamma)
         mask = batch.loss_mask.float()
         log_probs = torch.log_softmax(logits, -1)
@@ -178,12 +184,9 @@ def reference_fit(model, tokenizer, examples: list[TextExample], context: int,
     probability the model keeps for answers it never saw (it grows as a model over-fits), the entropy
     how certain the model is along them."""
     model.eval()
-    encoded, _ = encode(examples, tokenizer, context)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
     nll, entropy, tokens = 0.0, 0.0, 0
-    for start in range(0, len(order), batch_size):
-        batch = collate([encoded[i] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
-        log_probs = torch.log_softmax(step_logits(model, batch).float(), -1)
+    for _, batch, logits in _length_batched_logits(model, tokenizer, examples, context, batch_size):
+        log_probs = torch.log_softmax(logits, -1)
         taken = log_probs.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)
         nll -= float((taken * batch.loss_mask).sum())
         entropy -= float(((log_probs.exp() * log_probs).sum(-1) * batch.loss_mask).sum())
