@@ -65,6 +65,8 @@ def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path):
         "lr": 0.01, "checkpoint_every": 1, "eval_episodes": 0, "agreement_episodes": 0}, "test")
     summary = finetune.run(rl, Run(tmp_path / "rl", to_dict(rl)))
     assert summary["iterations"] == 1 and summary["train/last_kl_to_prior"] >= 0
+    row = next(r for r in read_metrics(tmp_path / "rl") if "charts/episodic_length" in r)
+    assert summary["env_steps"] == round(2 * row["charts/episodic_length"]) > 0
     before = load_file(str(sorted((tmp_path / "bc" / "checkpoints").glob("step-*"))[-1] / "model.safetensors"))
     after = load_file(str(tmp_path / "rl" / "checkpoints" / "step-00000001" / "model.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("chooser."))

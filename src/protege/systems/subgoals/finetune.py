@@ -166,7 +166,11 @@ def run(config: Config, run: Run) -> dict:
     run_iterations(run, f"subgoals rl {config.level}", start, config.iterations, iteration, checkpoint,
                    checkpoint_every=config.checkpoint_every)
     rows = [r for r in read_metrics(run.dir) if "charts/success_rate" in r]
-    summary = {"iterations": config.iterations, "train/last_success_rate": rows[-1]["charts/success_rate"],
+    # environment steps of the whole run (every iteration plays `episodes` whole episodes), the
+    # budget a flat agent's RL is matched to
+    env_steps = int(round(sum(r["charts/episodic_length"] * config.episodes for r in rows)))
+    summary = {"iterations": config.iterations, "env_steps": env_steps,
+               "train/last_success_rate": rows[-1]["charts/success_rate"],
                "train/last_kl_to_prior": rows[-1]["ppo/kl_to_prior"]}
     from protege.systems.subgoals.experiment import evaluate_all
     summary.update(evaluate_all(agent, config, run, step=config.iterations))

@@ -1,0 +1,71 @@
+"""The seed-level tables of docs/results/subgoals.md: each agent's held-out success on each level,
+per training seed and as a mean with its 95% Student-t interval over seeds, and each agent's paired
+difference to the first (same seed, same evaluation episodes).
+
+    PYTHONPATH=src .venv/bin/python scripts/subgoals_table.py --seeds 0 1 2 \
+        --agent "flat BC=runs/mb_flat_s{seed}" --agent "hierarchical BC=runs/mb_hier_s{seed}" \
+        --level BabyAI-MiniBossLevel-v0 --level BabyAI-GoToSeqS5R2-v0
+
+A run's success on a level is read from where the run's own evaluation wrote it: `summary.json`
+(`eval/<level>/success` for the hierarchical runs; `eval/success` when the run was trained on and
+evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`. Last line: JSON.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from protege.eval.stats import mean_interval
+
+
+def success(run: Path, level: str) -> float | None:
+    """The run's greedy held-out success on `level`, or None when it was not evaluated there."""
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    if f"eval/{level}/success" in summary:
+        return float(summary[f"eval/{level}/success"])
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    if "eval/success" in summary and summary.get("eval/level", config.get("level")) == level:
+        return float(summary["eval/success"])
+    for path in sorted((run / "eval").glob(f"babyai-{level}-*-greedy-from1000000000.json")):
+        return float(json.loads(path.read_text())["results"]["success"])
+    return None
+
+
+def cell(values: list[float | None]) -> str:
+    got = [v for v in values if v is not None]
+    if not got:
+        return "-"
+    mean, low, high = mean_interval(got)
+    seeds = " / ".join("-" if v is None else f"{v:.3f}" for v in values)
+    return f"{seeds} | **{mean:.3f}** [{low:.3f}, {high:.3f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", action="append", required=True, help="LABEL=run path with {seed}")
+    parser.add_argument("--level", action="append", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    agents = [a.split("=", 1) for a in args.agent]
+    table = {label: {level: [success(Path(pattern.format(seed=s)), level) for s in args.seeds]
+                     for level in args.level} for label, pattern in agents}
+    print(f"| level | agent | success per seed ({' / '.join(map(str, args.seeds))}) | mean [95% t over seeds] "
+          f"| minus {agents[0][0]}, paired [95% t] |")
+    print("|---|---|---|---|---|")
+    for level in args.level:
+        base = table[agents[0][0]][level]
+        for label, _ in agents:
+            mine = table[label][level]
+            pairs = [m - b for m, b in zip(mine, base) if m is not None and b is not None]
+            diff = "-"
+            if label != agents[0][0] and pairs:
+                d, lo, hi = mean_interval(pairs)
+                diff = f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            print(f"| {level.removeprefix('BabyAI-')} | {label} | {cell(mine)} | {diff} |")
+    print(json.dumps(table))
+
+
+if __name__ == "__main__":
+    main()
