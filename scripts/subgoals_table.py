@@ -8,7 +8,8 @@ difference to the first (same seed, same evaluation episodes).
 
 A run's success on a level is read from where the run's own evaluation wrote it: `summary.json`
 (`eval/<level>/success` for the hierarchical runs; `eval/success` when the run was trained on and
-evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`. Last line: JSON.
+evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`; a path ending
+`@done_other` reads `protege eval subgoals --replan done_other`'s file instead. Last line: JSON.
 """
 
 import argparse
@@ -20,8 +21,13 @@ import yaml
 from protege.eval.stats import mean_interval
 
 
-def success(run: Path, level: str) -> float | None:
-    """The run's greedy held-out success on `level`, or None when it was not evaluated there."""
+def success(run: Path, level: str, replan: str | None = None) -> float | None:
+    """The run's greedy held-out success on `level`, or None when it was not evaluated there;
+    with `replan`, what `protege eval subgoals --replan RULE` kept for the run."""
+    if replan:
+        for path in sorted((run / "eval").glob(f"subgoals-{level}-*-{replan}-from1000000000.json")):
+            return float(json.loads(path.read_text())["results"]["success"])
+        return None
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     if f"eval/{level}/success" in summary:
         return float(summary[f"eval/{level}/success"])
@@ -44,19 +50,21 @@ def cell(values: list[float | None]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agent", action="append", required=True, help="LABEL=run path with {seed}")
+    parser.add_argument("--agent", action="append", required=True,
+                        help="LABEL=run path with {seed}[@RULE: the subgoals agent acting by replan RULE]")
     parser.add_argument("--level", action="append", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     agents = [a.split("=", 1) for a in args.agent]
-    table = {label: {level: [success(Path(pattern.format(seed=s)), level) for s in args.seeds]
-                     for level in args.level} for label, pattern in agents}
+    agents = [(label, *pattern.partition("@")[::2]) for label, pattern in agents]
+    table = {label: {level: [success(Path(pattern.format(seed=s)), level, rule) for s in args.seeds]
+                     for level in args.level} for label, pattern, rule in agents}
     print(f"| level | agent | success per seed ({' / '.join(map(str, args.seeds))}) | mean [95% t over seeds] "
           f"| minus {agents[0][0]}, paired [95% t] |")
     print("|---|---|---|---|---|")
     for level in args.level:
         base = table[agents[0][0]][level]
-        for label, _ in agents:
+        for label, _, _ in agents:
             mine = table[label][level]
             pairs = [m - b for m, b in zip(mine, base) if m is not None and b is not None]
             diff = "-"

@@ -13,8 +13,17 @@ level was not trained on, and gives PPO a plain categorical policy whose KL to t
 a phrase never seen in training (e.g. a colour/type pair absent from the demos) cannot be chosen.
 
 Acting (`HierarchicalAgent.step`, N environments in lockstep): the chooser reads every observation
-(its LSTM keeps the history); a new phrase is chosen at the first step, and whenever the done head
-fires on the current view or the subgoal has run `max_segment_steps` steps; the low level then acts.
+(its LSTM keeps the history); the low level acts on the current phrase. When the phrase changes is
+the agent's `replan` rule:
+    "done"        a new phrase is chosen at the first step, and whenever the done head fires on the
+                  current view or the subgoal has run `max_segment_steps` steps (the paper's agent);
+    "done_other"  the same, but when the done head fires the phrase just reached cannot be chosen
+                  again: in the bot's data consecutive subgoals always differ, and a chooser that
+                  lags a step behind the boundary would otherwise pick the reached subgoal again;
+    "every_step"  the chooser names a phrase at every step (as it was trained: on every step's
+                  phrase, teacher forced), and a different one replaces the current phrase at once;
+                  the done head is not consulted. The bot itself replans at every step this way.
+The low level's memory starts fresh at each new phrase (and after `max_segment_steps` under one).
 """
 
 from dataclasses import dataclass
@@ -23,7 +32,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protege.nn.babyai_policy import VOCAB, BabyAIPolicy, PolicyConfig, ViewEncoder, reset_state, tokenize
+from protege.nn.babyai_policy import (
+    VOCAB,
+    BabyAIPolicy,
+    PolicyConfig,
+    ViewEncoder,
+    reset_state,
+    tokenize,
+)
+
+REPLAN_RULES = ("done", "done_other", "every_step")
+BARRED = -1e9
+"""the logit of a phrase the chooser may not choose: exp() is exactly 0, and finite, so a KL or an
+entropy over the distribution has no 0 * inf"""
+
+
+def bar_phrases(scores: Tensor, barred: Tensor) -> Tensor:
+    """scores [..., K] with the phrase barred[...] (>= 0) set to BARRED; -1 bars nothing."""
+    hit = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, barred.clamp_min(0).unsqueeze(-1),
+                                                              (barred >= 0).unsqueeze(-1))
+    return scores.masked_fill(hit, BARRED)
 
 
 class SubgoalChooser(nn.Module):
@@ -84,6 +112,12 @@ class SubgoalDone(nn.Module):
         return self.head(h).squeeze(-1)
 
 
+def check_replan(rule: str) -> str:
+    if rule not in REPLAN_RULES:
+        raise ValueError(f"replan must be one of {', '.join(REPLAN_RULES)}, got {rule!r}")
+    return rule
+
+
 @dataclass
 class AgentMemory:
     """What `HierarchicalAgent.step` carries between steps for N environments."""
@@ -93,16 +127,19 @@ class AgentMemory:
     """[N] index of the phrase being pursued (-1 before the first choice)"""
     segment_steps: Tensor
     """[N] steps taken under the current phrase"""
+    barred: Tensor | None = None
+    """[N] the phrase the last choice was not allowed to make (-1: none; replan "done_other")"""
 
 
 class HierarchicalAgent(nn.Module):
     """Chooser + low-level `BabyAIPolicy` + done head, over a fixed list of phrases."""
 
     def __init__(self, phrases: list[str], cfg: PolicyConfig = PolicyConfig(),
-                 max_segment_steps: int = 32, scoring: str = "words"):
+                 max_segment_steps: int = 32, scoring: str = "words", replan: str = "done"):
         super().__init__()
         if not phrases:
             raise ValueError("a hierarchical agent needs at least one subgoal phrase")
+        self.replan = check_replan(replan)
         self.phrases = list(phrases)
         self.policy_config = cfg
         self.max_segment_steps = max_segment_steps
@@ -124,14 +161,20 @@ class HierarchicalAgent(nn.Module):
         the phrases)."""
         logits, _, chooser_state = self.chooser(images.unsqueeze(1), directions.unsqueeze(1),
                                                 mission_tokens, mem.chooser)
+        scores = logits[:, 0]
         new = (mem.phrase < 0) | (mem.segment_steps >= self.max_segment_steps)
-        started = ~new
-        if started.any():
-            idx = started.nonzero().squeeze(1)
+        barred = torch.full_like(mem.phrase, -1)
+        if self.replan != "every_step" and (~new).any():
+            idx = (~new).nonzero().squeeze(1)
             done = self.done(images[idx], directions[idx], self.phrase_tokens[mem.phrase[idx]]) > 0
             new[idx[done]] = True
-        choice = logits[:, 0].argmax(-1) if greedy else torch.multinomial(
-            F.softmax(logits[:, 0], -1), 1, generator=generator).squeeze(-1)
+            if self.replan == "done_other":  # the subgoal just reached is never the next one
+                barred[idx[done]] = mem.phrase[idx[done]]
+                scores = bar_phrases(scores, barred)
+        choice = scores.argmax(-1) if greedy else torch.multinomial(
+            F.softmax(scores, -1), 1, generator=generator).squeeze(-1)
+        if self.replan == "every_step":
+            new |= choice != mem.phrase
         phrase = torch.where(new, choice, mem.phrase)
         actor_state = reset_state(mem.actor, new)
         actions, _, _, actor_state = self.actor.act(images, directions, self.phrase_tokens[phrase],
@@ -139,7 +182,7 @@ class HierarchicalAgent(nn.Module):
                                                     greedy if greedy_actor is None else greedy_actor,
                                                     generator)
         steps = torch.where(new, torch.ones_like(mem.segment_steps), mem.segment_steps + 1)
-        return actions, new, AgentMemory(chooser_state, actor_state, phrase, steps)
+        return actions, new, AgentMemory(chooser_state, actor_state, phrase, steps, barred)
 
     def reset_rows(self, mem: AgentMemory, rows: Tensor) -> AgentMemory:
         """Start fresh episodes in the rows where `rows` [N] bool is true."""

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from protege.core.config import from_dict, to_dict
 from protege.core.runs import Run, read_metrics
 from protege.nn.babyai_policy import PolicyConfig, tokenize
-from protege.nn.subgoal_agent import HierarchicalAgent
+from protege.nn.subgoal_agent import BARRED, HierarchicalAgent, bar_phrases
 from protege.systems.subgoals import experiment
 from protege.systems.subgoals.batches import make_batch, segments
 from protege.systems.subgoals.evaluate import babyai_rows, load_agent, play_with_bot_chooser
@@ -66,6 +66,50 @@ def test_the_agent_consults_its_chooser_only_at_new_subgoals():
         assert news == expected  # never: only the first step and the 3-step timeout
 
 
+def test_replan_rules_decide_when_the_phrase_changes():
+    """done_other never re-chooses the phrase just reached; every_step follows the chooser's
+    argmax at each step and never asks the done head."""
+    torch.manual_seed(0)
+    agent = HierarchicalAgent(["go to the red ball", "pick up the red ball", "open the door"],
+                              PolicyConfig(16, 1), max_segment_steps=50)
+    env = make_env("BabyAI-PutNextLocal-v0")
+    with contextlib.redirect_stdout(io.StringIO()):
+        obs, _ = env.reset(seed=0)
+    images = torch.from_numpy(obs["image"]).unsqueeze(0)
+    direction, mission = torch.tensor([obs["direction"]]), tokenize([obs["mission"]])
+    agent.done.head[-1].bias.data.fill_(1e4)  # the done head always fires
+    favourite = int(agent.chooser(images.unsqueeze(1), direction.unsqueeze(1), mission)[0][0, 0].argmax())
+    for rule, changes in (("done", False), ("done_other", True)):
+        agent.replan, mem, phrases = rule, agent.memory(1), []
+        for _ in range(4):
+            _, new, mem = agent.step(images, direction, mission, mem)
+            phrases.append(int(mem.phrase[0]))
+            assert bool(new[0])
+        # the same view every step: "done" re-chooses the favourite, "done_other" alternates
+        assert phrases[0] == favourite
+        assert all(a != b for a, b in zip(phrases, phrases[1:])) == changes
+        assert (mem.barred[0] == phrases[-2]) == changes
+    agent.replan, mem = "every_step", agent.memory(1)
+    for step in range(3):
+        _, new, mem = agent.step(images, direction, mission, mem)
+        assert bool(new[0]) == (step == 0) and int(mem.phrase[0]) == favourite  # no done head
+    with pytest.raises(ValueError, match="done, done_other, every_step"):
+        HierarchicalAgent(["go to the red ball"], PolicyConfig(16, 1), replan="sometimes")
+
+
+def test_bar_phrases_removes_exactly_the_barred_phrase():
+    scores = torch.randn(2, 3, 4)
+    barred = torch.tensor([[-1, 2, 0], [3, -1, -1]])
+    out = bar_phrases(scores, barred)
+    for b in range(2):
+        for t in range(3):
+            for k in range(4):
+                expected = BARRED if int(barred[b, t]) == k else float(scores[b, t, k])
+                assert float(out[b, t, k]) == pytest.approx(expected)
+    probs = torch.softmax(out, -1)
+    assert float(probs[0, 1, 2]) == 0.0 and torch.isfinite(torch.log_softmax(out, -1) * probs).all()
+
+
 def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_path):
     cfg = from_dict(experiment.Config, {
         "name": "tiny", "data": str(putnext_phrases[1]), **TINY, "eval_episodes": 1,
@@ -83,6 +127,15 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     assert oracle["subgoals"] and oracle["subgoals"][0][1].startswith(("go to the", "explore"))
     lines = show_episode(tmp_path / "tiny", 0, small)
     assert "seed 1000000000" in lines[0] and len(lines) >= 2 and "step   0" in lines[1]
+    # the CLI under another replan rule keeps its result beside the run; a bad rule is one line
+    run = lambda *a: subprocess.run(protege_cmd("eval", "subgoals", tmp_path / "tiny", *a),  # noqa: E731
+                                    capture_output=True, text=True, env=protege_env(), timeout=300)
+    ok = run("--level", small, "--episodes", "1", "--agreement", "0", "--replan", "done_other")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-done_other-from1000000000.json").exists()
+    bad = run("--replan", "often")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--replan" in bad.stderr and "done_other" in bad.stderr
 
 
 @pytest.mark.slow

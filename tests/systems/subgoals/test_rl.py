@@ -98,3 +98,36 @@ def test_rl_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_pa
     b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000006/model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert read_metrics(tmp_path / "runs/straight", False) == read_metrics(tmp_path / "runs/killed", False)
+
+
+def test_done_other_choices_avoid_the_reached_phrase_and_the_update_sees_the_same_distribution():
+    """Under replan "done_other" a sampled choice is never the phrase just reached, and PPO's update
+    scores it under the distribution it was drawn from: on the first epoch the ratio is 1 (no
+    clipping) and the barred phrase has probability 0, so the KL to an identical prior is 0."""
+    from protege.nn.babyai_policy import PolicyConfig
+    from protege.nn.subgoal_agent import HierarchicalAgent
+    from protege.systems.subgoals.evaluate import play
+    torch.manual_seed(0)
+    agent = HierarchicalAgent(["go to the red ball", "pick up the red ball", "open the door"],
+                              PolicyConfig(16, 1), max_segment_steps=50, replan="done_other")
+    agent.done.head[-1].bias.data.fill_(1e4)  # every step after the first is a reached subgoal
+    played = play(agent, "BabyAI-PutNextLocal-v0", [0, 1], n_envs=2, greedy=False,
+                  generator=torch.Generator().manual_seed(0), record=True)
+    pairs = [(c, b) for p in played for c, b in zip(p["choices"], p["barred"])]
+    assert sum(b >= 0 for _, b in pairs) > 10 and all(c != b for c, b in pairs)
+    batch = finetune.decision_batch(played, 0.99)
+    with torch.no_grad():
+        logits, _ = finetune.decision_logits(agent.chooser, batch)
+        raw, _, _ = agent.chooser(batch["images"], batch["directions"], batch["missions"], mask=batch["steps"])
+    for b, t in batch["mask"].nonzero().tolist():
+        c, barred = int(batch["choices"][b, t]), int(batch["barred"][b, t])
+        allowed = [k for k in range(3) if k != barred]
+        naive = float(raw[b, t, c]) - math.log(sum(math.exp(float(raw[b, t, k])) for k in allowed))
+        assert float(torch.log_softmax(logits[b, t], -1)[c]) == pytest.approx(naive, abs=1e-5)
+    prior = HierarchicalAgent(agent.phrases, PolicyConfig(16, 1)).chooser
+    prior.load_state_dict(agent.chooser.state_dict())
+    cfg = from_dict(finetune.Config, {"name": "t", "init_from": "x", "epochs": 1, "replan": "done_other"}, "test")
+    optimizer = torch.optim.SGD(agent.chooser.parameters(), lr=0.0)
+    metrics = finetune.update(agent, prior, optimizer, batch, cfg)
+    assert metrics["ppo/clip_fraction"] == 0 and abs(metrics["ppo/kl_to_prior"]) < 1e-6
+    assert all(math.isfinite(v) for v in metrics.values())

@@ -26,7 +26,10 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                   episodes: int = typer.Option(200, help="held-out episodes (seeds from 10^9)"),
                   agreement: int = typer.Option(100, help="held-out bot episodes for phrase agreement (0 skips)"),
                   bot_chooser: bool = typer.Option(False, help="diagnostic: the bot says the phrases, "
-                                                   "the agent's low level acts")) -> None:
+                                                   "the agent's low level acts"),
+                  replan: str = typer.Option(None, help="when the phrase changes: done (the done head "
+                                             "fires) or every_step (the chooser's phrase at every "
+                                             "step); default: the run's")) -> None:
     """Success with 95% intervals, and agreement of the chosen phrases with the bot's."""
     from protege.systems.subgoals.evaluate import (
         EVAL_SEED_START,
@@ -42,13 +45,17 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
     rows = []
     for path in runs:
         agent, config = load_agent(path)
+        if replan is not None:
+            agent.replan = replan_option(replan)
         lvl = level or config["level"]
         if bot_chooser:
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
             r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds))
         else:
             r = evaluate_agent(agent, lvl, episodes)
-        row = {"run": Path(path).name, "level": lvl, "episodes": r["episodes"],
+        save_subgoals_eval(path, lvl, episodes, "bot" if bot_chooser else agent.replan, r)
+        row = {"run": Path(path).name, "level": lvl, "replan": "bot" if bot_chooser else agent.replan,
+               "episodes": r["episodes"],
                "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
                "length": f"{r['length']:.1f}", "subgoals/episode": f"{r['subgoals_per_episode']:.1f}"}
         if agreement:
@@ -59,6 +66,27 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         rows.append(row)
     title = "low level under the bot's phrases" if bot_chooser else "hierarchical agent"
     print_summary(f"{title}, held-out evaluation", rows)
+
+
+def save_subgoals_eval(path: Path, level: str, episodes: int, replan: str, result: dict) -> None:
+    """Keep the result beside the run (eval/subgoals-LEVEL-Nep-RULE-fromSEED.json), as `eval babyai` does."""
+    from protege.core.runs import save_eval
+    from protege.worlds.babyai.levels import EVAL_SEED_START
+    path = Path(path)
+    run_dir = path if (path / "config.yaml").exists() else path.parent.parent
+    save_eval(run_dir, f"subgoals-{level}-{episodes}ep-{replan}-from{EVAL_SEED_START}",
+              {"path": str(path), "level": level, "episodes": episodes, "replan": replan,
+               "seed_start": EVAL_SEED_START}, result)
+
+
+def replan_option(rule: str) -> str:
+    """--replan's value, or a one-line error naming the choices."""
+    from protege.core.errors import UserError
+    from protege.nn.subgoal_agent import check_replan
+    try:
+        return check_replan(rule)
+    except ValueError as e:
+        raise UserError(f"--replan: {e}") from None
 
 
 @subgoals_app.command("show")

@@ -28,7 +28,8 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
          on_episode=None) -> list[dict]:
     """One episode per seed, `n_envs` environments in lockstep; returns per seed {seed, mission,
     success, return, length, actions, subgoals: [(step, phrase)]} in seed order; with `record`,
-    also the views (images [T, 7, 7, 3], directions [T]) and the chosen phrase indices.
+    also the views (images [T, 7, 7, 3], directions [T]), the chosen phrase indices and, per
+    choice, the phrase it was barred from (-1: none; the agent's replan rule "done_other").
     `on_episode()` is called after each finished episode (progress)."""
     check_level(level)
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
@@ -45,7 +46,8 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
                     if current[i] is not None:
                         obs[i], _ = env.reset(seed=current[i])
                         trace[i] = {"mission": str(obs[i]["mission"]), "actions": [], "rewards": [],
-                                    "subgoals": [], "images": [], "directions": [], "choices": []}
+                                    "subgoals": [], "images": [], "directions": [], "choices": [],
+                                    "barred": []}
             active = [i for i in range(len(envs)) if current[i] is not None]
             if not active:
                 break
@@ -60,6 +62,7 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
                 if new[i]:
                     t["subgoals"].append((len(t["actions"]), agent.phrases[int(mem.phrase[i])]))
                     t["choices"].append(int(mem.phrase[i]))
+                    t["barred"].append(int(mem.barred[i]))
                 if record:
                     t["images"].append(obs[i]["image"]); t["directions"].append(int(obs[i]["direction"]))
                 obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))

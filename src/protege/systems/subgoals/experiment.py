@@ -10,15 +10,21 @@ list: every canonical phrase of the training episodes; the sizes) is saved besid
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import Run, read_metrics, seed_everything, write_json_atomic
+from protege.core.runs import (
+    Run,
+    added_config_key,
+    read_metrics,
+    seed_everything,
+    write_json_atomic,
+)
 from protege.losses.mle import mle_loss
 from protege.nn.babyai_policy import PolicyConfig
 from protege.nn.subgoal_agent import HierarchicalAgent
@@ -28,6 +34,7 @@ from protege.worlds.babyai.levels import check_level
 from protege.worlds.babyai.subgoals import load_subgoal_data
 
 AGENT_FILE = "agent.json"
+added_config_key("replan", "done")  # subgoals_bc and subgoals_rl runs made before the rule was a choice
 
 
 @dataclass
@@ -53,6 +60,9 @@ class Config:
     """done-head examples per batch, sampled from the batch's steps (0: all)"""
     max_segment_steps: int = 32
     """a subgoal not reached after this many steps is replaced by a new choice"""
+    replan: Literal["done", "done_other", "every_step"] = "done"
+    """when the agent takes a new phrase in evaluation (nn/subgoal_agent.py; not saved with the
+    agent: `protege eval subgoals --replan` changes it afterwards)"""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """the offline loop: steps, batch (episodes), learning-rate schedule, logging, checkpoints"""
     eval_episodes: int = 200
@@ -113,7 +123,8 @@ def run(config: Config, run: Run) -> dict:
     data = data.subset(config.n_demos) if config.n_demos else data
     phrases = sorted(set(data.phrases.tolist()))
     index = {p: i for i, p in enumerate(phrases)}
-    agent = HierarchicalAgent(phrases, config.policy, config.max_segment_steps, config.chooser)
+    agent = HierarchicalAgent(phrases, config.policy, config.max_segment_steps, config.chooser,
+                              config.replan)
     save_agent_spec(run, agent)
     fit(agent, lambda m, b: hierarchy_loss(m, b, config.done_weight), len(data),
         lambda idx: make_batch(data, idx, index, config.done_frames), config.trainer, run, config.seed)

@@ -15,6 +15,7 @@ index, so a killed run resumes to the same weights and metrics.
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from protege.core.runs import (
 from protege.core.seeds import stream_seed
 from protege.losses.kl_ppo import kl_regularised_ppo_loss
 from protege.nn.babyai_policy import tokenize
+from protege.nn.subgoal_agent import bar_phrases
 from protege.rl.iterations import run_iterations
 from protege.systems.subgoals.evaluate import load_agent, play
 from protege.systems.subgoals.experiment import save_agent_spec
@@ -73,6 +75,9 @@ class Config:
     """levels not used in training, evaluated too"""
     agreement_episodes: int = 100
     """held-out bot episodes for phrase agreement with the bot; 0 skips"""
+    replan: Literal["done", "done_other"] = "done"
+    """when the agent takes a new phrase, in training and evaluation (nn/subgoal_agent.py); not
+    every_step, whose every step is a choice the update here does not count"""
 
     def __post_init__(self):
         check_fields(self, init_from="nonempty", iterations=">=1", episodes=">=1", epochs=">=1",
@@ -92,33 +97,41 @@ def decision_batch(played: list[dict], gamma: float) -> dict:
     images = np.zeros((B, T, 7, 7, 3), np.uint8)
     directions = np.zeros((B, T), np.int64)
     choices = np.full((B, T), -1, np.int64)
+    barred = np.full((B, T), -1, np.int64)
     returns = np.zeros((B, T), np.float32)
     for b, p in enumerate(played):
         n = p["length"]
         images[b, :n] = np.stack(p["images"]); directions[b, :n] = p["directions"]
-        for (step, _), choice in zip(p["subgoals"], p["choices"]):
-            choices[b, step] = choice
+        for (step, _), choice, bar in zip(p["subgoals"], p["choices"], p["barred"]):
+            choices[b, step], barred[b, step] = choice, bar
             returns[b, step] = gamma ** (n - 1 - step) * p["rewards"][-1]
     t = torch.from_numpy
-    return {"images": t(images), "directions": t(directions), "choices": t(choices),
+    return {"images": t(images), "directions": t(directions), "choices": t(choices), "barred": t(barred),
             "returns": t(returns), "mask": t(choices >= 0), "steps": t(np.arange(T)[None] < np.asarray(
                 [p["length"] for p in played])[:, None]),
             "missions": tokenize([p["mission"] for p in played])}
 
 
+def decision_logits(chooser, batch: dict) -> tuple:
+    """The chooser's phrase logits [B, T, K] and values [B, T] along the batch's episodes, with each
+    decision's barred phrase (replan "done_other") removed: the distribution the choice was drawn
+    from, so PPO's ratio, the KL and the entropy are all taken over it."""
+    logits, values, _ = chooser(batch["images"], batch["directions"], batch["missions"], mask=batch["steps"])
+    return bar_phrases(logits, batch["barred"]), values
+
+
 def update(agent, prior, optimizer, batch: dict, cfg: Config) -> dict:
     chooser, mask = agent.chooser, batch["mask"]
-    inputs = (batch["images"], batch["directions"], batch["missions"])
     with torch.no_grad():
-        old_logits, old_values, _ = chooser(*inputs, mask=batch["steps"])
-        prior_logits, _, _ = prior(*inputs, mask=batch["steps"])
+        old_logits, old_values = decision_logits(chooser, batch)
+        prior_logits, _ = decision_logits(prior, batch)
         old = torch.log_softmax(old_logits, -1).gather(-1, batch["choices"].clamp_min(0).unsqueeze(-1)).squeeze(-1)
         adv = batch["returns"] - old_values
         sel = adv[mask]
         adv = (adv - sel.mean()) / (sel.std() + 1e-8) if sel.numel() > 1 else adv
     metrics = {}
     for _ in range(cfg.epochs):
-        logits, values, _ = chooser(*inputs, mask=batch["steps"])
+        logits, values = decision_logits(chooser, batch)
         loss, metrics = kl_regularised_ppo_loss(logits, prior_logits, batch["choices"], old, adv, values,
                                                 batch["returns"], mask, cfg.clip, cfg.kl_coef,
                                                 cfg.vf_coef, cfg.ent_coef)
@@ -133,6 +146,7 @@ def run(config: Config, run: Run) -> dict:
     seed_everything(config.seed)
     torch.set_num_threads(1)
     agent, _ = load_agent(Path(config.init_from))
+    agent.replan = config.replan
     prior, _ = load_agent(Path(config.init_from))
     prior = prior.chooser.requires_grad_(False)
     save_agent_spec(run, agent)
@@ -168,7 +182,7 @@ def run(config: Config, run: Run) -> dict:
     rows = [r for r in read_metrics(run.dir) if "charts/success_rate" in r]
     # environment steps of the whole run (every iteration plays `episodes` whole episodes), the
     # budget a flat agent's RL is matched to
-    env_steps = int(round(sum(r["charts/episodic_length"] * config.episodes for r in rows)))
+    env_steps = round(sum(r["charts/episodic_length"] * config.episodes for r in rows))
     summary = {"iterations": config.iterations, "env_steps": env_steps,
                "train/last_success_rate": rows[-1]["charts/success_rate"],
                "train/last_kl_to_prior": rows[-1]["ppo/kl_to_prior"]}
