@@ -133,6 +133,8 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     ok = run("--level", small, "--episodes", "1", "--agreement", "0", "--replan", "done_other")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-done_other-from1000000000.json").exists()
+    assert run("--level", small, "--episodes", "1", "--agreement", "0", "--sample-chooser").returncode == 0
+    assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-done-sampled-from1000000000.json").exists()
     bad = run("--replan", "often")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "--replan" in bad.stderr and "done_other" in bad.stderr

@@ -27,6 +27,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                   agreement: int = typer.Option(100, help="held-out bot episodes for phrase agreement (0 skips)"),
                   bot_chooser: bool = typer.Option(False, help="diagnostic: the bot says the phrases, "
                                                    "the agent's low level acts"),
+                  sample_chooser: bool = typer.Option(False, help="draw the chooser's phrases (seeded) "
+                                                      "instead of its argmax; the low level stays greedy"),
                   replan: str = typer.Option(None, help="when the phrase changes: done (the done head "
                                              "fires) or every_step (the chooser's phrase at every "
                                              "step); default: the run's")) -> None:
@@ -52,9 +54,10 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
             r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds))
         else:
-            r = evaluate_agent(agent, lvl, episodes)
-        save_subgoals_eval(path, lvl, episodes, "bot" if bot_chooser else agent.replan, r)
-        row = {"run": Path(path).name, "level": lvl, "replan": "bot" if bot_chooser else agent.replan,
+            r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
+        rule = "bot" if bot_chooser else agent.replan + ("-sampled" if sample_chooser else "")
+        save_subgoals_eval(path, lvl, episodes, rule, r)
+        row = {"run": Path(path).name, "level": lvl, "replan": rule,
                "episodes": r["episodes"],
                "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
                "length": f"{r['length']:.1f}", "subgoals/episode": f"{r['subgoals_per_episode']:.1f}"}

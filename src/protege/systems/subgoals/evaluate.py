@@ -93,14 +93,16 @@ def summarise(level: str, played: list[dict]) -> dict:
 
 
 def evaluate_agent(agent: HierarchicalAgent, level: str, episodes: int,
-                   seed_start: int = EVAL_SEED_START) -> dict:
+                   seed_start: int = EVAL_SEED_START, sample_chooser: bool = False) -> dict:
+    """Held-out success; `sample_chooser` draws the chooser's phrases (seeded; the low level stays
+    greedy), as the RL stage's training episodes do."""
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
     from protege.core.progress import progress_bar
     with progress_bar() as bar:
         task = bar.add_task(f"eval {level}", total=episodes)
         played = play(agent, level, list(range(seed_start, seed_start + episodes)),
-                      on_episode=lambda: bar.advance(task))
+                      greedy=not sample_chooser, greedy_actor=True, on_episode=lambda: bar.advance(task))
     return summarise(level, played)
 
 
