@@ -62,7 +62,8 @@ def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path):
     experiment.run(bc, Run(tmp_path / "bc", to_dict(bc)))
     rl = from_dict(finetune.Config, {
         "name": "rl", "init_from": str(tmp_path / "bc"), "iterations": 1, "episodes": 2, "epochs": 2,
-        "lr": 0.01, "checkpoint_every": 1, "eval_episodes": 0, "agreement_episodes": 0}, "test")
+        "lr": 0.01, "checkpoint_every": 1, "eval_episodes": 0, "agreement_episodes": 0,
+        "replan": "done_other"}, "test")
     summary = finetune.run(rl, Run(tmp_path / "rl", to_dict(rl)))
     assert summary["iterations"] == 1 and summary["train/last_kl_to_prior"] >= 0
     row = next(r for r in read_metrics(tmp_path / "rl") if "charts/episodic_length" in r)
@@ -73,6 +74,7 @@ def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("chooser."))
     agent, _ = load_agent(tmp_path / "rl")
     assert len(agent.phrases) == len(load_agent(tmp_path / "bc")[0].phrases)
+    assert agent.replan == "done_other" and load_agent(tmp_path / "bc")[0].replan == "done"  # each run's rule
 
 
 @pytest.mark.slow

@@ -148,7 +148,8 @@ def phrase_agreement(agent: HierarchicalAgent, level: str, episodes: int) -> dic
 
 
 def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
-    """A hierarchical agent from a run directory (its latest checkpoint) or a checkpoint folder."""
+    """A hierarchical agent from a run directory (its latest checkpoint) or a checkpoint folder,
+    acting by the run's replan rule."""
     from protege.core.runs import load_weights, read_run_config
     path = Path(path)
     if (path / "checkpoints" / "latest").exists():
@@ -162,7 +163,8 @@ def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
     try:
         spec = json.loads(spec_file.read_text())
         agent = HierarchicalAgent(spec["phrases"], PolicyConfig(**spec["policy"]),
-                                  int(spec["max_segment_steps"]), spec.get("chooser", "classes"))
+                                  int(spec["max_segment_steps"]), spec.get("chooser", "classes"),
+                                  config.get("replan", "done"))  # the rule the run acted and evaluated by
     except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"{spec_file}: {type(e).__name__}: {e}") from None
     try:
