@@ -9,7 +9,8 @@ difference to the first (same seed, same evaluation episodes).
 A run's success on a level is read from where the run's own evaluation wrote it: `summary.json`
 (`eval/<level>/success` for the hierarchical runs; `eval/success` when the run was trained on and
 evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`; a path ending
-`@done_other` reads `protege eval subgoals --replan done_other`'s file instead. Last line: JSON.
+`@done_other` reads `protege eval subgoals --replan done_other`'s file instead (`@done_other-sampled`:
+with `--sample-chooser`; `@sampled`: `protege eval babyai --no-greedy`'s). Last line: JSON.
 """
 
 import argparse
@@ -24,9 +25,10 @@ from protege.eval.stats import mean_interval
 def success(run: Path, level: str, replan: str | None = None) -> float | None:
     """The run's greedy held-out success on `level`, or None when it was not evaluated there;
     with `replan`, what `protege eval subgoals --replan RULE` kept for the run."""
-    if replan:
-        for path in sorted((run / "eval").glob(f"subgoals-{level}-*-{replan}-from1000000000.json")):
-            return float(json.loads(path.read_text())["results"]["success"])
+    if replan:  # eval subgoals' file (replan rule, "-sampled"), or eval babyai's "sampled" one
+        for kind in ("subgoals", "babyai"):
+            for path in sorted((run / "eval").glob(f"{kind}-{level}-*-{replan}-from1000000000.json")):
+                return float(json.loads(path.read_text())["results"]["success"])
         return None
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     if f"eval/{level}/success" in summary:
