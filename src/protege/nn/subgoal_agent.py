@@ -16,7 +16,7 @@ Acting (`HierarchicalAgent.step`, N environments in lockstep): the chooser reads
 (its LSTM keeps the history); the low level acts on the current phrase. When the phrase changes is
 the agent's `replan` rule:
     "done"        a new phrase is chosen at the first step, and whenever the done head fires on the
-                  current view or the subgoal has run `max_segment_steps` steps (the paper's agent);
+                  current view or the subgoal has run `max_segment_steps` steps (the default);
     "done_other"  the same, but when the done head fires the phrase just reached cannot be chosen
                   again: in the bot's data consecutive subgoals always differ, and a chooser that
                   lags a step behind the boundary would otherwise pick the reached subgoal again;
