@@ -20,25 +20,29 @@ from pathlib import Path
 import yaml
 
 from protege.eval.stats import mean_interval
+from protege.worlds.babyai.levels import EVAL_SEED_START
+
+
+def saved_success(run: Path, pattern: str) -> float | None:
+    """The success an evaluation kept under `<run>/eval/` (file name `pattern`, held-out seeds)."""
+    for path in sorted((run / "eval").glob(f"{pattern}-from{EVAL_SEED_START}.json")):
+        return float(json.loads(path.read_text())["results"]["success"])
+    return None
 
 
 def success(run: Path, level: str, replan: str | None = None) -> float | None:
     """The run's greedy held-out success on `level`, or None when it was not evaluated there;
     with `replan`, what `protege eval subgoals --replan RULE` kept for the run."""
     if replan:  # eval subgoals' file (replan rule, "-sampled"), or eval babyai's "sampled" one
-        for kind in ("subgoals", "babyai"):
-            for path in sorted((run / "eval").glob(f"{kind}-{level}-*-{replan}-from1000000000.json")):
-                return float(json.loads(path.read_text())["results"]["success"])
-        return None
+        found = saved_success(run, f"subgoals-{level}-*-{replan}")
+        return found if found is not None else saved_success(run, f"babyai-{level}-*-{replan}")
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     if f"eval/{level}/success" in summary:
         return float(summary[f"eval/{level}/success"])
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
     if "eval/success" in summary and summary.get("eval/level", config.get("level")) == level:
         return float(summary["eval/success"])
-    for path in sorted((run / "eval").glob(f"babyai-{level}-*-greedy-from1000000000.json")):
-        return float(json.loads(path.read_text())["results"]["success"])
-    return None
+    return saved_success(run, f"babyai-{level}-*-greedy")
 
 
 def cell(values: list[float | None]) -> str:

@@ -30,8 +30,9 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                   sample_chooser: bool = typer.Option(False, help="draw the chooser's phrases (seeded) "
                                                       "instead of its argmax; the low level stays greedy"),
                   replan: str = typer.Option(None, help="when the phrase changes: done (the done head "
-                                             "fires) or every_step (the chooser's phrase at every "
-                                             "step); default: the run's")) -> None:
+                                             "fires), done_other (the same, never re-choosing the "
+                                             "phrase just reached) or every_step (the chooser's phrase "
+                                             "at every step); default: the run's")) -> None:
     """Success with 95% intervals, and agreement of the chosen phrases with the bot's."""
     from protege.systems.subgoals.evaluate import (
         EVAL_SEED_START,
@@ -39,6 +40,7 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         load_agent,
         phrase_agreement,
         play_with_bot_chooser,
+        save_beside_run,
         summarise,
     )
     if episodes <= 0:
@@ -56,7 +58,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         else:
             r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
         rule = "bot" if bot_chooser else agent.replan + ("-sampled" if sample_chooser else "")
-        save_subgoals_eval(path, lvl, episodes, rule, r)
+        save_beside_run(path, f"subgoals-{lvl}-{episodes}ep-{rule}-from{EVAL_SEED_START}",
+                        {"level": lvl, "episodes": episodes, "replan": rule, "seed_start": EVAL_SEED_START}, r)
         row = {"run": Path(path).name, "level": lvl, "replan": rule,
                "episodes": r["episodes"],
                "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
@@ -69,17 +72,6 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         rows.append(row)
     title = "low level under the bot's phrases" if bot_chooser else "hierarchical agent"
     print_summary(f"{title}, held-out evaluation", rows)
-
-
-def save_subgoals_eval(path: Path, level: str, episodes: int, replan: str, result: dict) -> None:
-    """Keep the result beside the run (eval/subgoals-LEVEL-Nep-RULE-fromSEED.json), as `eval babyai` does."""
-    from protege.core.runs import save_eval
-    from protege.worlds.babyai.levels import EVAL_SEED_START
-    path = Path(path)
-    run_dir = path if (path / "config.yaml").exists() else path.parent.parent
-    save_eval(run_dir, f"subgoals-{level}-{episodes}ep-{replan}-from{EVAL_SEED_START}",
-              {"path": str(path), "level": level, "episodes": episodes, "replan": replan,
-               "seed_start": EVAL_SEED_START}, result)
 
 
 def replan_option(rule: str) -> str:

@@ -175,21 +175,27 @@ def load_agent(path: Path) -> tuple[HierarchicalAgent, dict]:
     return agent, config
 
 
+def save_beside_run(path: Path, name: str, settings: dict, result: dict) -> None:
+    """Keep an evaluation's result in the run's eval/NAME.json; `path` is the run directory or one
+    of its checkpoint folders."""
+    from protege.core.runs import save_eval
+    path = Path(path)
+    run_dir = path if (path / "config.yaml").exists() else path.parent.parent
+    save_eval(run_dir, name, {"path": str(path), **settings}, result)
+
+
 def babyai_rows(path: Path, level: str | None, episodes: int, workers: int = 1, greedy: bool = True,
                 seed_start: int | None = None) -> list[dict]:
     """`protege eval babyai`'s row for a subgoals run (same columns as a flat policy's), saved
     beside the run like theirs; `workers` is accepted for the same signature (one process here)."""
-    from protege.core.runs import save_eval
     agent, config = load_agent(path)
     level = level or config["level"]
     start = EVAL_SEED_START if seed_start is None else seed_start
     played = play(agent, level, list(range(start, start + episodes)), greedy=greedy)
     r = summarise(level, played)
     path = Path(path)
-    run_dir = path if (path / "config.yaml").exists() else path.parent.parent
-    save_eval(run_dir, f"babyai-{level}-{episodes}ep-{'greedy' if greedy else 'sampled'}-from{start}",
-              {"path": str(path), "level": level, "episodes": episodes, "greedy": greedy,
-               "seed_start": start}, r)
+    save_beside_run(path, f"babyai-{level}-{episodes}ep-{'greedy' if greedy else 'sampled'}-from{start}",
+                    {"level": level, "episodes": episodes, "greedy": greedy, "seed_start": start}, r)
     return [{"run": path.name, "level": level, "episodes": r["episodes"],
              "success (95% Wilson)": f"{r['success']:.3f} [{r['success_lo']:.3f}, {r['success_hi']:.3f}]",
              "return (95% t)": f"{r['return']:.3f} [{r['return_lo']:.3f}, {r['return_hi']:.3f}]",

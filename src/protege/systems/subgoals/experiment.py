@@ -61,8 +61,8 @@ class Config:
     max_segment_steps: int = 32
     """a subgoal not reached after this many steps is replaced by a new choice"""
     replan: Literal["done", "done_other", "every_step"] = "done"
-    """when the agent takes a new phrase in evaluation (nn/subgoal_agent.py; not saved with the
-    agent: `protege eval subgoals --replan` changes it afterwards)"""
+    """when the agent takes a new phrase in evaluation (nn/subgoal_agent.py); an acting rule, not
+    weights: loading the run reads it from its config, `protege eval subgoals --replan` overrides it"""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """the offline loop: steps, batch (episodes), learning-rate schedule, logging, checkpoints"""
     eval_episodes: int = 200
