@@ -42,6 +42,7 @@ from protege.nn.babyai_policy import (
 )
 
 REPLAN_RULES = ("done", "done_other", "every_step")
+CHOOSER_SCORINGS = ("words", "classes", "sequence")
 BARRED = -1e9
 """the logit of a phrase the chooser may not choose: exp() is exactly 0, and finite, so a KL or an
 entropy over the distribution has no 0 * inf"""
@@ -61,12 +62,19 @@ class SubgoalChooser(nn.Module):
     scoring "words": logit_k = q(h) . sum_{w in phrase k} E[w] + b_k, a phrase scored by its words,
     so "pick up the red key" shares what was learnt about "pick up", "red" and "key" with every
     other phrase (a 77-way independent softmax, "classes", barely learns in 400 steps, see
-    docs/results/subgoals.md); the per-phrase bias keeps every phrase separately adjustable."""
+    docs/results/subgoals.md); the per-phrase bias keeps every phrase separately adjustable.
+
+    scoring "sequence": logit_k = q([h; m]) . g(phrase k) + b_k, the phrase read in order by its own
+    GRU g and the query given the mission's encoding m beside the memory h. A sum of word vectors
+    is additive in colour and type and blind to order, so it cannot prefer "the red ball" over "the
+    red key" when the mission names a red ball and a blue key, nor tell "put the red ball next to
+    the blue key" from its swap: the chooser's errors on MiniBossLevel were mostly the right verb
+    with the wrong object."""
 
     def __init__(self, phrases: list[str], cfg: PolicyConfig = PolicyConfig(), scoring: str = "words"):
         super().__init__()
-        if scoring not in ("words", "classes"):
-            raise ValueError(f"chooser scoring must be 'words' or 'classes', got {scoring!r}")
+        if scoring not in CHOOSER_SCORINGS:
+            raise ValueError(f"chooser scoring must be one of {', '.join(CHOOSER_SCORINGS)}, got {scoring!r}")
         d, k = cfg.dim, len(phrases)
         self.scoring = scoring
         self.encoder = ViewEncoder(cfg)
@@ -74,26 +82,40 @@ class SubgoalChooser(nn.Module):
         if scoring == "classes":
             self.head = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, k))
         else:
-            self.query = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, 64))
+            q_in = 2 * d if scoring == "sequence" else d
+            self.query = nn.Sequential(nn.Linear(q_in, 64), nn.Tanh(), nn.Linear(64, 64))
             self.phrase_words = nn.Embedding(len(VOCAB), 64, padding_idx=0)
             self.phrase_bias = nn.Parameter(torch.zeros(k))
             self.register_buffer("tokens", tokenize(phrases), persistent=False)
+        if scoring == "sequence":
+            self.phrase_gru = nn.GRU(64, 64, batch_first=True)
         self.critic = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, 1))
 
-    def scores(self, out: Tensor) -> Tensor:
-        """memory outputs [..., D] -> phrase logits [..., K]"""
+    def phrase_keys(self) -> Tensor:
+        """[K, 64]: each phrase's vector, by its words (a sum) or read in order (a GRU)"""
+        words = self.phrase_words(self.tokens)  # padding embeds to zero
+        if self.scoring != "sequence":
+            return words.sum(1)
+        lengths = (self.tokens != 0).sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(words, lengths, batch_first=True, enforce_sorted=False)
+        return self.phrase_gru(packed)[1][0]
+
+    def scores(self, out: Tensor, mission: Tensor) -> Tensor:
+        """memory outputs [B, T, D] and the mission's encoding [B, D] -> phrase logits [B, T, K]"""
         if self.scoring == "classes":
             return self.head(out)
-        keys = self.phrase_words(self.tokens).sum(1)  # [K, 64]; padding embeds to zero
-        return self.query(out) @ keys.T + self.phrase_bias
+        if self.scoring == "sequence":
+            out = torch.cat([out, mission.unsqueeze(1).expand_as(out)], -1)
+        return self.query(out) @ self.phrase_keys().T + self.phrase_bias
 
     def forward(self, images: Tensor, directions: Tensor, tokens: Tensor, state=None,
                 mask: Tensor | None = None):
         """images [B, T, 7, 7, 3], directions [B, T], mission tokens [B, L] ->
         phrase logits [B, T, K], values [B, T], state."""
-        feats = self.encoder(images, directions, self.encoder.instruction(tokens), mask)
+        mission = self.encoder.instruction(tokens)
+        feats = self.encoder(images, directions, mission, mask)
         out, state = self.memory(feats, state)
-        return self.scores(out), self.critic(out).squeeze(-1), state
+        return self.scores(out, mission), self.critic(out).squeeze(-1), state
 
 
 class SubgoalDone(nn.Module):

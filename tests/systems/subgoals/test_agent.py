@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from protege.core.config import from_dict, to_dict
 from protege.core.runs import Run, read_metrics
 from protege.nn.babyai_policy import PolicyConfig, tokenize
-from protege.nn.subgoal_agent import BARRED, HierarchicalAgent, bar_phrases
+from protege.nn.subgoal_agent import BARRED, HierarchicalAgent, SubgoalChooser, bar_phrases
 from protege.systems.subgoals import experiment
 from protege.systems.subgoals.batches import make_batch, segments
 from protege.systems.subgoals.evaluate import babyai_rows, load_agent, play_with_bot_chooser
@@ -108,6 +108,32 @@ def test_bar_phrases_removes_exactly_the_barred_phrase():
                 assert float(out[b, t, k]) == pytest.approx(expected)
     probs = torch.softmax(out, -1)
     assert float(probs[0, 1, 2]) == 0.0 and torch.isfinite(torch.log_softmax(out, -1) * probs).all()
+
+
+@pytest.mark.parametrize("scoring", ["words", "sequence"])
+def test_only_the_sequence_chooser_can_pair_colours_with_types(scoring):
+    """Context A names the red ball and the blue key, context B the red key and the blue ball. A
+    score that adds its words' parts (plus a bias per phrase) has s(RB) + s(BK) - s(RK) - s(BB) the
+    same in both contexts, so it cannot favour A's pair in A and B's in B; a phrase read in order can."""
+    torch.manual_seed(0)
+    phrases = ["go to the red ball", "go to the blue key", "go to the red key", "go to the blue ball"]
+    chooser = SubgoalChooser(phrases, PolicyConfig(dim=16, n_film=1), scoring)
+    out, mission = torch.randn(2, 1, 16), torch.randn(2, 16)  # contexts A, B
+    target = torch.tensor([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+    opt = torch.optim.Adam(chooser.parameters(), lr=1e-2)
+    for _ in range(300):
+        p = torch.softmax(chooser.scores(out, mission)[:, 0], -1)
+        loss = -(target * p.clamp_min(1e-9).log()).sum()
+        opt.zero_grad(), loss.backward(), opt.step()
+    p = torch.softmax(chooser.scores(out, mission)[:, 0], -1)
+    weakest = p[target > 0].min().item()  # every named object's probability, in both contexts
+    if scoring == "words":
+        assert weakest < 0.3  # evenly on both named objects in A needs a sum > 0 that B needs < 0
+    else:
+        assert weakest > 0.45
+    swapped = ["put the red ball next to the blue key", "put the blue ball next to the red key"]
+    keys = SubgoalChooser(swapped, PolicyConfig(dim=16, n_film=1), scoring).phrase_keys()
+    assert torch.allclose(keys[0], keys[1]) == (scoring == "words")  # a sum of words ignores order
 
 
 def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_path):

@@ -54,9 +54,10 @@ def test_kl_regularised_ppo_loss_matches_a_per_decision_reference():
     assert float(_["ppo/kl_to_prior"]) < 1e-6 and metrics["ppo/kl_to_prior"] > 0
 
 
-def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path):
+@pytest.mark.parametrize("scoring", ["words", "sequence"])
+def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path, scoring):
     bc = from_dict(experiment.Config, {
-        "name": "bc", "data": str(putnext_phrases[1]), "policy": {"dim": 16, "n_film": 1},
+        "name": "bc", "data": str(putnext_phrases[1]), "policy": {"dim": 16, "n_film": 1}, "chooser": scoring,
         "eval_episodes": 0, "agreement_episodes": 0,
         "trainer": {"steps": 2, "batch_size": 4, "log_every": 1}}, "test")
     experiment.run(bc, Run(tmp_path / "bc", to_dict(bc)))
@@ -75,6 +76,7 @@ def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path):
     agent, _ = load_agent(tmp_path / "rl")
     assert len(agent.phrases) == len(load_agent(tmp_path / "bc")[0].phrases)
     assert agent.replan == "done_other" and load_agent(tmp_path / "bc")[0].replan == "done"  # each run's rule
+    assert agent.chooser.scoring == scoring
 
 
 @pytest.mark.slow
