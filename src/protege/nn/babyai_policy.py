@@ -62,6 +62,14 @@ def tokenize(missions: list[str]) -> Tensor:
     return out
 
 
+def read_words(gru: nn.GRU, words: Tensor, tokens: Tensor) -> Tensor:
+    """A GRU over each row's words (embedded [B, L, E]; tokens [B, L], 0 = padding) -> its state
+    after the row's last word, [B, H]: packed, so the padding never enters the state."""
+    lengths = (tokens != 0).sum(1).clamp_min(1).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(words, lengths, batch_first=True, enforce_sorted=False)
+    return gru(packed)[1][0]
+
+
 class FiLMBlock(nn.Module):
     """conv -> relu -> conv -> gamma(h) * x + beta(h) -> relu, with a residual connection."""
 
@@ -105,11 +113,7 @@ class ViewEncoder(nn.Module):
 
     def instruction(self, tokens: Tensor) -> Tensor:
         """tokens [B, L] -> the GRU state after each row's last word, [B, D]."""
-        lengths = (tokens != 0).sum(1).clamp_min(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.word_emb(tokens), lengths, batch_first=True,
-                                                   enforce_sorted=False)
-        _, h = self.instr_gru(packed)
-        return h[0]
+        return read_words(self.instr_gru, self.word_emb(tokens), tokens)
 
     def frames(self, images: Tensor, directions: Tensor, h_instr: Tensor) -> Tensor:
         """N single frames: images [N, 7, 7, 3] uint8, directions [N], h_instr [N, D] -> [N, D]."""

@@ -37,6 +37,7 @@ from protege.nn.babyai_policy import (
     BabyAIPolicy,
     PolicyConfig,
     ViewEncoder,
+    read_words,
     reset_state,
     tokenize,
 )
@@ -96,9 +97,7 @@ class SubgoalChooser(nn.Module):
         words = self.phrase_words(self.tokens)  # padding embeds to zero
         if self.scoring != "sequence":
             return words.sum(1)
-        lengths = (self.tokens != 0).sum(1).clamp_min(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(words, lengths, batch_first=True, enforce_sorted=False)
-        return self.phrase_gru(packed)[1][0]
+        return read_words(self.phrase_gru, words, self.tokens)
 
     def scores(self, out: Tensor, mission: Tensor) -> Tensor:
         """memory outputs [B, T, D] and the mission's encoding [B, D] -> phrase logits [B, T, K]"""
