@@ -110,6 +110,23 @@ def test_bar_phrases_removes_exactly_the_barred_phrase():
     assert float(probs[0, 1, 2]) == 0.0 and torch.isfinite(torch.log_softmax(out, -1) * probs).all()
 
 
+def test_the_bot_at_the_done_heads_timing_switches_only_when_the_head_fires():
+    """`--bot-at-done`: the bot's phrase, taken when the agent's done head fires, else kept (up to
+    max_segment_steps): a head that never fires switches every 8 steps, one that always fires at
+    every step, and the first phrase is the bot's either way."""
+    torch.manual_seed(0)
+    agent = HierarchicalAgent(["go to the red ball", "go to the blue key"], PolicyConfig(16, 1),
+                              max_segment_steps=8)
+    seed, level = EVAL_SEED_START, "BabyAI-GoToObjS4-v0"
+    bot = play_with_bot_chooser(agent, level, [seed])[0]
+    for bias, every in [(-1e4, 8), (1e4, 1)]:
+        with torch.no_grad():
+            agent.done.head[-1].bias.fill_(bias)
+        played = play_with_bot_chooser(agent, level, [seed], at_done=True)[0]
+        assert [t for t, _ in played["subgoals"]] == list(range(0, played["length"], every))
+        assert played["subgoals"][0][1] == bot["subgoals"][0][1]
+
+
 @pytest.mark.parametrize("scoring", ["words", "sequence"])
 def test_only_the_sequence_chooser_can_pair_colours_with_types(scoring):
     """Context A names the red ball and the blue key, context B the red key and the blue ball. A
@@ -164,6 +181,8 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     bad = run("--replan", "often")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "--replan" in bad.stderr and "done_other" in bad.stderr
+    both = run("--bot-chooser", "--bot-at-done")
+    assert both.returncode != 0 and "Traceback" not in both.stderr and "--bot-at-done" in both.stderr
 
 
 @pytest.mark.slow

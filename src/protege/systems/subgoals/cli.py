@@ -27,6 +27,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                   agreement: int = typer.Option(100, help="held-out bot episodes for phrase agreement (0 skips)"),
                   bot_chooser: bool = typer.Option(False, help="diagnostic: the bot says the phrases, "
                                                    "the agent's low level acts"),
+                  bot_at_done: bool = typer.Option(False, help="diagnostic: the bot's phrase, taken "
+                                                   "only when the agent's done head fires"),
                   sample_chooser: bool = typer.Option(False, help="draw the chooser's phrases (seeded) "
                                                       "instead of its argmax; the low level stays greedy"),
                   replan: str = typer.Option(None, help="when the phrase changes: done (the done head "
@@ -43,21 +45,24 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         save_beside_run,
         summarise,
     )
+    from protege.core.errors import UserError
     if episodes <= 0:
-        from protege.core.errors import UserError
         raise UserError(f"--episodes must be positive, got {episodes}")
+    if bot_chooser and bot_at_done:
+        raise UserError("--bot-chooser and --bot-at-done are two diagnostics; give one")
     rows = []
     for path in runs:
         agent, config = load_agent(path)
         if replan is not None:
             agent.replan = replan_option(replan)
         lvl = level or config["level"]
-        if bot_chooser:
+        if bot_chooser or bot_at_done:
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
-            r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds))
+            r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds, at_done=bot_at_done))
+            rule = "bot-at-done" if bot_at_done else "bot"
         else:
             r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
-        rule = "bot" if bot_chooser else agent.replan + ("-sampled" if sample_chooser else "")
+            rule = agent.replan + ("-sampled" if sample_chooser else "")
         save_beside_run(path, f"subgoals-{lvl}-{episodes}ep-{rule}-from{EVAL_SEED_START}",
                         {"level": lvl, "episodes": episodes, "replan": rule, "seed_start": EVAL_SEED_START}, r)
         row = {"run": Path(path).name, "level": lvl, "replan": rule,
@@ -70,7 +75,7 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                                     f"{a['boundaries_hi']:.3f}]")
             row["agreement all steps"] = f"{a['steps']:.3f}"
         rows.append(row)
-    title = "low level under the bot's phrases" if bot_chooser else "hierarchical agent"
+    title = "low level under the bot's phrases" if bot_chooser or bot_at_done else "hierarchical agent"
     print_summary(f"{title}, held-out evaluation", rows)
 
 

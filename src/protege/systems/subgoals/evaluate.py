@@ -204,11 +204,17 @@ def babyai_rows(path: Path, level: str | None, episodes: int, workers: int = 1, 
 
 
 @torch.no_grad()
-def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]) -> list[dict]:
+def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int],
+                          at_done: bool = False) -> list[dict]:
     """A diagnostic: the bot, following the agent's own actions (`BabyAIBot.replan(action_taken)`,
     as in DAgger), says the phrase at every step, and the agent's low level acts on it (its memory
     reset when the phrase changes); the chooser and done head are unused. The success of this
-    oracle high level bounds what a better chooser could get from this low level."""
+    oracle high level bounds what a better chooser could get from this low level.
+
+    `at_done`: the agent takes the bot's phrase only when its own done head fires on the current
+    view (or after `max_segment_steps` under one phrase), as it consults its chooser under the
+    "done" rule: the bot's choices at the agent's timing, which splits the gap to the oracle between
+    the chooser (what to do next) and the done head (when)."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
     from protege.worlds.babyai.demos import describe_subgoal
@@ -218,7 +224,7 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
         for seed in seeds:
             obs, _ = env.reset(seed=seed)
             bot, records, state, phrase, action = BabyAIBot(env.unwrapped), [], None, None, None
-            rewards, subgoals, terminated, truncated = [], [], False, False
+            rewards, subgoals, terminated, truncated, steps = [], [], False, False, 0
             while not (terminated or truncated):
                 try:
                     bot.replan(action)
@@ -226,12 +232,18 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
                     said = bot_subgoals([r for r, _ in records], [r for _, r in records])[-1].phrase()
                 except Exception:  # the bot cannot plan from where the agent went, or its stack is empty
                     said = phrase
-                if said != phrase:
-                    state, phrase = None, said
+                image, direction = torch.from_numpy(obs["image"]).unsqueeze(0), torch.tensor([int(obs["direction"])])
+                if at_done and phrase is not None:
+                    new = steps >= agent.max_segment_steps or bool(
+                        agent.done(image, direction, tokenize([phrase])) > 0)
+                else:
+                    new = said != phrase
+                if new:
+                    state, phrase, steps = None, said, 0
                     subgoals.append((len(rewards), phrase))
+                steps += 1
                 tokens = tokenize([phrase or "explore"])
-                a, _, _, state = agent.actor.act(torch.from_numpy(obs["image"]).unsqueeze(0),
-                                                 torch.tensor([int(obs["direction"])]), tokens, state)
+                a, _, _, state = agent.actor.act(image, direction, tokens, state)
                 action = int(a[0])
                 obs, reward, terminated, truncated, _ = env.step(action)
                 rewards.append(float(reward))
