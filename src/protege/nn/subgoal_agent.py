@@ -20,10 +20,16 @@ the agent's `replan` rule:
     "done_other"  the same, but when the done head fires the phrase just reached cannot be chosen
                   again: in the bot's data consecutive subgoals always differ, and a chooser that
                   lags a step behind the boundary would otherwise pick the reached subgoal again;
+    "done_keep"   as "done", but the low level's memory is wiped only when the new choice is a
+                  different phrase: the done head fires on many steps where the subgoal is not
+                  reached (on the agent's own episodes far more often than on the bot's), and a
+                  chooser that names the same phrase again then no longer throws away the low
+                  level's progress towards it (docs/results/subgoals.md, "when to switch");
     "every_step"  the chooser names a phrase at every step (as it was trained: on every step's
                   phrase, teacher forced), and a different one replaces the current phrase at once;
                   the done head is not consulted. The bot itself replans at every step this way.
-The low level's memory starts fresh at each new phrase (and after `max_segment_steps` under one).
+The low level's memory starts fresh at each new choice (and after `max_segment_steps` under one
+phrase), except under "done_keep", where it starts fresh only when the phrase changes.
 """
 
 from dataclasses import dataclass
@@ -42,7 +48,7 @@ from protege.nn.babyai_policy import (
     tokenize,
 )
 
-REPLAN_RULES = ("done", "done_other", "every_step")
+REPLAN_RULES = ("done", "done_other", "done_keep", "every_step")
 CHOOSER_SCORINGS = ("words", "classes", "sequence")
 BARRED = -1e9
 """the logit of a phrase the chooser may not choose: exp() is exactly 0, and finite, so a KL or an
@@ -197,7 +203,8 @@ class HierarchicalAgent(nn.Module):
         if self.replan == "every_step":
             new |= choice != mem.phrase
         phrase = torch.where(new, choice, mem.phrase)
-        actor_state = reset_state(mem.actor, new)
+        fresh = new & (phrase != mem.phrase) if self.replan == "done_keep" else new
+        actor_state = reset_state(mem.actor, fresh)
         actions, _, _, actor_state = self.actor.act(images, directions, self.phrase_tokens[phrase],
                                                     actor_state,
                                                     greedy if greedy_actor is None else greedy_actor,

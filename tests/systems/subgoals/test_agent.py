@@ -68,7 +68,8 @@ def test_the_agent_consults_its_chooser_only_at_new_subgoals():
 
 def test_replan_rules_decide_when_the_phrase_changes():
     """done_other never re-chooses the phrase just reached; every_step follows the chooser's
-    argmax at each step and never asks the done head."""
+    argmax at each step and never asks the done head; done_keep keeps the low level's memory when
+    the same phrase is chosen again."""
     torch.manual_seed(0)
     agent = HierarchicalAgent(["go to the red ball", "pick up the red ball", "open the door"],
                               PolicyConfig(16, 1), max_segment_steps=50)
@@ -93,7 +94,22 @@ def test_replan_rules_decide_when_the_phrase_changes():
     for step in range(3):
         _, new, mem = agent.step(images, direction, mission, mem)
         assert bool(new[0]) == (step == 0) and int(mem.phrase[0]) == favourite  # no done head
-    with pytest.raises(ValueError, match="done, done_other, every_step"):
+    # the favourite chosen again at every step: "done" wipes the low level's memory each time,
+    # "done_keep" carries it on as if the head had never fired
+    memories = {}
+    for rule in ("done", "done_keep"):
+        agent.replan, mem = rule, agent.memory(1)
+        for _ in range(3):
+            _, new, mem = agent.step(images, direction, mission, mem)
+            assert bool(new[0]) and int(mem.phrase[0]) == favourite
+        memories[rule] = mem.actor
+    _, _, _, carried = agent.actor.act(images, direction, agent.phrase_tokens[[favourite]], None)
+    for _ in range(2):
+        _, _, _, carried = agent.actor.act(images, direction, agent.phrase_tokens[[favourite]], carried)
+    first = agent.actor.act(images, direction, agent.phrase_tokens[[favourite]], None)[3]
+    assert all(torch.allclose(a, b) for a, b in zip(memories["done_keep"], carried))
+    assert all(torch.allclose(a, b) for a, b in zip(memories["done"], first))
+    with pytest.raises(ValueError, match="done, done_other, done_keep, every_step"):
         HierarchicalAgent(["go to the red ball"], PolicyConfig(16, 1), replan="sometimes")
 
 

@@ -33,7 +33,9 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                                       "instead of its argmax; the low level stays greedy"),
                   replan: str = typer.Option(None, help="when the phrase changes: done (the done head "
                                              "fires), done_other (the same, never re-choosing the "
-                                             "phrase just reached) or every_step (the chooser's phrase "
+                                             "phrase just reached), done_keep (as done, the low level's "
+                                             "memory kept when the same phrase is chosen again) or "
+                                             "every_step (the chooser's phrase "
                                              "at every step); default: the run's")) -> None:
     """Success with 95% intervals, and agreement of the chosen phrases with the bot's."""
     from protege.systems.subgoals.evaluate import (

@@ -60,7 +60,7 @@ class Config:
     """done-head examples per batch, sampled from the batch's steps (0: all)"""
     max_segment_steps: int = 32
     """a subgoal not reached after this many steps is replaced by a new choice"""
-    replan: Literal["done", "done_other", "every_step"] = "done"
+    replan: Literal["done", "done_other", "done_keep", "every_step"] = "done"
     """when the agent takes a new phrase in evaluation (nn/subgoal_agent.py); an acting rule, not
     weights: loading the run reads it from its config, `protege eval subgoals --replan` overrides it"""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

@@ -75,7 +75,7 @@ class Config:
     """levels not used in training, evaluated too"""
     agreement_episodes: int = 100
     """held-out bot episodes for phrase agreement with the bot; 0 skips"""
-    replan: Literal["done", "done_other"] = "done"
+    replan: Literal["done", "done_other", "done_keep"] = "done"
     """when the agent takes a new phrase, in training and evaluation (nn/subgoal_agent.py); not
     every_step, whose every step is a choice the update here does not count"""
 
