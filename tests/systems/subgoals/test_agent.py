@@ -141,6 +141,18 @@ def test_the_bot_at_the_done_heads_timing_switches_only_when_the_head_fires():
         played = play_with_bot_chooser(agent, level, [seed], at_done=True)[0]
         assert [t for t, _ in played["subgoals"]] == list(range(0, played["length"], every))
         assert played["subgoals"][0][1] == bot["subgoals"][0][1]
+    # a head that always fires, memory kept on the same phrase: the bot's phrase at every step with
+    # the memory wiped only when it changes, which is the plain oracle's episode exactly
+    agent.replan = "done_keep"
+    def counting_actor(image, direction, tokens, state):  # acts by its memory: a wipe shows
+        n = 0 if state is None else state
+        return torch.tensor([(0, 2, 2, 1)[n % 4]]), None, None, n + 1
+    agent.actor.act = counting_actor
+    bot = play_with_bot_chooser(agent, level, [seed])[0]
+    kept = play_with_bot_chooser(agent, level, [seed], at_done=True)[0]
+    assert kept["actions"] == bot["actions"] and kept["return"] == bot["return"]
+    changes = [p for i, (_, p) in enumerate(kept["subgoals"]) if i == 0 or p != kept["subgoals"][i - 1][1]]
+    assert changes == [p for _, p in bot["subgoals"]]
 
 
 @pytest.mark.parametrize("scoring", ["words", "sequence"])

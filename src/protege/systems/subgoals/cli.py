@@ -28,7 +28,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                   bot_chooser: bool = typer.Option(False, help="diagnostic: the bot says the phrases, "
                                                    "the agent's low level acts"),
                   bot_at_done: bool = typer.Option(False, help="diagnostic: the bot's phrase, taken "
-                                                   "only when the agent's done head fires"),
+                                                   "only when the agent's done head fires (memory kept "
+                                                   "on the same phrase under --replan done_keep)"),
                   sample_chooser: bool = typer.Option(False, help="draw the chooser's phrases (seeded) "
                                                       "instead of its argmax; the low level stays greedy"),
                   replan: str = typer.Option(None, help="when the phrase changes: done (the done head "

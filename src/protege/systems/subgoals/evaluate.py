@@ -214,7 +214,8 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
     `at_done`: the agent takes the bot's phrase only when its own done head fires on the current
     view (or after `max_segment_steps` under one phrase), as it consults its chooser under the
     "done" rule: the bot's choices at the agent's timing, which splits the gap to the oracle between
-    the chooser (what to do next) and the done head (when)."""
+    the chooser (what to do next) and the done head (when). Under the agent's rule "done_keep"
+    the low level's memory is wiped only when the bot's phrase differs from the one pursued."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
     from protege.worlds.babyai.demos import describe_subgoal
@@ -224,7 +225,7 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
         for seed in seeds:
             obs, _ = env.reset(seed=seed)
             bot, records, state, phrase, action = BabyAIBot(env.unwrapped), [], None, None, None
-            rewards, subgoals, terminated, truncated, steps = [], [], False, False, 0
+            rewards, actions, subgoals, terminated, truncated, steps = [], [], [], False, False, 0
             while not (terminated or truncated):
                 try:
                     bot.replan(action)
@@ -239,14 +240,18 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
                 else:
                     new = said != phrase
                 if new:
-                    state, phrase, steps = None, said, 0
+                    if said != phrase or agent.replan != "done_keep":
+                        state = None
+                    phrase, steps = said, 0
                     subgoals.append((len(rewards), phrase))
                 steps += 1
                 tokens = tokenize([phrase or "explore"])
                 a, _, _, state = agent.actor.act(image, direction, tokens, state)
                 action = int(a[0])
+                actions.append(action)
                 obs, reward, terminated, truncated, _ = env.step(action)
                 rewards.append(float(reward))
             out.append({"seed": seed, "success": episode_success(terminated, rewards[-1]),
-                        "return": sum(rewards), "length": len(rewards), "subgoals": subgoals})
+                        "return": sum(rewards), "length": len(rewards), "actions": actions,
+                        "subgoals": subgoals})
     return out
