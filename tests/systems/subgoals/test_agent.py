@@ -209,6 +209,9 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     bad = run("--replan", "often")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "--replan" in bad.stderr and "done_other" in bad.stderr
+    keep = run("--level", small, "--episodes", "1", "--agreement", "0", "--bot-at-done", "--replan", "done_keep")
+    assert keep.returncode == 0, keep.stderr
+    assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-bot-at-done-keep-from1000000000.json").exists()
     both = run("--bot-chooser", "--bot-at-done")
     assert both.returncode != 0 and "Traceback" not in both.stderr and "--bot-at-done" in both.stderr
 

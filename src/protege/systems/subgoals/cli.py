@@ -62,7 +62,7 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         if bot_chooser or bot_at_done:
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
             r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds, at_done=bot_at_done))
-            rule = "bot-at-done" if bot_at_done else "bot"
+            rule = ("bot-at-done" + ("-keep" if agent.replan == "done_keep" else "")) if bot_at_done else "bot"
         else:
             r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
             rule = agent.replan + ("-sampled" if sample_chooser else "")
