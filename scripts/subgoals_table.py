@@ -10,7 +10,8 @@ A run's success on a level is read from where the run's own evaluation wrote it:
 (`eval/<level>/success` for the hierarchical runs; `eval/success` when the run was trained on and
 evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`; a path ending
 `@done_other` reads `protege eval subgoals --replan done_other`'s file instead (`@done_other-sampled`:
-with `--sample-chooser`; `@sampled`: `protege eval babyai --no-greedy`'s). Last line: JSON.
+with `--sample-chooser`; `@sampled`: `protege eval babyai --no-greedy`'s; `@bot`, `@bot-at-done`,
+`@bot-at-done-keep`: the diagnostics `--bot-chooser` and `--bot-at-done`). Last line: JSON.
 """
 
 import argparse
@@ -34,8 +35,9 @@ def success(run: Path, level: str, replan: str | None = None) -> float | None:
     """The run's greedy held-out success on `level`, or None when it was not evaluated there;
     with `replan`, what `protege eval subgoals --replan RULE` kept for the run."""
     if replan:  # eval subgoals' file (replan rule, "-sampled"), or eval babyai's "sampled" one
-        found = saved_success(run, f"subgoals-{level}-*-{replan}")
-        return found if found is not None else saved_success(run, f"babyai-{level}-*-{replan}")
+        # "*ep-RULE": the episodes field then RULE, so "done" never matches "...-bot-at-done"
+        found = saved_success(run, f"subgoals-{level}-*ep-{replan}")
+        return found if found is not None else saved_success(run, f"babyai-{level}-*ep-{replan}")
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     if f"eval/{level}/success" in summary:
         return float(summary[f"eval/{level}/success"])
