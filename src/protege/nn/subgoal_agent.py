@@ -24,7 +24,8 @@ the agent's `replan` rule:
                   different phrase: the done head fires on many steps where the subgoal is not
                   reached (on the agent's own episodes far more often than on the bot's), and a
                   chooser that names the same phrase again then no longer throws away the low
-                  level's progress towards it (docs/results/subgoals.md, "when to switch");
+                  level's progress towards it (docs/results/subgoals.md, "what the gap to the
+                  oracle is made of");
     "every_step"  the chooser names a phrase at every step (as it was trained: on every step's
                   phrase, teacher forced), and a different one replaces the current phrase at once;
                   the done head is not consulted. The bot itself replans at every step this way.

@@ -233,7 +233,8 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
                     said = bot_subgoals([r for r, _ in records], [r for _, r in records])[-1].phrase()
                 except Exception:  # the bot cannot plan from where the agent went, or its stack is empty
                     said = phrase
-                image, direction = torch.from_numpy(obs["image"]).unsqueeze(0), torch.tensor([int(obs["direction"])])
+                image = torch.from_numpy(obs["image"]).unsqueeze(0)
+                direction = torch.tensor([int(obs["direction"])])
                 if at_done and phrase is not None:
                     new = steps >= agent.max_segment_steps or bool(
                         agent.done(image, direction, tokenize([phrase])) > 0)
