@@ -29,6 +29,10 @@ the agent's `replan` rule:
     "every_step"  the chooser names a phrase at every step (as it was trained: on every step's
                   phrase, teacher forced), and a different one replaces the current phrase at once;
                   the done head is not consulted. The bot itself replans at every step this way.
+`switch_cost` (an acting setting, 0 by default): when the done head fires under "done" or
+"done_keep", the phrase being pursued gets this bonus to its logit, so the chooser leaves it only for
+a phrase exp(switch_cost) times likelier: a deliberation cost on switching (Harb et al.,
+arXiv:1709.04571), against a head that fires mid-subgoal.
 The low level's memory starts fresh at each new choice (and after `max_segment_steps` under one
 phrase), except under "done_keep", where it starts fresh only when the phrase changes.
 """
@@ -168,6 +172,7 @@ class HierarchicalAgent(nn.Module):
         if not phrases:
             raise ValueError("a hierarchical agent needs at least one subgoal phrase")
         self.replan = check_replan(replan)
+        self.switch_cost = 0.0
         self.phrases = list(phrases)
         self.policy_config = cfg
         self.max_segment_steps = max_segment_steps
@@ -199,6 +204,10 @@ class HierarchicalAgent(nn.Module):
             if self.replan == "done_other":  # the subgoal just reached is never the next one
                 barred[idx[done]] = mem.phrase[idx[done]]
                 scores = bar_phrases(scores, barred)
+            elif self.switch_cost:
+                stay = torch.zeros_like(scores).index_put_(
+                    (idx[done], mem.phrase[idx[done]]), torch.tensor(self.switch_cost))
+                scores = scores + stay
         choice = scores.argmax(-1) if greedy else torch.multinomial(
             F.softmax(scores, -1), 1, generator=generator).squeeze(-1)
         if self.replan == "every_step":

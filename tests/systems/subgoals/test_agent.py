@@ -109,6 +109,17 @@ def test_replan_rules_decide_when_the_phrase_changes():
     first = agent.actor.act(images, direction, agent.phrase_tokens[[favourite]], None)[3]
     assert all(torch.allclose(a, b) for a, b in zip(memories["done_keep"], carried))
     assert all(torch.allclose(a, b) for a, b in zip(memories["done"], first))
+    # a switch cost keeps the pursued phrase at a firing unless another is exp(cost) times likelier
+    logits = agent.chooser(images.unsqueeze(1), direction.unsqueeze(1), mission)[0][0, 0].detach()
+    runner_up = int(logits.topk(2).indices[1])
+    gap = float(logits[favourite] - logits[runner_up])
+    for cost, expected in ((0.0, favourite), (gap + 0.1, runner_up)):
+        agent.replan, agent.switch_cost, mem = "done_keep", cost, agent.memory(1)
+        mem.phrase[0] = runner_up  # pursuing the runner-up when the head fires
+        mem.segment_steps[0] = 1
+        _, new, mem = agent.step(images, direction, mission, mem)
+        assert bool(new[0]) and int(mem.phrase[0]) == expected
+    agent.switch_cost = 0.0
     with pytest.raises(ValueError, match="done, done_other, done_keep, every_step"):
         HierarchicalAgent(["go to the red ball"], PolicyConfig(16, 1), replan="sometimes")
 
@@ -212,6 +223,11 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     keep = run("--level", small, "--episodes", "1", "--agreement", "0", "--bot-at-done", "--replan", "done_keep")
     assert keep.returncode == 0, keep.stderr
     assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-bot-at-done-keep-from1000000000.json").exists()
+    cost = run("--level", small, "--episodes", "1", "--agreement", "0", "--replan", "done_keep", "--switch-cost", "1.5")
+    assert cost.returncode == 0, cost.stderr
+    assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-done_keep-switch1.5-from1000000000.json").exists()
+    no_cost = run("--replan", "done_other", "--switch-cost", "1")
+    assert no_cost.returncode != 0 and "Traceback" not in no_cost.stderr and "--switch-cost" in no_cost.stderr
     both = run("--bot-chooser", "--bot-at-done")
     assert both.returncode != 0 and "Traceback" not in both.stderr and "--bot-at-done" in both.stderr
 

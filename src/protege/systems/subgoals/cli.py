@@ -32,6 +32,9 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                                    "on the same phrase under --replan done_keep)"),
                   sample_chooser: bool = typer.Option(False, help="draw the chooser's phrases (seeded) "
                                                       "instead of its argmax; the low level stays greedy"),
+                  switch_cost: float = typer.Option(0.0, help="under done or done_keep: a bonus to the "
+                                                    "pursued phrase's logit when the done head fires "
+                                                    "(a deliberation cost on switching)"),
                   replan: str = typer.Option(None, help="when the phrase changes: done (the done head "
                                              "fires), done_other (the same, never re-choosing the "
                                              "phrase just reached), done_keep (as done, the low level's "
@@ -58,6 +61,11 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         agent, config = load_agent(path)
         if replan is not None:
             agent.replan = replan_option(replan)
+        if switch_cost:
+            if switch_cost < 0 or agent.replan not in ("done", "done_keep"):
+                raise UserError(f"--switch-cost: a bonus >= 0 under --replan done or done_keep, got "
+                                f"{switch_cost:g} under {agent.replan}")
+            agent.switch_cost = switch_cost
         lvl = level or config["level"]
         if bot_chooser or bot_at_done:
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
@@ -65,7 +73,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
             rule = ("bot-at-done" + ("-keep" if agent.replan == "done_keep" else "")) if bot_at_done else "bot"
         else:
             r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
-            rule = agent.replan + ("-sampled" if sample_chooser else "")
+            rule = (agent.replan + (f"-switch{switch_cost:g}" if switch_cost else "")
+                    + ("-sampled" if sample_chooser else ""))
         save_beside_run(path, f"subgoals-{lvl}-{episodes}ep-{rule}-from{EVAL_SEED_START}",
                         {"level": lvl, "episodes": episodes, "replan": rule, "seed_start": EVAL_SEED_START}, r)
         row = {"run": Path(path).name, "level": lvl, "replan": rule,
