@@ -1,6 +1,8 @@
 """The hierarchical agent: batches cut episodes into subgoal segments and done labels, the agent asks
-its chooser only at new subgoals, a tiny run trains, evaluates and shows an episode, the low level
-reaches single subgoals after a short BC run, and a run killed with SIGKILL resumes exactly."""
+its chooser only at new subgoals (and each replan rule and the switch cost decide as documented),
+only the sequence chooser can pair colours with types, the bot's phrases at the done head's timing
+switch only when it fires, a tiny run trains, evaluates and shows an episode, the low level reaches
+single subgoals after a short BC run, and a run killed with SIGKILL resumes exactly."""
 
 import contextlib
 import io
