@@ -166,6 +166,15 @@ def test_the_bot_at_the_done_heads_timing_switches_only_when_the_head_fires():
     assert kept["actions"] == bot["actions"] and kept["return"] == bot["return"]
     changes = [p for i, (_, p) in enumerate(kept["subgoals"]) if i == 0 or p != kept["subgoals"][i - 1][1]]
     assert changes == [p for _, p in bot["subgoals"]]
+    # the converse: the chooser names the phrase exactly at the steps where the bot's changes
+    agent.replan = "done_other"
+    timed = play_with_bot_chooser(agent, level, [seed], chooser_at_bot=True)[0]
+    said = play_with_bot_chooser(agent, level, [seed])[0]  # same actions: the actor ignores phrases
+    assert [t for t, _ in timed["subgoals"]] == [t for t, _ in said["subgoals"]]
+    assert all(p in agent.phrases for _, p in timed["subgoals"])
+    assert all(a != b for (_, a), (_, b) in zip(timed["subgoals"], timed["subgoals"][1:]))  # done_other
+    with pytest.raises(ValueError, match="one"):
+        play_with_bot_chooser(agent, level, [seed], at_done=True, chooser_at_bot=True)
 
 
 @pytest.mark.parametrize("scoring", ["words", "sequence"])
@@ -230,8 +239,11 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-done_keep-switch1.5-from1000000000.json").exists()
     no_cost = run("--replan", "done_other", "--switch-cost", "1")
     assert no_cost.returncode != 0 and "Traceback" not in no_cost.stderr and "--switch-cost" in no_cost.stderr
-    both = run("--bot-chooser", "--bot-at-done")
-    assert both.returncode != 0 and "Traceback" not in both.stderr and "--bot-at-done" in both.stderr
+    timed = run("--level", small, "--episodes", "1", "--agreement", "0", "--chooser-at-bot")
+    assert timed.returncode == 0, timed.stderr
+    assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-chooser-at-bot-done-from1000000000.json").exists()
+    both = run("--bot-chooser", "--chooser-at-bot")
+    assert both.returncode != 0 and "Traceback" not in both.stderr and "--chooser-at-bot" in both.stderr
 
 
 @pytest.mark.slow

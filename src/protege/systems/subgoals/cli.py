@@ -30,6 +30,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                   bot_at_done: bool = typer.Option(False, help="diagnostic: the bot's phrase, taken "
                                                    "only when the agent's done head fires (memory kept "
                                                    "on the same phrase under --replan done_keep)"),
+                  chooser_at_bot: bool = typer.Option(False, help="diagnostic: the agent's chooser names "
+                                                      "the phrase, at the steps where the bot's changes"),
                   sample_chooser: bool = typer.Option(False, help="draw the chooser's phrases (seeded) "
                                                       "instead of its argmax; the low level stays greedy"),
                   switch_cost: float = typer.Option(0.0, help="under done or done_keep: a bonus to the "
@@ -54,8 +56,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
     from protege.core.errors import UserError
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
-    if bot_chooser and bot_at_done:
-        raise UserError("--bot-chooser and --bot-at-done are two diagnostics; give one")
+    if bot_chooser + bot_at_done + chooser_at_bot > 1:
+        raise UserError("--bot-chooser, --bot-at-done and --chooser-at-bot are three diagnostics; give one")
     rows = []
     for path in runs:
         agent, config = load_agent(path)
@@ -67,10 +69,12 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                 f"{switch_cost:g} under {agent.replan}")
             agent.switch_cost = switch_cost
         lvl = level or config["level"]
-        if bot_chooser or bot_at_done:
+        if bot_chooser or bot_at_done or chooser_at_bot:
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
-            r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds, at_done=bot_at_done))
-            rule = ("bot-at-done" + ("-keep" if agent.replan == "done_keep" else "")) if bot_at_done else "bot"
+            r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds, at_done=bot_at_done,
+                                                     chooser_at_bot=chooser_at_bot))
+            rule = ("bot-at-done" + ("-keep" if agent.replan == "done_keep" else "")) if bot_at_done else (
+                f"chooser-at-bot-{agent.replan}" if chooser_at_bot else "bot")
         else:
             r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
             rule = (agent.replan + (f"-switch{switch_cost:g}" if switch_cost else "")
@@ -87,7 +91,8 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                                     f"{a['boundaries_hi']:.3f}]")
             row["agreement all steps"] = f"{a['steps']:.3f}"
         rows.append(row)
-    title = "low level under the bot's phrases" if bot_chooser or bot_at_done else "hierarchical agent"
+    title = ("low level under the bot's phrases" if bot_chooser or bot_at_done
+             else "chooser at the bot's timing" if chooser_at_bot else "hierarchical agent")
     print_summary(f"{title}, held-out evaluation", rows)
 
 

@@ -18,7 +18,7 @@ import torch
 from protege.core.errors import UserError
 from protege.eval.stats import mean_interval, wilson_interval
 from protege.nn.babyai_policy import PolicyConfig, tokenize
-from protege.nn.subgoal_agent import HierarchicalAgent
+from protege.nn.subgoal_agent import HierarchicalAgent, bar_phrases
 from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_success, make_env
 
 
@@ -205,7 +205,7 @@ def babyai_rows(path: Path, level: str | None, episodes: int, workers: int = 1, 
 
 @torch.no_grad()
 def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int],
-                          at_done: bool = False) -> list[dict]:
+                          at_done: bool = False, chooser_at_bot: bool = False) -> list[dict]:
     """A diagnostic: the bot, following the agent's own actions (`BabyAIBot.replan(action_taken)`,
     as in DAgger), says the phrase at every step, and the agent's low level acts on it (its memory
     reset when the phrase changes); the chooser and done head are unused. The success of this
@@ -215,7 +215,13 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
     view (or after `max_segment_steps` under one phrase), as it consults its chooser under the
     "done" rule: the bot's choices at the agent's timing, which splits the gap to the oracle between
     the chooser (what to do next) and the done head (when). Under the agent's rule "done_keep"
-    the low level's memory is wiped only when the bot's phrase differs from the one pursued."""
+    the low level's memory is wiped only when the bot's phrase differs from the one pursued.
+
+    `chooser_at_bot`, the converse: the agent's own chooser (reading every step, as when it acts)
+    names the phrase, at the steps where the bot's phrase changes: the agent's choices at the bot's
+    timing (under "done_other", never the phrase being pursued)."""
+    if at_done and chooser_at_bot:
+        raise ValueError("at_done and chooser_at_bot are two diagnostics; give one")
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
     from protege.worlds.babyai.demos import describe_subgoal
@@ -226,6 +232,7 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
             obs, _ = env.reset(seed=seed)
             bot, records, state, phrase, action = BabyAIBot(env.unwrapped), [], None, None, None
             rewards, actions, subgoals, terminated, truncated, steps = [], [], [], False, False, 0
+            mission, chooser_state, last_said = tokenize([obs["mission"]]), None, None
             while not (terminated or truncated):
                 try:
                     bot.replan(action)
@@ -235,15 +242,25 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
                     said = phrase
                 image = torch.from_numpy(obs["image"]).unsqueeze(0)
                 direction = torch.tensor([int(obs["direction"])])
+                pick = said
                 if at_done and phrase is not None:
                     new = steps >= agent.max_segment_steps or bool(
                         agent.done(image, direction, tokenize([phrase])) > 0)
+                elif chooser_at_bot:
+                    scores, _, chooser_state = agent.chooser(image.unsqueeze(1), direction.unsqueeze(1),
+                                                             mission, chooser_state)
+                    new = phrase is None or said != last_said
+                    if new:
+                        pursued = agent.phrases.index(phrase) if phrase is not None else -1
+                        barred = torch.tensor([[pursued if agent.replan == "done_other" else -1]])
+                        pick = agent.phrases[int(bar_phrases(scores, barred)[0, 0].argmax())]
                 else:
                     new = said != phrase
+                last_said = said
                 if new:
-                    if said != phrase or agent.replan != "done_keep":
+                    if pick != phrase or agent.replan != "done_keep":
                         state = None
-                    phrase, steps = said, 0
+                    phrase, steps = pick, 0
                     subgoals.append((len(rewards), phrase))
                 steps += 1
                 tokens = tokenize([phrase or "explore"])
