@@ -11,7 +11,8 @@ A run's success on a level is read from where the run's own evaluation wrote it:
 evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`; a path ending
 `@done_other` reads `protege eval subgoals --replan done_other`'s file instead (`@done_other-sampled`:
 with `--sample-chooser`; `@sampled`: `protege eval babyai --no-greedy`'s; `@bot`, `@bot-at-done`,
-`@bot-at-done-keep`: the diagnostics `--bot-chooser` and `--bot-at-done`). Last line: JSON.
+`@bot-at-done-keep`, `@chooser-at-bot-RULE`: the diagnostics `--bot-chooser`, `--bot-at-done`,
+`--chooser-at-bot`). Last line: JSON.
 """
 
 import argparse
