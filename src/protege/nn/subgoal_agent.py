@@ -204,10 +204,9 @@ class HierarchicalAgent(nn.Module):
             if self.replan == "done_other":  # the subgoal just reached is never the next one
                 barred[idx[done]] = mem.phrase[idx[done]]
                 scores = bar_phrases(scores, barred)
-            elif self.switch_cost:
-                stay = torch.zeros_like(scores).index_put_(
-                    (idx[done], mem.phrase[idx[done]]), torch.tensor(self.switch_cost))
-                scores = scores + stay
+            elif self.switch_cost:  # the pursued phrase's bonus where the head fired
+                scores = scores.index_put((idx[done], mem.phrase[idx[done]]),
+                                          torch.tensor(self.switch_cost), accumulate=True)
         choice = scores.argmax(-1) if greedy else torch.multinomial(
             F.softmax(scores, -1), 1, generator=generator).squeeze(-1)
         if self.replan == "every_step":

@@ -73,8 +73,10 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
             seeds = list(range(EVAL_SEED_START, EVAL_SEED_START + episodes))
             r = summarise(lvl, play_with_bot_chooser(agent, lvl, seeds, at_done=bot_at_done,
                                                      chooser_at_bot=chooser_at_bot))
-            rule = ("bot-at-done" + ("-keep" if agent.replan == "done_keep" else "")) if bot_at_done else (
-                f"chooser-at-bot-{agent.replan}" if chooser_at_bot else "bot")
+            if bot_at_done:
+                rule = "bot-at-done" + ("-keep" if agent.replan == "done_keep" else "")
+            else:
+                rule = f"chooser-at-bot-{agent.replan}" if chooser_at_bot else "bot"
         else:
             r = evaluate_agent(agent, lvl, episodes, sample_chooser=sample_chooser)
             rule = (agent.replan + (f"-switch{switch_cost:g}" if switch_cost else "")
