@@ -244,6 +244,8 @@ def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_p
     assert (tmp_path / "tiny" / "eval" / f"subgoals-{small}-1ep-chooser-at-bot-done-from1000000000.json").exists()
     both = run("--bot-chooser", "--chooser-at-bot")
     assert both.returncode != 0 and "Traceback" not in both.stderr and "--chooser-at-bot" in both.stderr
+    ignored = run("--chooser-at-bot", "--sample-chooser")  # would be silently ignored
+    assert ignored.returncode != 0 and "Traceback" not in ignored.stderr and "--sample-chooser" in ignored.stderr
 
 
 @pytest.mark.slow

@@ -56,8 +56,12 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
     from protege.core.errors import UserError
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
-    if bot_chooser + bot_at_done + chooser_at_bot > 1:
+    diagnostics = bot_chooser + bot_at_done + chooser_at_bot
+    if diagnostics > 1:
         raise UserError("--bot-chooser, --bot-at-done and --chooser-at-bot are three diagnostics; give one")
+    if diagnostics and (switch_cost or sample_chooser):  # the diagnostics act greedily, with no cost
+        raise UserError("--switch-cost and --sample-chooser apply to the agent's own play, not to "
+                        "--bot-chooser, --bot-at-done or --chooser-at-bot")
     rows = []
     for path in runs:
         agent, config = load_agent(path)
