@@ -11,7 +11,7 @@ With `--against RUN ...` (one per RUN, the same seeds in the same order) it also
 methods over seeds: each seed's greedy score of both, their difference, and means with 95% t-intervals
 over the seeds. The last line printed is one JSON object.
 
-    PYTHONPATH=src .venv/bin/python scripts/lm_margin.py RUN [RUN ...] [--prompts 100] [--against RUN ...]
+    PYTHONPATH=src .venv/bin/python scripts/lm_margin.py RUN [RUN ...] [--prompts 100] [--against RUN ...] [--device cuda]
 
 With `--recipe NAME [--set key=value ...] --seeds 0 1 2` (no RUN) it trains nothing: it prints each
 seed's baselines on its held-out prompts and, for FOLDOC, how much of the reference a copy of the term
@@ -94,12 +94,15 @@ def model_copies(greedy: list[tuple[str, str, str]]) -> dict[str, int]:
 
 
 def per_prompt_scores(run_dir: Path, prompts: int, decoding: dict | None = None,
-                      constant_search: tuple[int, int] = CONSTANT_SEARCH) -> tuple[dict[str, list[float]], list[tuple]]:
+                      constant_search: tuple[int, int] = CONSTANT_SEARCH,
+                      device: str = "cpu") -> tuple[dict[str, list[float]], list[tuple]]:
     """({"model" and each baseline: the task score of its completion on each held-out prompt},
     [(prompt, the model's completion, reference)]). The model's completion is its greedy one, or with
     `decoding={"mbr_samples": N, ...}` its MBR choice (see protege.systems.lm_irl.mbr); `decoding`
-    holds EvalConfig fields (no_repeat_ngram, mbr_samples, mbr_temperature)."""
+    holds EvalConfig fields (no_repeat_ngram, mbr_samples, mbr_temperature); the model decodes on
+    `device`."""
     model, tokenizer, config = load_trained(run_dir)
+    model = model.to(device)
     kind, seed = config["task"]["kind"], config["seed"]
     data = load_task(TaskConfig(**config["task"]), seed)
     examples = data.eval[:prompts]
@@ -209,6 +212,8 @@ def main() -> None:
                         metavar=("CANDIDATES", "SAMPLE"),
                         help="the constant baselines: candidates scored on SAMPLE training examples")
     parser.add_argument("--show", type=int, default=0, help="print the first N greedy completions")
+    parser.add_argument("--device", default="cpu", help="where the models decode: cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences decoded per forward pass")
     args = parser.parse_args()
     if args.recipe:
         print(json.dumps(task_only(args.recipe, args.set, args.seeds, args.prompts, tuple(args.constant_search))))
@@ -220,8 +225,9 @@ def main() -> None:
     results, rows = {}, {}
     for run_dir in [*args.runs, *args.against]:
         decoding = {"no_repeat_ngram": args.no_repeat_ngram, "mbr_samples": args.mbr,
-                    "mbr_temperature": args.mbr_temperature}
-        scores, greedy = per_prompt_scores(run_dir, args.prompts, decoding, tuple(args.constant_search))
+                    "mbr_temperature": args.mbr_temperature, "batch_size": args.batch_size}
+        scores, greedy = per_prompt_scores(run_dir, args.prompts, decoding, tuple(args.constant_search),
+                                           args.device)
         rows[run_dir] = row = margin_row(scores)
         for prompt, completion, reference in greedy[:args.show]:
             print(f"  {prompt!r} -> {completion!r} (reference {reference!r})")

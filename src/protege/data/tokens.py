@@ -1,6 +1,6 @@
 """Token batches for the token-level MDP: state = prompt + completion prefix, action = next token."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -27,6 +27,10 @@ class TokenBatch:
     """[B, T-1] bool: true at the step whose action is EOS (V = 0 after it)"""
     is_expert: torch.Tensor
     """[B] bool: demonstration rows (false for the policy's own samples in online IQLearn)"""
+
+    def to(self, device) -> "TokenBatch":
+        """The same batch with every tensor on `device` (the model's: a GPU run's batches)."""
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
 def special_prefix(tokenizer) -> list[int]:

@@ -12,6 +12,8 @@ seeded by torch's global generator but draws in a different order, so it matches
 distribution, not token for token.
 """
 
+import functools
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -89,25 +91,32 @@ def decode(model, prompts: list[list[int]], budgets: list[int], eos_id: int, pad
     return (out, stats) if step_stats else out
 
 
-def left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def model_device(model) -> torch.device:
+    """Where the model's weights are, so its inputs are built there (cpu for a model without any)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
+def left_padded(prompts: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(input ids, attention mask), each prompt right-aligned so every row's next token is the last."""
     width = max(len(p) for p in prompts)
-    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     return ids, mask
 
 
 def _decode_batch(model, prompts, budgets, eos_id, pad_id, sampling, step_stats=False, no_repeat_ngram=0):
+    device = model_device(model)
     unique, copies = _unique_rows(prompts)
-    ids, mask = left_padded(unique, pad_id)
+    copies = copies.to(device)
+    ids, mask = left_padded(unique, pad_id, device)
     positions = (mask.cumsum(-1) - 1).clamp_min(0)  # padding's positions are never attended to
     cache = in_place_cache(model, ids.shape[1] + max(budgets))
     logits = _next_logits(model, ids, mask, positions, cache)
     if len(unique) < len(prompts):  # each distinct prompt is read once; its samples share its cache
         cache.batch_select_indices(copies)
         ids, mask, positions, logits = ids[copies], mask[copies], positions[copies], logits[copies]
-    budget = torch.tensor(budgets)
-    alive = torch.arange(len(prompts))  # batch row -> prompt
+    budget = torch.tensor(budgets, device=device)
+    alive = torch.arange(len(prompts), device=device)  # batch row -> prompt
     out: list[list[int]] = [[] for _ in prompts]
     stats: list[list[list[float]]] = [[] for _ in prompts]
     for step in range(max(budgets)):
@@ -155,9 +164,24 @@ def ban_repeated_ngrams(logits: torch.Tensor, rows: list[list[int]], n: int) -> 
 
 def _next_logits(model, ids, mask, positions, cache):
     """float32 logits of the next token of every row, the new tokens written to the cache."""
-    result = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+    result = model(input_ids=ids, attention_mask=mask, position_ids=positions, **{_cache_keyword(model): cache},
                    use_cache=True, logits_to_keep=1)
     return result.logits[:, -1].float()
+
+
+def _cache_keyword(model) -> str:
+    """The forward's name for the KV cache: `cache` for the plain GPT-2 and for transformers from 5.2x,
+    `past_key_values` for earlier ones (they pass an unknown `cache=` silently to **kwargs and build a
+    cache of their own, so the in-place one would never be written). The rename came to every model in
+    one release, so GPT-2's signature says which this transformers has (a peft wrapper's or a
+    decorated model's own forward may not show its parameters)."""
+    return "cache" if hasattr(model, "new_cache") else _transformers_cache_keyword()
+
+
+@functools.cache
+def _transformers_cache_keyword() -> str:
+    from transformers import GPT2Model
+    return "cache" if "cache" in inspect.signature(GPT2Model.forward).parameters else "past_key_values"
 
 
 def _unique_rows(prompts: list[list[int]]) -> tuple[list[list[int]], torch.Tensor]:

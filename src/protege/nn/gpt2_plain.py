@@ -83,7 +83,7 @@ class PlainGPT2(torch.nn.Module):
         w = self.w
         past = cache.length if cache is not None else 0
         if position_ids is None:  # transformers' default: positions count from the cached length
-            position_ids = (torch.arange(input_ids.shape[1]) + past)[None]
+            position_ids = (torch.arange(input_ids.shape[1], device=input_ids.device) + past)[None]
         h = w["wte.weight"][input_ids] + w["wpe.weight"][position_ids]
         mask = self._mask(attention_mask, input_ids.shape[1], past)
         for i in range(self.n_layer):
@@ -103,13 +103,14 @@ class PlainGPT2(torch.nn.Module):
         if attention_mask is None or bool(attention_mask.all()):
             return None
         k_len = past + q_len
-        query_pos = torch.arange(past, k_len)[:, None]
-        causal = torch.arange(k_len)[None, :] <= query_pos
+        device = attention_mask.device
+        query_pos = torch.arange(past, k_len, device=device)[:, None]
+        causal = torch.arange(k_len, device=device)[None, :] <= query_pos
         mask = causal[None] & attention_mask[:, None, :k_len].bool()
-        mask |= torch.arange(k_len)[None, None, :] == query_pos[None]
+        mask |= torch.arange(k_len, device=device)[None, None, :] == query_pos[None]
         # as the additive float mask sdpa makes of a boolean one (same output), built once for all
         # layers instead of once per layer
-        return torch.zeros(mask.shape, dtype=torch.float32).masked_fill_(~mask, -math.inf)[:, None]
+        return torch.zeros(mask.shape, dtype=torch.float32, device=device).masked_fill_(~mask, -math.inf)[:, None]
 
     def _block(self, h, i: int, mask, cache):
         w, p = self.w, f"h.{i}."
@@ -207,12 +208,12 @@ def train_logits(model, input_ids, attention_mask, loss_mask, fused_gelu: bool =
     Requires right padding (the attention mask of each row is ones, then zeros)."""
     t, (B, T) = model.transformer, input_ids.shape
     lengths = attention_mask.sum(1)
-    if not torch.equal(attention_mask.bool(), torch.arange(T)[None] < lengths[:, None]):
+    if not torch.equal(attention_mask.bool(), torch.arange(T, device=input_ids.device)[None] < lengths[:, None]):
         raise ValueError("train_logits needs right-padded rows (ones, then zeros)")
     real = attention_mask.reshape(-1).nonzero().squeeze(1)  # flat [B*T] index of every real token
     counted = F.pad(loss_mask, (0, 1)).reshape(-1)[real].nonzero().squeeze(1)  # among the real rows
     h = F.embedding(input_ids.reshape(-1)[real], t.wte.weight) + \
-        F.embedding(torch.arange(T).repeat(B)[real], t.wpe.weight)
+        F.embedding(torch.arange(T, device=input_ids.device).repeat(B)[real], t.wpe.weight)
     act = (lambda x: F.gelu(x, approximate="tanh")) if fused_gelu else _gelu_new
     last = len(t.h) - 1
     for i, block in enumerate(t.h):

@@ -45,9 +45,9 @@ class TrainerConfig:
     grad_accum: int = 1
     """micro-batches per optimiser step (batch_size must divide evenly)"""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """bf16 runs forward and backward under CPU autocast (weights and optimiser stay fp32); auto: bf16 only
-    where the CPU has native bfloat16, else fp32 (resolved when the config is built, see
-    protege.core.precision)"""
+    """bf16 runs forward and backward under autocast on the model's device (weights and optimiser stay
+    fp32); auto: bf16 only where the CPU has native bfloat16, else fp32 (resolved on the CPU when the
+    config is built, see protege.core.precision)"""
     log_every: int = 10
     """log the training metrics every this many steps (and at the last step)"""
     checkpoint_every: int = 200
@@ -186,7 +186,7 @@ def _accumulate(model, loss_fn, make_batch, indices, rank, micro, cfg, bf16: boo
     totals: dict = {}
     for i, chunk in enumerate(mine):
         ctx = model.no_sync() if hasattr(model, "no_sync") and i < len(mine) - 1 else _null()
-        with ctx, torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with ctx, torch.autocast(_device_type(model), dtype=torch.bfloat16, enabled=bf16):
             loss, metrics = loss_fn(model, make_batch(chunk))
             (loss / cfg.grad_accum).backward()
         for key, value in {"train/loss": loss, **metrics}.items():
@@ -198,6 +198,11 @@ def _accumulate(model, loss_fn, make_batch, indices, rank, micro, cfg, bf16: boo
         dist.all_reduce(packed)
         totals = {k: float(v) / world for k, v in zip(keys, packed)}
     return totals
+
+
+def _device_type(model) -> str:
+    """"cuda" or "cpu": where the model's weights are, which is where autocast must act."""
+    return next(model.parameters()).device.type
 
 
 class _null:

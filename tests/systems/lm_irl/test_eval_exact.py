@@ -117,3 +117,20 @@ def test_heavy_imports_pause_the_collector_and_freeze_what_they_made(monkeypatch
         assert gc.isenabled() and gc.get_freeze_count() >= len(made)
     finally:
         gc.unfreeze()
+
+
+def test_a_transformers_model_writes_the_in_place_cache_it_is_given():
+    """The decoder hands its in-place cache to a transformers model under the name this transformers
+    reads (`cache`, or `past_key_values` before the rename): a model given it under a name it does not
+    know would build a cache of its own and leave this one empty."""
+    import torch
+
+    from protege.nn.decode import _next_logits, in_place_cache, left_padded
+    from protege.nn.lm import ModelConfig, build_model
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layer=2, n_embd=16, n_head=2, context=16), 40, 0, 1).eval()
+    ids, mask = left_padded([[5, 6, 7], [8, 9]], pad_id=0)
+    cache = in_place_cache(model, 8)
+    with torch.no_grad():
+        _next_logits(model, ids, mask, (mask.cumsum(-1) - 1).clamp_min(0), cache)
+    assert cache.get_seq_length() == 3

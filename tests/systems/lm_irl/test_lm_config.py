@@ -49,6 +49,8 @@ BAD = [
     (["task.prompt_field="], "task: prompt_field must be non-empty"),
     (["seed=-1"], "config: seed must be >= 0"),
     (["threads=-1"], "config: threads must be >= 0"),
+    (["device=tpu"], "config: device must be cpu, cuda, cuda:N or auto, got 'tpu'"),
+    (["device=gpu0"], "config: device must be cpu, cuda, cuda:N or auto, got 'gpu0'"),
     (["vocab_size=0"], "config: vocab_size must be >= 1"),
     (["name="], "config: name must be non-empty"),
 ]

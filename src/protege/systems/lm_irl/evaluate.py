@@ -21,6 +21,7 @@ from protege.data.text import TextExample
 from protege.data.tokens import collate, encode, prompt_ids, special_prefix, step_logits
 from protege.eval.text_metrics import distinct_n, rouge_l, self_bleu
 from protege.losses.iqlearn import extracted_reward
+from protege.nn.decode import model_device
 from protege.nn.lm import fit_prompt, position_limit
 from protege.nn.lm import generate as generate_tokens
 
@@ -133,7 +134,7 @@ def _generate_by_length(model, tokenizer, fitted: list[tuple[list[int], int]], c
     for indices in by_length.values():
         for start in range(0, len(indices), per_batch):
             chunk = indices[start:start + per_batch]
-            ids = torch.tensor([fitted[i][0] for i in chunk])
+            ids = torch.tensor([fitted[i][0] for i in chunk], device=model_device(model))
             kwargs = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p} if sample \
                 else {"do_sample": False, "num_beams": cfg.num_beams}
             tokens = generate_tokens(model, input_ids=ids, attention_mask=torch.ones_like(ids),
@@ -154,7 +155,7 @@ def _length_batched_logits(model, tokenizer, examples: list[TextExample], contex
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        batch = collate([encoded[i] for i in chunk], tokenizer.pad_token_id)
+        batch = collate([encoded[i] for i in chunk], tokenizer.pad_token_id).to(model_device(model))
         yield chunk, batch, step_logits(model, batch).float()
 
 
@@ -169,8 +170,8 @@ def score_completions(model, tokenizer, pairs: list[TextExample], context: int, 
         mask = batch.loss_mask.float()
         log_probs = torch.log_softmax(logits, -1)
         entropy = -(log_probs.exp() * log_probs).sum(-1)
-        rewards[chunk] = (r * mask).sum(-1).numpy()
-        entropies[chunk] = ((entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)).numpy()
+        rewards[chunk] = (r * mask).sum(-1).cpu().numpy()
+        entropies[chunk] = ((entropy * mask).sum(-1) / mask.sum(-1).clamp_min(1)).cpu().numpy()
     return rewards, entropies
 
 

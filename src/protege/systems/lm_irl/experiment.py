@@ -1,11 +1,12 @@
 """`protege run` experiment "lm": fine-tune a language model by MLE or IQLearn, then evaluate it."""
 
+import os
 from dataclasses import dataclass, field
 
 import torch
 
 from protege.core.config_help import check_fields
-from protege.core.runs import Run
+from protege.core.runs import Run, added_config_key
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
 from protege.nn.lm import (
@@ -29,6 +30,9 @@ from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
 from protege.systems.lm_irl.online import OnlineMixer
 from protege.worlds.text.tasks import TaskConfig, load_task
 
+# runs saved before the device setting trained on the CPU: they resume as such
+added_config_key("device", "cpu")
+
 
 @dataclass
 class Config:
@@ -40,6 +44,9 @@ class Config:
     """folder that holds the run directories"""
     threads: int = 0
     """torch CPU threads (0 keeps torch's default)"""
+    device: str = "cpu"
+    """where the model trains and is evaluated: cpu, cuda (or cuda:N), or auto (cuda when torch sees
+    a GPU, else cpu). Set trainer.precision=bf16 for a GPU's bfloat16 (auto resolves on the CPU)"""
     vocab_size: int = 512
     """BPE vocabulary trained on the task data (built-in model only)"""
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -56,6 +63,29 @@ class Config:
     def __post_init__(self):
         check_fields(self, name="nonempty", runs_dir="nonempty", seed=">=0", threads=">=0",
                      vocab_size=">=1")
+        if self.device != "auto" and _device_kind(self.device) not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        if _device_kind(self.device) == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device}: torch {torch.__version__} sees no CUDA GPU here "
+                             f"(use device=cpu or device=auto)")
+
+
+def _device_kind(name: str) -> str | None:
+    try:
+        return torch.device(name).type
+    except RuntimeError:  # not a device torch can parse
+        return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of the `device` setting (auto: the GPU where torch sees one). On a GPU, torch
+    is asked for deterministic kernels (and cuBLAS for its fixed workspace, before its first use),
+    so a run killed and resumed reaches the same weights as one that was not."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
 
 
 def make_tokenizer(cfg: Config, run: Run, texts: list[str]):
@@ -92,14 +122,15 @@ def run(cfg: Config, run: Run) -> dict:
     # the initial weights depend on the seed alone (not on what loading the task drew), so every
     # process of a data-parallel run, and every run of one seed, starts from the same weights
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    device = resolve_device(cfg.device)
+    model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id).to(device)
     check_matches(tokenizer, model)
     mixer = OnlineMixer(cfg, model, tokenizer) if cfg.objective.method == "iqlearn_online" \
         else None
 
     def make_batch(indices):
         rows = [encoded[i] for i in indices]
-        return mixer.mix(rows) if mixer else collate(rows, tokenizer.pad_token_id)
+        return mixer.mix(rows) if mixer else collate(rows, tokenizer.pad_token_id).to(device)
 
     if run.latest_checkpoint() is None:
         run.log(0, {"data/train_examples": len(encoded), "data/truncated": truncated,
@@ -108,7 +139,8 @@ def run(cfg: Config, run: Run) -> dict:
         cfg.trainer, run, cfg.seed)
     rank, _ = distributed()
     summary = {"method": cfg.objective.method, "lam": cfg.objective.lam, "train_examples": len(encoded),
-               "truncated": truncated}
+               "truncated": truncated,
+               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     if rank == 0:
         save_lm(model, run.dir / "model", cfg.model.source)
         metrics = evaluate_lm(model, tokenizer, cfg.task.kind, data.eval, cfg.eval, cfg.model.context,

@@ -3,6 +3,7 @@
 import torch
 
 from protege.data.tokens import EncodedExample, collate, special_prefix
+from protege.nn.decode import model_device
 from protege.nn.lm import fit_prompt, generate, position_limit
 
 
@@ -21,7 +22,7 @@ class OnlineMixer:
     def sample(self, row: EncodedExample) -> EncodedExample:
         ids, max_new = fit_prompt(row.ids[:row.prompt_len], self.max_new_tokens, self.limit,
                                   self.keep)
-        prompt = torch.tensor([ids])
+        prompt = torch.tensor([ids], device=model_device(self.model))
         was_training = self.model.training
         self.model.eval()
         out = generate(self.model, input_ids=prompt, attention_mask=torch.ones_like(prompt),
@@ -40,4 +41,4 @@ class OnlineMixer:
         n_policy = int(round(len(rows) * self.mixin))
         mixed = [self.sample(r) for r in rows[:n_policy]] + rows[n_policy:]
         return collate(mixed, self.tokenizer.pad_token_id,
-                       is_expert=[False] * n_policy + [True] * (len(rows) - n_policy))
+                       is_expert=[False] * n_policy + [True] * (len(rows) - n_policy)).to(model_device(self.model))

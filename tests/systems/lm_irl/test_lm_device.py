@@ -1,0 +1,75 @@
+"""The lm experiment's `device` setting. A bad or unavailable device is refused at load in one line;
+a batch moves to the model's device whole. On a machine where torch sees a CUDA GPU, a run trains,
+evaluates and resumes after SIGKILL to the same weights there (those tests skip elsewhere, so CI,
+which has no GPU, runs only the first ones)."""
+
+import subprocess
+
+import pytest
+import torch
+
+from protege.core.errors import UserError
+from protege.core.runs import read_metrics
+from protege.data.tokens import EncodedExample, collate
+from protege.systems import resolve, start
+from protege.systems.lm_irl.experiment import resolve_device
+from tests.conftest import final_weights, kill_after_checkpoint, protege_cmd, protege_env
+from tests.systems.lm_irl.test_lm_learning import TINY, toy_dataset
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_every_field_of_a_batch_moves_to_the_device():
+    batch = collate([EncodedExample([5, 6, 7, 2], 2), EncodedExample([5, 2], 1)], pad_id=0)
+    moved = batch.to("meta")  # a device every machine has, so the check runs without a GPU
+    assert all(getattr(moved, name).device.type == "meta" for name in batch.__dataclass_fields__)
+    assert all(getattr(moved, name).shape == getattr(batch, name).shape for name in batch.__dataclass_fields__)
+
+
+def test_auto_is_the_gpu_where_there_is_one_else_the_cpu():
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_a_gpu_asked_for_where_there_is_none_is_refused_at_load_in_one_line(tmp_path):
+    with pytest.raises(UserError) as caught:
+        start("lm_arithmetic_mle", ["device=cuda", f"runs_dir={tmp_path}"])
+    assert "\n" not in str(caught.value)
+    assert "device=cuda: torch" in str(caught.value) and "sees no CUDA GPU here" in str(caught.value)
+    assert not any(tmp_path.iterdir())  # refused before the run folder is made
+    _, cfg, _ = resolve("lm_arithmetic_mle", ["device=auto"])
+    assert cfg.device == "auto"
+
+
+@gpu
+def test_a_gpu_run_learns_the_toy_task_and_names_the_gpu(tmp_path):
+    data = toy_dataset(tmp_path / "toy.jsonl")
+    _, summary = start("lm_arithmetic_iqlearn", TINY + [f"task.path={data}", f"runs_dir={tmp_path}",
+                                                         "trainer.steps=150", "objective.lam=0.05",
+                                                         "device=cuda", "trainer.precision=bf16"])
+    assert summary["device"] == torch.cuda.get_device_name()
+    assert summary["eval/greedy_score"] > 0.95
+    assert summary["eval/sampled_score"] > 0.5
+
+
+@gpu
+def test_a_gpu_run_resumes_after_sigkill_to_the_same_weights_and_metrics(tmp_path):
+    data = toy_dataset(tmp_path / "toy.jsonl")
+    args = TINY + [f"task.path={data}", "trainer.steps=40", "trainer.checkpoint_every=4", "trainer.log_every=2",
+                   "model.dropout=0.1", "model.train_forward=transformers", "device=cuda"]
+
+    def run(name, *extra):
+        return subprocess.run(protege_cmd("run", "lm_arithmetic_mle", f"name={name}", *args, *extra),
+                              cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
+
+    assert run("straight").returncode == 0
+    killed = tmp_path / "runs" / "killed"
+    at = kill_after_checkpoint(protege_cmd("run", "lm_arithmetic_mle", "name=killed", *args), killed, tmp_path,
+                               "step-00000008")
+    assert at < "step-00000040"
+    resumed = run("killed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = final_weights(tmp_path / "runs" / "straight"), final_weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_metrics(tmp_path / "runs" / "straight", wall_clock=False) == read_metrics(killed, wall_clock=False)
