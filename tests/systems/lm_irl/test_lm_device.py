@@ -12,9 +12,9 @@ from protege.core.errors import UserError
 from protege.core.runs import read_metrics
 from protege.data.tokens import EncodedExample, collate
 from protege.systems import resolve, start
-from protege.systems.lm_irl.experiment import resolve_device
+from protege.core.devices import resolve_device
 from tests.conftest import final_weights, kill_after_checkpoint, protege_cmd, protege_env
-from tests.systems.lm_irl.test_lm_learning import TINY, toy_dataset
+from tests.systems.lm_irl.test_lm_learning import TINY, protege, toy_dataset
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -42,15 +42,29 @@ def test_a_gpu_asked_for_where_there_is_none_is_refused_at_load_in_one_line(tmp_
     assert cfg.device == "auto"
 
 
+def test_a_bad_device_option_of_the_lm_commands_is_refused_in_one_line(capsys, tmp_path):
+    """Refused before any model loads (tmp_path is not a run: loading it would fail otherwise)."""
+    for command in (["lm", "sample", tmp_path, "name red", "--device", "tpu"],
+                    ["eval", "lm", tmp_path, "--device", "tpu"]):
+        code, out = protege(capsys, *command)
+        assert code == 2 and "--device: device must be cpu, cuda, cuda:N or auto, got 'tpu'" in out, out
+        assert "Traceback" not in out
+
+
 @gpu
-def test_a_gpu_run_learns_the_toy_task_and_names_the_gpu(tmp_path):
+def test_a_gpu_run_learns_the_toy_task_names_the_gpu_and_evaluates_there(tmp_path, capsys):
     data = toy_dataset(tmp_path / "toy.jsonl")
-    _, summary = start("lm_arithmetic_iqlearn", TINY + [f"task.path={data}", f"runs_dir={tmp_path}",
-                                                         "trainer.steps=150", "objective.lam=0.05",
-                                                         "device=cuda", "trainer.precision=bf16"])
+    run_dir, summary = start("lm_arithmetic_iqlearn", TINY + [f"task.path={data}", f"runs_dir={tmp_path}",
+                                                               "trainer.steps=150", "objective.lam=0.05",
+                                                               "device=cuda", "trainer.precision=bf16"])
     assert summary["device"] == torch.cuda.get_device_name()
     assert summary["eval/greedy_score"] > 0.95
     assert summary["eval/sampled_score"] > 0.5
+    code, out = protege(capsys, "eval", "lm", run_dir, "--prompts", "8", "--sample-prompts", "2",
+                        "--samples", "2", "--device", "cuda")
+    assert code == 0 and "eval/greedy_score" in out, out
+    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--greedy", "--device", "cuda")
+    assert code == 0 and "red is colour number 0" in out, out
 
 
 @gpu

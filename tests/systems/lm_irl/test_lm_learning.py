@@ -103,7 +103,7 @@ def test_cli_reward_and_sample(trained, capsys, tmp_path):
     assert all(isinstance(r["reward"], float) for r in rows) and "mean reward" in out
     code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--n", "2")
     assert code == 0 and "red is colour number 0" in out, out
-    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--greedy", "--n", "3")
+    code, out = protege(capsys, "lm", "sample", run_dir, "name red", "--greedy", "--n", "3", "--device", "auto")
     assert code == 0 and "red is colour number 0" in out, out
     assert out.count("red is colour number 0") == 1  # greedy: one deterministic completion
     code, again = protege(capsys, "lm", "sample", run_dir, "name red", "--greedy")

@@ -11,6 +11,17 @@ lm_app = typer.Typer(help="Language-model tools: reward extraction, sampling, me
 app.add_typer(lm_app, name="lm")
 
 
+def checked_device(name: str):
+    """The torch device of a --device option; one that cannot be used here is a one-line UserError,
+    raised before any model loads."""
+    from protege.core.devices import device_problem, resolve_device
+    from protege.core.errors import UserError
+    problem = device_problem(name)
+    if problem:
+        raise UserError(f"--device: {problem}")
+    return resolve_device(name)
+
+
 @lm_app.command("reward")
 def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directory"),
            data: Path = typer.Option(..., help="prompt/completion dataset to score (.jsonl/.parquet/HF folder)"),
@@ -49,7 +60,9 @@ def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top
            no_repeat_ngram: int = typer.Option(0, help="> 0: no n-gram of this length twice in a completion"),
            mbr: int = typer.Option(0, help="> 0: print the minimum-Bayes-risk choice among the greedy "
                                            "completion and this many samples at --temperature"),
-           seed: int = typer.Option(0, help="seeds the sampling")):
+           seed: int = typer.Option(0, help="seeds the sampling"),
+           device: str = typer.Option("cpu", help="where the model decodes: cpu, cuda, cuda:N or auto"),
+):
     """Print n completions of a prompt from a trained model (sampled unless --greedy, --mbr or --beams > 1)."""
     from protege.systems.lm_irl.evaluate import eval_config, generate, load_trained
     if n < 1:
@@ -57,7 +70,9 @@ def sample(run_dir: Path, prompt: str, n: int = 4, temperature: float = 1.0, top
         raise UserError(f"--n must be >= 1, got {n}")
     cfg = eval_config(temperature=temperature, top_p=top_p, num_beams=beams,  # before the model loads
                       no_repeat_ngram=no_repeat_ngram, mbr_samples=mbr, mbr_temperature=temperature)
+    where = checked_device(device)
     model, tokenizer, config = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
+    model = model.to(where)
     if mbr:
         from protege.systems.lm_irl.mbr import mbr_completions
         chosen = mbr_completions(model, tokenizer, config.get("task", {}).get("kind", "text"), [prompt], cfg,
@@ -96,7 +111,9 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
             no_repeat_ngram: int = typer.Option(0, help="> 0: no n-gram of this length twice in a completion"),
             mbr: int = typer.Option(0, help="> 0: also score the minimum-Bayes-risk choice among the greedy "
                                             "completion and this many samples (eval/mbr_score)"),
-            mbr_temperature: float = typer.Option(0.7, help="the MBR samples' temperature")):
+            mbr_temperature: float = typer.Option(0.7, help="the MBR samples' temperature"),
+            device: str = typer.Option("cpu", help="where the model decodes: cpu, cuda, cuda:N or auto"),
+):
     """Re-evaluate a trained language model on its task's held-out prompts (other sampling settings)."""
     with heavy_imports():
         import torch
@@ -106,7 +123,9 @@ def eval_lm(run_dir: Path = typer.Argument(..., help="a finished `lm` run direct
     decoding = {"no_repeat_ngram": no_repeat_ngram, "mbr_samples": mbr, "mbr_temperature": mbr_temperature}
     eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,  # fail before loading
                 temperature=temperature, top_p=top_p, num_beams=beams, **decoding)
+    where = checked_device(device)
     model, tokenizer, config = load_trained(run_dir, inference_only=beams == 1)  # beam search: generate's
+    model = model.to(where)
     task_fields = {k: v for k, v in config["task"].items() if k in TaskConfig.__dataclass_fields__}
     task = load_task(TaskConfig(**task_fields), config["seed"])
     cfg = eval_config(prompts=prompts, samples=samples, sample_prompts=sample_prompts,

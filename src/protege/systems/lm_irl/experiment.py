@@ -1,11 +1,11 @@
 """`protege run` experiment "lm": fine-tune a language model by MLE or IQLearn, then evaluate it."""
 
-import os
 from dataclasses import dataclass, field
 
 import torch
 
 from protege.core.config_help import check_fields
+from protege.core.devices import device_problem, resolve_device
 from protege.core.runs import Run, added_config_key
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
@@ -63,29 +63,9 @@ class Config:
     def __post_init__(self):
         check_fields(self, name="nonempty", runs_dir="nonempty", seed=">=0", threads=">=0",
                      vocab_size=">=1")
-        if self.device != "auto" and _device_kind(self.device) not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
-        if _device_kind(self.device) == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device}: torch {torch.__version__} sees no CUDA GPU here "
-                             f"(use device=cpu or device=auto)")
-
-
-def _device_kind(name: str) -> str | None:
-    try:
-        return torch.device(name).type
-    except RuntimeError:  # not a device torch can parse
-        return None
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of the `device` setting (auto: the GPU where torch sees one). On a GPU, torch
-    is asked for deterministic kernels (and cuBLAS for its fixed workspace, before its first use),
-    so a run killed and resumed reaches the same weights as one that was not."""
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    return device
+        problem = device_problem(self.device)
+        if problem:
+            raise ValueError(problem)
 
 
 def make_tokenizer(cfg: Config, run: Run, texts: list[str]):

@@ -1,0 +1,29 @@
+"""The `device` setting of runs and commands: cpu, cuda, cuda:N, or auto (the GPU where torch sees one)."""
+
+import os
+
+import torch
+
+
+def device_problem(name: str) -> str | None:
+    """Why `name` cannot be used here (one line), or None when it can."""
+    try:
+        kind = "auto" if name == "auto" else torch.device(name).type
+    except RuntimeError:  # not a device torch can parse
+        kind = None
+    if kind not in ("auto", "cpu", "cuda"):
+        return f"device must be cpu, cuda, cuda:N or auto, got {name!r}"
+    if kind == "cuda" and not torch.cuda.is_available():
+        return f"device={name}: torch {torch.__version__} sees no CUDA GPU here (use device=cpu or device=auto)"
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a checked `device` setting. On a GPU, torch is asked for deterministic
+    kernels (and cuBLAS for its fixed workspace, before its first use), so a run killed and resumed
+    reaches the same weights as one that was not."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
