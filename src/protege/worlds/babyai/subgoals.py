@@ -176,6 +176,12 @@ class SubgoalData:
         """first observation of each episode in images/directions (T+1 per episode)"""
         return self.starts + np.arange(len(self))
 
+    def concat(self, other: "SubgoalData") -> "SubgoalData":
+        """These episodes, then `other`'s (same level)."""
+        join = {k: np.concatenate([getattr(self, k), getattr(other, k)])
+                for k in self.__dataclass_fields__ if k != "level"}
+        return SubgoalData(self.level, **join)
+
     def subset(self, n: int) -> "SubgoalData":
         """The first `n` episodes (equal demonstrations for every learner)."""
         if not 0 < n <= len(self):

@@ -1,0 +1,89 @@
+"""DAgger for the hierarchical agent: the labels are what a bot following the agent's own actions
+says (its action and subgoal at the states the agent reaches), annotated as demonstrations are;
+batches mix the aggregate and the demonstrations as configured; and a run killed with SIGKILL
+resumes to the same weights and metrics."""
+
+import contextlib
+import io
+import subprocess
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from protege.core.config import from_dict, to_dict
+from protege.core.runs import Run, read_metrics
+from protege.systems.subgoals import dagger, experiment
+from protege.systems.subgoals.evaluate import load_agent
+from protege.worlds.babyai.levels import TRAIN_SEED_START, make_env
+from protege.worlds.babyai.subgoals import boundaries
+from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
+
+LEVEL = "BabyAI-PutNextLocal-v0"
+
+
+def tiny_bc_agent(putnext_phrases, tmp_path):
+    cfg = from_dict(experiment.Config, {
+        "name": "bc", "data": str(putnext_phrases[1]), "policy": {"dim": 16, "n_film": 1},
+        "eval_episodes": 0, "agreement_episodes": 0, "trainer": {"steps": 2, "batch_size": 4}}, "test")
+    experiment.run(cfg, Run(tmp_path / "bc", to_dict(cfg)))
+    return tmp_path / "bc"
+
+
+def test_labels_are_what_a_bot_following_the_agent_says(putnext_phrases, tmp_path):
+    from minigrid.utils.baby_ai_bot import BabyAIBot
+    agent, _ = load_agent(tiny_bc_agent(putnext_phrases, tmp_path))
+    seeds = [TRAIN_SEED_START + 5, TRAIN_SEED_START + 6]
+    data, played = dagger.labelled_episodes(agent, LEVEL, seeds, n_envs=2)
+    assert [p["seed"] for p in played] == seeds and data is not None
+    assert len(data.images) == len(data.actions) + len(data) == len(data.directions)
+    starts = data.starts
+    for e, p in enumerate(played):  # replay the agent's actions with a fresh bot: the same labels
+        env = make_env(LEVEL)
+        with contextlib.redirect_stdout(io.StringIO()):
+            obs, _ = env.reset(seed=p["seed"])
+            bot, taken, expected = BabyAIBot(env.unwrapped), None, []
+            for action in p["taken"][:p["labelled"]]:
+                expected.append(int(bot.replan(taken)))
+                obs, *_ = env.step(action)
+                taken = action
+        labels = data.actions[starts[e]:starts[e] + data.lengths[e]].tolist()
+        assert labels == expected
+        phrases = data.phrases[starts[e]:starts[e] + data.lengths[e]].tolist()
+        assert data.boundary[starts[e]:starts[e] + data.lengths[e]].tolist() == boundaries(phrases).tolist()
+    # an untrained low level does not act as the bot: the labels correct it somewhere
+    assert any(p["taken"][:p["labelled"]] != data.actions[s:s + n].tolist()
+               for p, s, n in zip(played, starts, data.lengths))
+
+
+def test_batches_draw_the_configured_share_from_the_aggregate():
+    cfg = dagger.Config(batch_size=8, agent_fraction=0.25)
+    idx = dagger.batch_indices(100, 10, cfg, iteration=3, update=1)
+    assert len(idx) == 8 and (idx >= 100).sum() == 2 and idx.max() < 110
+    assert np.array_equal(idx, dagger.batch_indices(100, 10, cfg, iteration=3, update=1))
+    assert (dagger.batch_indices(100, 0, cfg, 0, 0) < 100).all()  # nothing collected yet
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_path):
+    bc = tiny_bc_agent(putnext_phrases, tmp_path)
+    args = [f"data={putnext_phrases[1]}", "n_demos=0", f"init_from={bc}", f"level={LEVEL}", "iterations=6", "episodes=2",
+            "updates=2", "batch_size=4", "eval_episodes=0", "agreement_episodes=0", "transfer_levels=[]"]
+
+    def command(name, *extra):
+        return protege_cmd("run", "subgoals_dagger_miniboss", f"name={name}", *args, *extra)
+
+    def finish(cmd):
+        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    finish(command("straight"))
+    kill_after_checkpoint(command("killed"), tmp_path / "runs" / "killed", tmp_path, "step-00000002")
+    finish(command("killed", "--resume"))
+    a = load_file(str(tmp_path / "runs/straight/checkpoints/step-00000006/model.safetensors"))
+    b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000006/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda d: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+                       for r in read_metrics(d, wall_clock=False)]
+    assert strip(tmp_path / "runs/straight") == strip(tmp_path / "runs/killed")
+    collected = [r["charts/aggregate_episodes"] for r in read_metrics(tmp_path / "runs/straight") if "charts/success_rate" in r]
+    assert len(collected) == 6 and collected[-1] > collected[0] >= 1  # the aggregate grows every iteration
