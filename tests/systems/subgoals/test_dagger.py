@@ -57,7 +57,10 @@ def test_labels_are_what_a_bot_following_the_agent_says(putnext_phrases, tmp_pat
 
 
 def test_batches_draw_the_configured_share_from_the_aggregate():
-    cfg = dagger.Config(batch_size=8, agent_fraction=0.25)
+    union = dagger.Config(batch_size=4000)
+    drawn = dagger.batch_indices(300, 100, union, iteration=0, update=0)
+    assert 0.2 < (drawn >= 300).mean() < 0.3 and drawn.max() < 400  # uniform over all 400 episodes
+    cfg = dagger.Config(batch_size=8, mix="fraction", agent_fraction=0.25)
     idx = dagger.batch_indices(100, 10, cfg, iteration=3, update=1)
     assert len(idx) == 8 and (idx >= 100).sum() == 2 and idx.max() < 110
     assert np.array_equal(idx, dagger.batch_indices(100, 10, cfg, iteration=3, update=1))

@@ -9,8 +9,11 @@ training episodes by its own choices (greedy, its replan rule) while a BabyAIBot
 it would take from the state the agent reached. Those steps are annotated exactly as the
 demonstrations are (`worlds.babyai.subgoals.bot_subgoals`: a phrase per step, a boundary where it
 changes) and join an aggregate; then `updates` optimiser steps of the `subgoals_bc` loss (chooser,
-low level and done head) on batches that draw `agent_fraction` of their episodes from the aggregate
-and the rest from the demonstrations. Where the bot cannot plan from the agent's state, that
+low level and done head) on batches drawn from the demonstrations and the aggregate: uniformly from
+their union (`mix: union`, DAgger's dataset aggregation; the agent's episodes are long, about 7
+times a demonstration's on MiniBossLevel, so they carry far more than their share of episodes), or
+`agent_fraction` of each batch from the aggregate (`mix: fraction`; 0 is the control, continued BC
+on the demonstrations alone with the same updates, which plays no episodes). Where the bot cannot plan from the agent's state, that
 episode's labels end (the agent plays on, unlabelled); `charts/labelled_fraction` counts them.
 
 Episode seeds are TRAIN_SEED_START + stream_seed(seed, "subgoals/dagger") + i, consecutive across
@@ -63,9 +66,12 @@ class Config:
     """optimiser steps per iteration"""
     batch_size: int = 32
     """episodes per optimiser step"""
+    mix: Literal["union", "fraction"] = "union"
+    """batches drawn uniformly from demonstrations + aggregate, or `agent_fraction` from the aggregate"""
     agent_fraction: float = 0.5
-    """share of each batch drawn from the agent's labelled episodes (the rest: demonstrations)"""
-    lr: float = 3e-4
+    """mix "fraction": share of each batch drawn from the agent's labelled episodes (0: none, and no
+    episodes are played: the continued-BC control)"""
+    lr: float = 1e-4
     """Adam learning rate"""
     grad_clip: float = 1.0
     """max global gradient norm"""
@@ -201,9 +207,12 @@ def _from_state(level: str, state: dict | None) -> SubgoalData | None:
 
 
 def batch_indices(n_demos: int, n_agent: int, cfg: Config, iteration: int, update: int) -> np.ndarray:
-    """Episode indices into demos + aggregate: round(batch_size * agent_fraction) from the aggregate
-    (none while it is empty), the rest from the demonstrations, drawn with replacement."""
+    """Episode indices into demos + aggregate, drawn with replacement: uniformly from all of them
+    (mix "union"), or round(batch_size * agent_fraction) from the aggregate (none while it is
+    empty) and the rest from the demonstrations."""
     rng = np.random.default_rng([cfg.seed, iteration, update])
+    if cfg.mix == "union":
+        return rng.integers(0, n_demos + n_agent, cfg.batch_size).astype(np.int64)
     from_agent = round(cfg.batch_size * cfg.agent_fraction) if n_agent else 0
     demos = rng.integers(0, n_demos, cfg.batch_size - from_agent)
     agent = n_demos + rng.integers(0, n_agent, from_agent) if from_agent else np.zeros(0, np.int64)
@@ -234,7 +243,8 @@ def run(config: Config, run: Run) -> dict:
         nonlocal aggregate
         seeds = list(range(first_seed + it * config.episodes, first_seed + (it + 1) * config.episodes))
         agent.eval()
-        new, played = labelled_episodes(agent, config.level, seeds)
+        collect = config.mix == "union" or config.agent_fraction > 0
+        new, played = labelled_episodes(agent, config.level, seeds) if collect else (None, [])
         steps = sum(len(p["taken"]) for p in played)
         if new is not None:
             aggregate = new if aggregate is None else aggregate.concat(new)
@@ -253,6 +263,8 @@ def run(config: Config, run: Run) -> dict:
             for k, v in {"train/loss": loss.detach(), **metrics}.items():
                 totals[k] = totals.get(k, 0.0) + float(v) / config.updates
         agent.eval()
+        if not played:  # the control plays nothing
+            return totals
         return {**totals, "charts/success_rate": float(np.mean([p["success"] for p in played])),
                 "charts/episodic_length": steps / config.episodes,
                 "charts/labelled_fraction": sum(p["labelled"] for p in played) / max(steps, 1),
@@ -265,11 +277,10 @@ def run(config: Config, run: Run) -> dict:
     run_iterations(run, f"subgoals dagger {config.level}", start, config.iterations, iteration, checkpoint,
                    checkpoint_every=config.checkpoint_every)
     rows = [r for r in read_metrics(run.dir) if "charts/success_rate" in r]
-    env_steps = round(sum(r["charts/episodic_length"] * config.episodes for r in rows))
-    summary = {"iterations": config.iterations, "env_steps": env_steps,
-               "labelled_steps": int(sum(r["charts/labelled_fraction"] * r["charts/episodic_length"] * config.episodes
-                                         for r in rows)),
-               "aggregate_episodes": rows[-1]["charts/aggregate_episodes"],
-               "train/last_success_rate": rows[-1]["charts/success_rate"]}
+    summary = {"iterations": config.iterations, "updates": config.iterations * config.updates,
+               "env_steps": round(sum(r["charts/episodic_length"] * config.episodes for r in rows)),
+               "labelled_steps": round(sum(r["charts/labelled_fraction"] * r["charts/episodic_length"]
+                                           * config.episodes for r in rows)),
+               "aggregate_episodes": rows[-1]["charts/aggregate_episodes"] if rows else 0}
     summary.update(evaluate_all(agent, config, run, step=config.iterations))
     return summary
