@@ -45,6 +45,29 @@ def kill_after_checkpoint(cmd, run_dir, cwd, at_least: str) -> str:
     return pointer.read_text().strip()
 
 
+def straight_and_resumed(command, cwd, at_least: str) -> tuple[Path, Path]:
+    """Run `command(name, *extra)` (a `protege run ...` argv) to its end as "straight", and again as
+    "killed": SIGKILLed once its checkpoint `at_least` exists, then resumed with --resume. Asserts
+    both finished with equal final weights (bit for bit) and equal metrics rows (wall-clock fields
+    aside); returns the two run directories."""
+    from protege.core.runs import read_metrics
+
+    def finish(cmd):
+        proc = subprocess.run(cmd, cwd=cwd, env=protege_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    straight, killed = Path(cwd) / "runs" / "straight", Path(cwd) / "runs" / "killed"
+    finish(command("straight"))
+    kill_after_checkpoint(command("killed"), killed, cwd, at_least)
+    finish(command("killed", "--resume"))
+    a, b = final_weights(straight), final_weights(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda d: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
+                       for r in read_metrics(d, wall_clock=False)]
+    assert strip(straight) == strip(killed)
+    return straight, killed
+
+
 def final_weights(run_dir) -> dict:
     """The weights of a run's newest checkpoint."""
     from safetensors.torch import load_file

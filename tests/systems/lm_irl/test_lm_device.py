@@ -3,17 +3,14 @@ a batch moves to the model's device whole. On a machine where torch sees a CUDA 
 evaluates and resumes after SIGKILL to the same weights there (those tests skip elsewhere, so CI,
 which has no GPU, runs only the first ones)."""
 
-import subprocess
-
 import pytest
 import torch
 
 from protege.core.errors import UserError
-from protege.core.runs import read_metrics
 from protege.data.tokens import EncodedExample, collate
 from protege.systems import resolve, start
 from protege.core.devices import resolve_device
-from tests.conftest import final_weights, kill_after_checkpoint, protege_cmd, protege_env
+from tests.conftest import protege_cmd, straight_and_resumed
 from tests.systems.lm_irl.test_lm_learning import TINY, protege, toy_dataset
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -73,17 +70,7 @@ def test_a_gpu_run_resumes_after_sigkill_to_the_same_weights_and_metrics(tmp_pat
     args = TINY + [f"task.path={data}", "trainer.steps=40", "trainer.checkpoint_every=4", "trainer.log_every=2",
                    "model.dropout=0.1", "model.train_forward=transformers", "device=cuda"]
 
-    def run(name, *extra):
-        return subprocess.run(protege_cmd("run", "lm_arithmetic_mle", f"name={name}", *args, *extra),
-                              cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
+    def command(name, *extra):
+        return protege_cmd("run", "lm_arithmetic_mle", f"name={name}", *args, *extra)
 
-    assert run("straight").returncode == 0
-    killed = tmp_path / "runs" / "killed"
-    at = kill_after_checkpoint(protege_cmd("run", "lm_arithmetic_mle", "name=killed", *args), killed, tmp_path,
-                               "step-00000008")
-    assert at < "step-00000040"
-    resumed = run("killed", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    a, b = final_weights(tmp_path / "runs" / "straight"), final_weights(killed)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert read_metrics(tmp_path / "runs" / "straight", wall_clock=False) == read_metrics(killed, wall_clock=False)
+    straight_and_resumed(command, tmp_path, "step-00000008")

@@ -2,13 +2,11 @@
 
 import json
 import random
-import subprocess
 
 import numpy as np
 import pytest
 
 from protege.core.errors import UserError
-from protege.core.runs import read_metrics
 from protege.nn.tokenizer import load_tokenizer
 from protege.systems import start
 from protege.systems.lm_irl.best_of_n import best_of_n, majority_vote, pass_at_n
@@ -20,7 +18,7 @@ from protege.systems.lm_irl.process_reward import (
 )
 from protege.worlds.text import arithmetic
 from protege.worlds.text.step_marks import mark_solution, simulated_marks, write_marks
-from tests.conftest import final_weights, kill_after_checkpoint, protege_cmd, protege_env
+from tests.conftest import protege_cmd, straight_and_resumed
 
 TINY = ["freeze_lm=false", "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "vocab_size=300", "trainer.batch_size=8",
         "marks.eval_prompts=8", "marks.held_out=0", "eval_batch=64", "trainer.lr=3e-3"]
@@ -104,22 +102,11 @@ def test_prm_resumes_after_sigkill_to_the_same_weights_and_metrics(tmp_path):
     args = TINY + ["marks.prompts=40", "marks.solutions=2", "trainer.steps=40", "trainer.checkpoint_every=4",
                    "trainer.log_every=2", "model.dropout=0.1"]
 
-    def run(name, *extra):
-        return subprocess.run(protege_cmd("run", "prm_arithmetic", f"name={name}", *args, *extra),
-                              cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
+    def command(name, *extra):
+        return protege_cmd("run", "prm_arithmetic", f"name={name}", *args, *extra)
 
-    assert run("straight").returncode == 0
-    killed = tmp_path / "runs" / "killed"
-    at = kill_after_checkpoint(protege_cmd("run", "prm_arithmetic", "name=killed", *args), killed, tmp_path,
-                               "step-00000008")
-    assert at < "step-00000040"
-    resumed = run("killed", "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    a, b = final_weights(tmp_path / "runs" / "straight"), final_weights(killed)
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
-    assert read_metrics(tmp_path / "runs" / "straight", wall_clock=False) == read_metrics(killed, wall_clock=False)
-    assert load_tokenizer(killed / "tokenizer").get_vocab() == load_tokenizer(
-        tmp_path / "runs" / "straight" / "tokenizer").get_vocab()
+    straight, killed = straight_and_resumed(command, tmp_path, "step-00000008")
+    assert load_tokenizer(killed / "tokenizer").get_vocab() == load_tokenizer(straight / "tokenizer").get_vocab()
 
 
 LM_TINY = ["task.train_size=200", "task.eval_size=4", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",

@@ -1,18 +1,15 @@
 """The rotary built-in trained on synthetic retrieval: data, the recall grid, resume after SIGKILL."""
 
-import subprocess
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from protege.core.errors import UserError
-from protege.core.runs import read_metrics
 from protege.nn.lm import ModelConfig
 from protege.systems import resolve, start
 from protege.systems.long_context.train import NEEDLE, QUERY, Config, make_sequence
-from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
+from tests.conftest import final_weights, protege_cmd, straight_and_resumed
 
 TINY = ["model.context=32", "model.n_embd=16", "model.n_head=2", "model.n_layer=1", "max_needles=2",
         "min_length=16", "eval_needles=[1,2]", "eval_samples=4", "eval_depths=2", "trainer.batch_size=4",
@@ -79,17 +76,6 @@ def test_sigkill_then_resume_equals_uninterrupted_run_with_moe_bias(tmp_path):
     def command(name, *extra):
         return protege_cmd("run", "rope_retrieval", f"name={name}", *args, *extra)
 
-    def finish(cmd):
-        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr
-
-    finish(command("straight"))
-    kill_after_checkpoint(command("killed"), tmp_path / "runs" / "killed", tmp_path, "step-00000008")
-    finish(command("killed", "--resume"))
-    a = load_file(str(tmp_path / "runs/straight/checkpoints/step-00000024/model.safetensors"))
-    b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000024/model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    straight, _ = straight_and_resumed(command, tmp_path, "step-00000008")
+    a = final_weights(straight)
     assert any("expert_bias" in k for k in a)  # the routing bias is part of the resumed state
-    strip = lambda d: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
-                       for r in read_metrics(d, wall_clock=False)]
-    assert strip(tmp_path / "runs/straight") == strip(tmp_path / "runs/killed")

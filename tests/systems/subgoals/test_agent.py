@@ -11,10 +11,9 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from protege.core.config import from_dict, to_dict
-from protege.core.runs import Run, read_metrics
+from protege.core.runs import Run
 from protege.nn.babyai_policy import PolicyConfig, tokenize
 from protege.nn.subgoal_agent import BARRED, HierarchicalAgent, SubgoalChooser, bar_phrases
 from protege.systems.subgoals import experiment
@@ -24,7 +23,7 @@ from protege.systems.subgoals.show import show_episode
 from protege.worlds.babyai.demos import DemoConfig, generate_demos
 from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success, make_env
 from protege.worlds.babyai.subgoals import load_subgoal_data, write_subgoal_data
-from tests.conftest import kill_after_checkpoint, protege_cmd, protege_env
+from tests.conftest import protege_cmd, protege_env, straight_and_resumed
 
 TINY = {"policy": {"dim": 16, "n_film": 1}, "eval_episodes": 0, "agreement_episodes": 0}
 
@@ -296,17 +295,4 @@ def test_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_path)
     def command(name, *extra):
         return protege_cmd("run", "subgoals_bc", f"name={name}", *args, *extra)
 
-    def finish(cmd):
-        proc = subprocess.run(cmd, cwd=tmp_path, env=protege_env(), capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 0, proc.stderr
-
-    finish(command("straight"))
-    kill_after_checkpoint(command("killed"), tmp_path / "runs" / "killed", tmp_path, "step-00000010")
-    finish(command("killed", "--resume"))
-    a = load_file(str(tmp_path / "runs/straight/checkpoints/step-00000030/model.safetensors"))
-    b = load_file(str(tmp_path / "runs/killed/checkpoints/step-00000030/model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda d: [{k: v for k, v in r.items() if not k.startswith("time/")}  # noqa: E731
-                       for r in read_metrics(d, wall_clock=False)]
-    assert strip(tmp_path / "runs/straight") == strip(tmp_path / "runs/killed")
+    straight_and_resumed(command, tmp_path, "step-00000010")
