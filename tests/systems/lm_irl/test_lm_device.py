@@ -6,10 +6,10 @@ which has no GPU, runs only the first ones)."""
 import pytest
 import torch
 
+from protege.core.devices import resolve_device
 from protege.core.errors import UserError
 from protege.data.tokens import EncodedExample, collate
 from protege.systems import resolve, start
-from protege.core.devices import resolve_device
 from tests.conftest import protege_cmd, straight_and_resumed
 from tests.systems.lm_irl.test_lm_learning import TINY, protege, toy_dataset
 

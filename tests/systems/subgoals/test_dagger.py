@@ -5,6 +5,7 @@ resumes to the same weights and metrics."""
 
 import contextlib
 import io
+
 import numpy as np
 import pytest
 

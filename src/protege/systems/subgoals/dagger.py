@@ -33,15 +33,35 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import Run, read_metrics, rng_state, seed_everything, set_rng_state
+from protege.core.runs import (
+    Run,
+    read_metrics,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from protege.core.seeds import stream_seed
 from protege.nn.babyai_policy import tokenize
 from protege.rl.iterations import run_iterations
 from protege.systems.subgoals.batches import make_batch
 from protege.systems.subgoals.evaluate import load_agent
-from protege.systems.subgoals.experiment import evaluate_all, hierarchy_loss, save_agent_spec
-from protege.worlds.babyai.levels import TRAIN_SEED_START, check_level, episode_success, make_env
-from protege.worlds.babyai.subgoals import SubgoalData, boundaries, bot_subgoals, load_subgoal_data
+from protege.systems.subgoals.experiment import (
+    evaluate_all,
+    hierarchy_loss,
+    save_agent_spec,
+)
+from protege.worlds.babyai.levels import (
+    TRAIN_SEED_START,
+    check_level,
+    episode_success,
+    make_env,
+)
+from protege.worlds.babyai.subgoals import (
+    SubgoalData,
+    bot_subgoals,
+    boundaries,
+    load_subgoal_data,
+)
 
 
 @dataclass
