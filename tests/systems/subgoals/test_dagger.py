@@ -77,3 +77,16 @@ def test_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_path)
     straight, _ = straight_and_resumed(command, tmp_path, "step-00000002")
     collected = [r["charts/aggregate_episodes"] for r in read_metrics(straight) if "charts/success_rate" in r]
     assert len(collected) == 6 and collected[-1] > collected[0] >= 1  # the aggregate grows every iteration
+
+
+def test_chooser_only_training_leaves_the_low_level_and_done_head_as_they_were(putnext_phrases, tmp_path):
+    """`train: chooser` moves the chooser's weights and nothing else (buffers included)."""
+    bc = tiny_bc_agent(putnext_phrases, tmp_path)
+    cfg = from_dict(dagger.Config, {
+        "name": "chooser", "data": str(putnext_phrases[1]), "init_from": str(bc), "level": LEVEL,
+        "iterations": 1, "episodes": 2, "updates": 2, "batch_size": 4, "train": "chooser", "lr": 1e-2,
+        "eval_episodes": 0, "agreement_episodes": 0}, "test")
+    dagger.run(cfg, Run(tmp_path / "chooser", to_dict(cfg)))
+    before, after = load_agent(bc)[0].state_dict(), load_agent(tmp_path / "chooser")[0].state_dict()
+    moved = {k for k in before if not (before[k] == after[k]).all()}
+    assert moved and all(k.startswith("chooser.") for k in moved), sorted(moved)[:5]

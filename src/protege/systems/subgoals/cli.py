@@ -44,6 +44,7 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
                                              "every_step (the chooser's phrase "
                                              "at every step); default: the run's")) -> None:
     """Success with 95% intervals, and agreement of the chosen phrases with the bot's."""
+    from protege.core.errors import UserError
     from protege.systems.subgoals.evaluate import (
         EVAL_SEED_START,
         evaluate_agent,
@@ -53,7 +54,6 @@ def eval_subgoals(runs: list[Path] = typer.Argument(..., help="subgoals run dire
         save_beside_run,
         summarise,
     )
-    from protege.core.errors import UserError
     if episodes <= 0:
         raise UserError(f"--episodes must be positive, got {episodes}")
     diagnostics = bot_chooser + bot_at_done + chooser_at_bot

@@ -46,6 +46,8 @@ from protege.rl.iterations import run_iterations
 from protege.systems.subgoals.batches import make_batch
 from protege.systems.subgoals.evaluate import load_agent
 from protege.systems.subgoals.experiment import (
+    accuracy,
+    chooser_loss,
     evaluate_all,
     hierarchy_loss,
     save_agent_spec,
@@ -91,6 +93,9 @@ class Config:
     agent_fraction: float = 0.5
     """mix "fraction": share of each batch drawn from the agent's labelled episodes (0: none, and no
     episodes are played: the continued-BC control)"""
+    train: Literal["all", "chooser"] = "all"
+    """what learns: all three parts by the subgoals_bc loss, or the chooser alone by its NLL (the low
+    level and the done head stay the BC run's, so when the phrase changes stays as it was)"""
     lr: float = 1e-4
     """Adam learning rate"""
     grad_clip: float = 1.0
@@ -239,6 +244,15 @@ def batch_indices(n_demos: int, n_agent: int, cfg: Config, iteration: int, updat
     return np.concatenate([demos, agent]).astype(np.int64)
 
 
+def update_loss(agent, batch, config: Config) -> tuple[torch.Tensor, dict]:
+    """The subgoals_bc loss, or with `train: chooser` its chooser term alone (the other parts are
+    not run, so nothing of theirs changes, their normalisation statistics included)."""
+    if config.train == "all":
+        return hierarchy_loss(agent, batch, config.done_weight)
+    loss, logits, mask = chooser_loss(agent, batch)
+    return loss, {"train/chooser_nll": loss.detach(), "train/chooser_accuracy": accuracy(logits, batch.ep_phrases, mask)}
+
+
 def run(config: Config, run: Run) -> dict:
     seed_everything(config.seed)
     torch.set_num_threads(1)
@@ -248,7 +262,8 @@ def run(config: Config, run: Run) -> dict:
     demos = demos.subset(config.n_demos) if config.n_demos else demos
     save_agent_spec(run, agent)
     index = {p: i for i, p in enumerate(agent.phrases)}
-    optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr)
+    learner = agent.chooser if config.train == "chooser" else agent
+    optimizer = torch.optim.Adam(learner.parameters(), lr=config.lr)
     first_seed = TRAIN_SEED_START + stream_seed(config.seed, "subgoals/dagger")
     start, aggregate, restored = 0, None, run.restore()
     if restored is not None:
@@ -269,16 +284,16 @@ def run(config: Config, run: Run) -> dict:
         if new is not None:
             aggregate = new if aggregate is None else aggregate.concat(new)
         data = demos if aggregate is None else demos.concat(aggregate)
-        agent.train()
+        learner.train()
         totals: dict = {}
         for u in range(config.updates):
             batch = make_batch(data, batch_indices(len(demos), len(data) - len(demos), config, it, u), index,
                                config.done_frames)
-            loss, metrics = hierarchy_loss(agent, batch, config.done_weight)
+            loss, metrics = update_loss(agent, batch, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(agent.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(learner.parameters(), config.grad_clip)
             optimizer.step()
             for k, v in {"train/loss": loss.detach(), **metrics}.items():
                 totals[k] = totals.get(k, 0.0) + float(v) / config.updates

@@ -19,7 +19,12 @@ from protege.core.errors import UserError
 from protege.eval.stats import mean_interval, wilson_interval
 from protege.nn.babyai_policy import PolicyConfig, tokenize
 from protege.nn.subgoal_agent import HierarchicalAgent, bar_phrases
-from protege.worlds.babyai.levels import EVAL_SEED_START, check_level, episode_success, make_env
+from protege.worlds.babyai.levels import (
+    EVAL_SEED_START,
+    check_level,
+    episode_success,
+    make_env,
+)
 
 
 def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 16,

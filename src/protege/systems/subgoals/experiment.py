@@ -82,24 +82,33 @@ class Config:
                 raise ValueError(f"{key}: {e}") from None
 
 
-def hierarchy_loss(agent: HierarchicalAgent, batch: HierarchyBatch, done_weight: float):
-    """The three BC terms on one batch; returns (loss, metrics)."""
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Share of the counted steps whose most likely class is the label."""
+    return ((logits.argmax(-1) == labels) & mask).sum().float() / mask.sum().clamp_min(1)
+
+
+def chooser_loss(agent: HierarchicalAgent, batch: HierarchyBatch):
+    """The chooser's BC term: (NLL of the bot's phrase at every step, logits, the steps counted)."""
     logits, _, _ = agent.chooser(batch.ep_images, batch.ep_directions, batch.missions,
                                  mask=batch.ep_mask)
-    chooser_mask = batch.ep_mask & (batch.ep_phrases >= 0)
-    chooser_loss, _ = mle_loss(logits, batch.ep_phrases, chooser_mask)
+    mask = batch.ep_mask & (batch.ep_phrases >= 0)
+    return mle_loss(logits, batch.ep_phrases, mask)[0], logits, mask
+
+
+def hierarchy_loss(agent: HierarchicalAgent, batch: HierarchyBatch, done_weight: float):
+    """The three BC terms on one batch; returns (loss, metrics)."""
+    chooser_loss_, logits, chooser_mask = chooser_loss(agent, batch)
     action_logits, _, _ = agent.actor(batch.seg_images, batch.seg_directions, batch.seg_tokens,
                                       mask=batch.seg_mask)
     actor_loss, _ = mle_loss(action_logits, batch.seg_actions, batch.seg_mask)
     done_logits = agent.done(batch.done_images, batch.done_directions, batch.done_tokens)
     done_loss = F.binary_cross_entropy_with_logits(done_logits, batch.done_labels)
-    acc = lambda lg, y, m: ((lg.argmax(-1) == y) & m).sum().float() / m.sum().clamp_min(1)  # noqa: E731
-    metrics = {"train/chooser_nll": chooser_loss.detach(), "train/actor_nll": actor_loss.detach(),
+    metrics = {"train/chooser_nll": chooser_loss_.detach(), "train/actor_nll": actor_loss.detach(),
                "train/done_bce": done_loss.detach(),
-               "train/chooser_accuracy": acc(logits, batch.ep_phrases, chooser_mask),
-               "train/actor_accuracy": acc(action_logits, batch.seg_actions, batch.seg_mask),
+               "train/chooser_accuracy": accuracy(logits, batch.ep_phrases, chooser_mask),
+               "train/actor_accuracy": accuracy(action_logits, batch.seg_actions, batch.seg_mask),
                "train/done_accuracy": ((done_logits > 0).float() == batch.done_labels).float().mean()}
-    return chooser_loss + actor_loss + done_weight * done_loss, metrics
+    return chooser_loss_ + actor_loss + done_weight * done_loss, metrics
 
 
 def save_agent_spec(run: Run, agent: HierarchicalAgent) -> None:
