@@ -52,6 +52,11 @@ def test_labels_are_what_a_bot_following_the_agent_says(putnext_phrases, tmp_pat
     # an untrained low level does not act as the bot: the labels correct it somewhere
     assert any(p["taken"][:p["labelled"]] != data.actions[s:s + n].tolist()
                for p, s, n in zip(played, starts, data.lengths))
+    # with beta = 1 every labelled step executes the bot's action: the bot plays, as in its demonstrations
+    data, played = dagger.labelled_episodes(agent, LEVEL, seeds, n_envs=2, beta=1.0, rng=np.random.default_rng(0))
+    for p, s, n in zip(played, data.starts, data.lengths):
+        assert p["taken"][:p["labelled"]] == data.actions[s:s + n].tolist()
+    assert all(p["success"] for p in played if p["labelled"] == len(p["taken"]))
 
 
 def test_batches_draw_the_configured_share_from_the_aggregate():

@@ -15,6 +15,9 @@ times a demonstration's on MiniBossLevel, so they carry far more than their shar
 `agent_fraction` of each batch from the aggregate (`mix: fraction`; 0 is the control, continued BC
 on the demonstrations alone with the same updates, which plays no episodes). Where the bot cannot plan from the agent's state, that
 episode's labels end (the agent plays on, unlabelled); `charts/labelled_fraction` counts them.
+With `beta` > 0 a step executes the bot's action with probability beta * beta_decay^iteration
+(DAgger's mixture policy, so the first aggregates stay nearer the bot's own states); the logged
+success is of the episodes as played.
 
 Episode seeds are TRAIN_SEED_START + stream_seed(seed, "subgoals/dagger") + i, consecutive across
 iterations (never a demonstration's or an evaluation's); batches are drawn by a generator seeded by
@@ -93,6 +96,11 @@ class Config:
     agent_fraction: float = 0.5
     """mix "fraction": share of each batch drawn from the agent's labelled episodes (0: none, and no
     episodes are played: the continued-BC control)"""
+    beta: float = 0.0
+    """DAgger's mixture: the probability that a step executes the bot's action instead of the
+    agent's in the first iteration, times `beta_decay` each iteration after (0: the agent always acts)"""
+    beta_decay: float = 0.5
+    """factor on `beta` per iteration (beta_i = beta * beta_decay^i)"""
     train: Literal["all", "chooser"] = "all"
     """what learns: all three parts by the subgoals_bc loss, or the chooser alone by its NLL (the low
     level and the done head stay the BC run's, so when the phrase changes stays as it was)"""
@@ -118,6 +126,7 @@ class Config:
     def __post_init__(self):
         check_fields(self, data="nonempty", init_from="nonempty", n_demos=">=0", iterations=">=1",
                      episodes=">=1", updates=">=1", batch_size=">=1", agent_fraction="[0,1]", lr=">0",
+                     beta="[0,1]", beta_decay="[0,1]",
                      grad_clip=">=0", done_weight=">=0", done_frames=">=0", checkpoint_every=">=1",
                      eval_episodes=">=0", agreement_episodes=">=0")
         for key, level in [("level", self.level)] + [("transfer_levels", t) for t in self.transfer_levels]:
@@ -128,9 +137,11 @@ class Config:
 
 
 @torch.no_grad()
-def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16) -> tuple[SubgoalData | None, list[dict]]:
+def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, beta: float = 0.0,
+                      rng: np.random.Generator | None = None) -> tuple[SubgoalData | None, list[dict]]:
     """The agent plays one episode per seed (greedy, in lockstep); a bot follows each and labels
-    every step with its subgoal and action. Returns (the labelled steps as a SubgoalData, or None
+    every step with its subgoal and action; with probability `beta` (drawn from `rng`) a labelled
+    step executes the bot's action instead of the agent's (DAgger's mixture policy). Returns (the labelled steps as a SubgoalData, or None
     if no step could be labelled; per seed {seed, success, taken: the agent's actions, labelled:
     how many of its first steps carry labels})."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
@@ -164,8 +175,9 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16) -> 
             fresh = torch.zeros(len(envs), dtype=torch.bool)
             for i in active:
                 s = slot[i]
-                obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
-                s["taken"] = int(actions[i])
+                bot_acts = beta > 0 and s["labelled"] and rng.random() < beta
+                s["taken"] = s["actions"][-1] if bot_acts else int(actions[i])
+                obs[i], reward, terminated, truncated, _ = envs[i].step(s["taken"])
                 s["played"].append(s["taken"])
                 if terminated or truncated:
                     s["success"] = episode_success(terminated, reward)
@@ -279,7 +291,9 @@ def run(config: Config, run: Run) -> dict:
         seeds = list(range(first_seed + it * config.episodes, first_seed + (it + 1) * config.episodes))
         agent.eval()
         collect = config.mix == "union" or config.agent_fraction > 0
-        new, played = labelled_episodes(agent, config.level, seeds) if collect else (None, [])
+        beta = config.beta * config.beta_decay ** it
+        new, played = labelled_episodes(agent, config.level, seeds, beta=beta,
+                                        rng=np.random.default_rng([config.seed, it])) if collect else (None, [])
         steps = sum(len(p["taken"]) for p in played)
         if new is not None:
             aggregate = new if aggregate is None else aggregate.concat(new)
