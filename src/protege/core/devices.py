@@ -15,6 +15,8 @@ def device_problem(name: str) -> str | None:
         return f"device must be cpu, cuda, cuda:N or auto, got {name!r}"
     if kind == "cuda" and not torch.cuda.is_available():
         return f"device={name}: torch {torch.__version__} sees no CUDA GPU here (use device=cpu or device=auto)"
+    if kind == "cuda" and (torch.device(name).index or 0) >= torch.cuda.device_count():
+        return f"device={name}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
     return None
 
 

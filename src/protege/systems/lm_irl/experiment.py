@@ -6,6 +6,7 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.devices import device_problem, resolve_device
+from protege.core.errors import UserError
 from protege.core.runs import Run, added_config_key
 from protege.core.seeds import seed_everything
 from protege.data.tokens import collate, encode
@@ -103,6 +104,9 @@ def run(cfg: Config, run: Run) -> dict:
     # process of a data-parallel run, and every run of one seed, starts from the same weights
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and distributed()[1] > 1:
+        raise UserError(f"device={cfg.device}: a GPU run is one process here; launch it without "
+                        f"torchrun/accelerate (several processes train on the CPU)")
     model = build_model(cfg.model, len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id).to(device)
     check_matches(tokenizer, model)
     mixer = OnlineMixer(cfg, model, tokenizer) if cfg.objective.method == "iqlearn_online" \

@@ -141,9 +141,9 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
                       rng: np.random.Generator | None = None) -> tuple[SubgoalData | None, list[dict]]:
     """The agent plays one episode per seed (greedy, in lockstep); a bot follows each and labels
     every step with its subgoal and action; with probability `beta` (drawn from `rng`) a labelled
-    step executes the bot's action instead of the agent's (DAgger's mixture policy). Returns (the labelled steps as a SubgoalData, or None
-    if no step could be labelled; per seed {seed, success, taken: the agent's actions, labelled:
-    how many of its first steps carry labels})."""
+    step executes the bot's action instead of the agent's (DAgger's mixture policy). Returns (the
+    labelled steps as a SubgoalData, or None if no step could be labelled; per seed {seed, success,
+    taken: the actions executed, labelled: how many of its first steps carry labels})."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
     from protege.worlds.babyai.demos import describe_subgoal
