@@ -73,7 +73,9 @@ class PlainGPT2(torch.nn.Module):
         self.n_layer, self.n_head, self.eps = config["n_layer"], config["n_head"], config["layer_norm_epsilon"]
         self.params = torch.nn.ParameterDict({k.replace(".", "/"): torch.nn.Parameter(v, requires_grad=False)
                                               for k, v in weights.items()})
-        self.w = {k: v for k, v in weights.items()}  # plain dict lookups in the per-step path
+        # plain dict lookups in the per-step path; the Parameters themselves, so that `.to(device)`
+        # (which swaps each Parameter's data in place) moves what the forward reads
+        self.w = {k: self.params[k.replace(".", "/")] for k in weights}
 
     def new_cache(self, capacity: int) -> "PlainCache":
         return PlainCache(self.n_layer, capacity)

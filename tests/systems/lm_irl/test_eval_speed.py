@@ -220,6 +220,17 @@ def test_plain_gpt2_gives_transformers_logits(tokenizer, tmp_path):
     assert metrics[0] == pytest.approx(metrics[1], abs=1e-6, nan_ok=True)
 
 
+def test_moving_the_plain_gpt2_moves_what_its_forward_reads(tokenizer, tmp_path):
+    """`.to(...)` (a GPU, here a dtype: the same path through Module._apply) changes the weights the
+    per-step forward reads, not only the registered parameters."""
+    from protege.nn.gpt2_plain import load_plain_gpt2
+    saved_gpt2(tokenizer, tmp_path / "m")
+    plain = load_plain_gpt2(tmp_path / "m").to(torch.float64)
+    assert {w.dtype for w in plain.w.values()} == {torch.float64}
+    ids = torch.randint(2, len(tokenizer), (2, 8))
+    assert plain(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.dtype == torch.float64
+
+
 def test_plain_gpt2_loads_only_what_it_reproduces(tokenizer, tmp_path):
     import json
 
