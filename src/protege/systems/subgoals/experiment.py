@@ -97,18 +97,18 @@ def chooser_loss(agent: HierarchicalAgent, batch: HierarchyBatch):
 
 def hierarchy_loss(agent: HierarchicalAgent, batch: HierarchyBatch, done_weight: float):
     """The three BC terms on one batch; returns (loss, metrics)."""
-    chooser_loss_, logits, chooser_mask = chooser_loss(agent, batch)
+    chooser_nll, logits, chooser_mask = chooser_loss(agent, batch)
     action_logits, _, _ = agent.actor(batch.seg_images, batch.seg_directions, batch.seg_tokens,
                                       mask=batch.seg_mask)
     actor_loss, _ = mle_loss(action_logits, batch.seg_actions, batch.seg_mask)
     done_logits = agent.done(batch.done_images, batch.done_directions, batch.done_tokens)
     done_loss = F.binary_cross_entropy_with_logits(done_logits, batch.done_labels)
-    metrics = {"train/chooser_nll": chooser_loss_.detach(), "train/actor_nll": actor_loss.detach(),
+    metrics = {"train/chooser_nll": chooser_nll.detach(), "train/actor_nll": actor_loss.detach(),
                "train/done_bce": done_loss.detach(),
                "train/chooser_accuracy": accuracy(logits, batch.ep_phrases, chooser_mask),
                "train/actor_accuracy": accuracy(action_logits, batch.seg_actions, batch.seg_mask),
                "train/done_accuracy": ((done_logits > 0).float() == batch.done_labels).float().mean()}
-    return chooser_loss_ + actor_loss + done_weight * done_loss, metrics
+    return chooser_nll + actor_loss + done_weight * done_loss, metrics
 
 
 def save_agent_spec(run: Run, agent: HierarchicalAgent) -> None:
