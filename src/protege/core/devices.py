@@ -7,15 +7,17 @@ import torch
 
 def device_problem(name: str) -> str | None:
     """Why `name` cannot be used here (one line), or None when it can."""
+    if name == "auto":
+        return None
     try:
-        kind = "auto" if name == "auto" else torch.device(name).type
+        device = torch.device(name)
     except RuntimeError:  # not a device torch can parse
-        kind = None
-    if kind not in ("auto", "cpu", "cuda"):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
         return f"device must be cpu, cuda, cuda:N or auto, got {name!r}"
-    if kind == "cuda" and not torch.cuda.is_available():
+    if device.type == "cuda" and not torch.cuda.is_available():
         return f"device={name}: torch {torch.__version__} sees no CUDA GPU here (use device=cpu or device=auto)"
-    if kind == "cuda" and (torch.device(name).index or 0) >= torch.cuda.device_count():
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         return f"device={name}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
     return None
 

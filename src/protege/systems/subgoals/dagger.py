@@ -55,6 +55,7 @@ from protege.systems.subgoals.experiment import (
     hierarchy_loss,
     save_agent_spec,
 )
+from protege.worlds.babyai.demos import current_subgoal
 from protege.worlds.babyai.levels import (
     TRAIN_SEED_START,
     check_level,
@@ -146,7 +147,6 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
     taken: the actions executed, labelled: how many of its first steps carry labels})."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
-    from protege.worlds.babyai.demos import describe_subgoal
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
     queue, finished = list(seeds), {}
     slot, obs = [None] * len(envs), [None] * len(envs)
@@ -166,7 +166,7 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
             if not active:
                 break
             for i in active:  # the bot's label for the view the agent acts on
-                _label(slot[i], obs[i], describe_subgoal)
+                _label(slot[i], obs[i])
             mem = agent.reset_rows(mem, fresh)
             images = torch.from_numpy(np.stack([o["image"] for o in obs]))
             directions = torch.tensor([int(o["direction"]) for o in obs])
@@ -194,20 +194,19 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
         for p in played]
 
 
-def _label(s: dict, ob: dict, describe_subgoal) -> None:
+def _label(s: dict, ob: dict) -> None:
     """Ask the bot (told the action the agent took) for its subgoal and action at view `ob`; where
     it cannot plan, the episode's labels end with this view as their last."""
     if not s["labelled"]:
         return
+    s["images"].append(ob["image"]); s["directions"].append(int(ob["direction"]))
     try:
         action = int(s["bot"].replan(s["taken"]))
-        record, reason = describe_subgoal(s["bot"].stack[-1] if s["bot"].stack else None)
+        record, reason = current_subgoal(s["bot"])
         bot_subgoals([record], [reason])  # a record the annotation cannot read ends the labels too
     except Exception:  # the bot's planner gives up on some states the agent reaches
         s["labelled"] = False
-        s["images"].append(ob["image"]); s["directions"].append(int(ob["direction"]))
         return
-    s["images"].append(ob["image"]); s["directions"].append(int(ob["direction"]))
     s["actions"].append(action); s["records"].append(record); s["reasons"].append(reason)
 
 

@@ -229,7 +229,7 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
         raise ValueError("at_done and chooser_at_bot are two diagnostics; give one")
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
-    from protege.worlds.babyai.demos import describe_subgoal
+    from protege.worlds.babyai.demos import current_subgoal
     from protege.worlds.babyai.subgoals import bot_subgoals
     env, out = make_env(level), []
     with contextlib.redirect_stdout(io.StringIO()):
@@ -241,7 +241,7 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
             while not (terminated or truncated):
                 try:
                     bot.replan(action)
-                    records.append(describe_subgoal(bot.stack[-1] if bot.stack else None))
+                    records.append(current_subgoal(bot))
                     said = bot_subgoals([r for r, _ in records], [r for _, r in records])[-1].phrase()
                 except Exception:  # the bot cannot plan from where the agent went, or its stack is empty
                     said = phrase

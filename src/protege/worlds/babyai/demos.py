@@ -64,6 +64,11 @@ def describe_subgoal(subgoal) -> tuple[str, str]:
     return f"{kind}({target})", str(subgoal.reason or "")
 
 
+def current_subgoal(bot) -> tuple[str, str]:
+    """`describe_subgoal` of the subgoal the bot pursues now (the top of its stack; none when empty)."""
+    return describe_subgoal(bot.stack[-1] if bot.stack else None)
+
+
 def bot_episode(env, seed: int) -> dict | None:
     """Play one episode with the bot from `seed`; None if the bot fails (error or no success)."""
     from minigrid.utils.baby_ai_bot import BabyAIBot
@@ -76,7 +81,7 @@ def bot_episode(env, seed: int) -> dict | None:
             action = int(bot.replan())
         except Exception:  # the bot's planner gives up on a few layouts; skip the seed
             return None
-        subgoal, reason = describe_subgoal(bot.stack[-1] if bot.stack else None)
+        subgoal, reason = current_subgoal(bot)
         obs, reward, terminated, truncated, _ = env.step(action)
         images.append(obs["image"]); directions.append(obs["direction"])
         actions.append(action); rewards.append(reward); subgoals.append(subgoal); reasons.append(reason)
