@@ -95,3 +95,18 @@ def test_chooser_only_training_leaves_the_low_level_and_done_head_as_they_were(p
     before, after = load_agent(bc)[0].state_dict(), load_agent(tmp_path / "chooser")[0].state_dict()
     moved = {k for k in before if not (before[k] == after[k]).all()}
     assert moved and all(k.startswith("chooser.") for k in moved), sorted(moved)[:5]
+
+
+def test_bad_settings_are_refused_in_one_line_and_leave_nothing(putnext_phrases, tmp_path, monkeypatch):
+    from protege.core.errors import UserError
+    from protege.systems import start
+    bc = tiny_bc_agent(putnext_phrases, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for overrides, message in [(["beta=2"], "beta must be in [0, 1]"),
+                               (["mix=often"], "mix"),
+                               ([], "but the run is on BabyAI-MiniBossLevel-v0")]:  # PutNextLocal data
+        with pytest.raises(UserError) as caught:
+            start("subgoals_dagger_miniboss", [f"data={putnext_phrases[1]}", f"init_from={bc}", "name=bad",
+                                               "n_demos=0", *overrides])
+        assert "\n" not in str(caught.value) and message in str(caught.value), str(caught.value)
+        assert not (tmp_path / "runs" / "bad").exists()
