@@ -14,6 +14,7 @@ import torch
 
 from protege.core.errors import UserError
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
+from protege.rl.lockstep import lockstep
 
 
 def play_episodes(model: BabyAIPolicy, make_env: Callable[[], object], seeds: list[int],
@@ -24,41 +25,30 @@ def play_episodes(model: BabyAIPolicy, make_env: Callable[[], object], seeds: li
     truncated, return, length}] in seed order. `on_episode()` is called after each finished
     episode (progress reporting)."""
     envs = [make_env() for _ in range(min(n_envs, len(seeds)))]
-    queue, results, gen = list(seeds), {}, torch.Generator().manual_seed(sample_seed)
-    current, obs, taken = [None] * len(envs), [None] * len(envs), [None] * len(envs)
-    state = None
-    done = torch.ones(len(envs), dtype=torch.bool)
-    while True:
-        for i, env in enumerate(envs):
-            if done[i]:
-                if queue:
-                    current[i] = queue.pop(0)
-                    obs[i], _ = env.reset(seed=current[i])
-                    taken[i] = {"mission": str(obs[i]["mission"]), "actions": [], "rewards": []}
-                else:
-                    current[i] = None
-        active = [i for i in range(len(envs)) if current[i] is not None]
-        if not active:
-            break
-        state = reset_state(state, done)
-        images = torch.from_numpy(np.stack([obs[i]["image"] for i in range(len(envs))]))
-        directions = torch.tensor([obs[i]["direction"] for i in range(len(envs))])
-        tokens = tokenize([obs[i]["mission"] for i in range(len(envs))])
-        actions, _, _, state = model.act(images, directions, tokens, state, greedy, gen)
-        done = torch.zeros(len(envs), dtype=torch.bool)
-        for i in active:
-            obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
-            taken[i]["actions"].append(int(actions[i]))
-            taken[i]["rewards"].append(float(reward))
-            if terminated or truncated:
-                results[current[i]] = {"seed": current[i], **taken[i], "terminated": bool(terminated),
-                                       "truncated": bool(truncated),
-                                       "return": sum(taken[i]["rewards"]), "length": len(taken[i]["actions"])}
-                done[i] = True
-                if on_episode is not None:
-                    on_episode()
-        for i in range(len(envs)):  # finished envs without a new seed stay idle
-            done[i] |= current[i] is None
+    gen, taken, results, state = torch.Generator().manual_seed(sample_seed), [None] * len(envs), {}, None
+
+    def on_start(i, env, seed, obs):
+        taken[i] = {"seed": seed, "mission": str(obs["mission"]), "actions": [], "rewards": []}
+
+    def act(obs, fresh, active):
+        nonlocal state
+        state = reset_state(state, fresh)
+        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
+        directions = torch.tensor([o["direction"] for o in obs])
+        actions, _, _, state = model.act(images, directions, tokenize([o["mission"] for o in obs]), state,
+                                         greedy, gen)
+        return actions
+
+    def on_step(i, action, obs, reward, terminated, truncated):
+        t = taken[i]
+        t["actions"].append(action); t["rewards"].append(reward)
+        if terminated or truncated:
+            results[t["seed"]] = {**t, "terminated": terminated, "truncated": truncated,
+                                  "return": sum(t["rewards"]), "length": len(t["actions"])}
+            if on_episode is not None:
+                on_episode()
+
+    lockstep(envs, seeds, act, on_start, on_step)
     return [results[s] for s in seeds]
 
 

@@ -46,6 +46,7 @@ from protege.core.runs import (
 from protege.core.seeds import stream_seed
 from protege.nn.babyai_policy import tokenize
 from protege.rl.iterations import run_iterations
+from protege.rl.lockstep import lockstep
 from protege.systems.subgoals.batches import make_batch
 from protege.systems.subgoals.evaluate import load_agent
 from protege.systems.subgoals.experiment import (
@@ -148,45 +149,41 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
     from minigrid.utils.baby_ai_bot import BabyAIBot
 
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
-    queue, finished = list(seeds), {}
-    slot, obs = [None] * len(envs), [None] * len(envs)
-    mem, fresh = agent.memory(len(envs)), torch.ones(len(envs), dtype=torch.bool)
+    slot, finished, mem = [None] * len(envs), {}, agent.memory(len(envs))
+
+    def on_start(i, env, seed, ob):
+        slot[i] = {"seed": seed, "mission": str(ob["mission"]), "bot": BabyAIBot(env.unwrapped), "images": [],
+                   "directions": [], "actions": [], "records": [], "reasons": [], "labelled": True,
+                   "taken": None, "played": []}
+
+    def act(obs, fresh, active):
+        nonlocal mem
+        for i in active:  # the bot's label for the view the agent acts on
+            _label(slot[i], obs[i])
+        mem = agent.reset_rows(mem, fresh)
+        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
+        directions = torch.tensor([int(o["direction"]) for o in obs])
+        actions, _, mem = agent.step(images, directions, tokenize([o["mission"] for o in obs]), mem,
+                                     True, None, True)
+        taken = actions.tolist()
+        for i in active:
+            s = slot[i]
+            if beta > 0 and s["labelled"] and rng.random() < beta:
+                taken[i] = s["actions"][-1]
+            s["taken"] = taken[i]
+        return taken
+
+    def on_step(i, action, ob, reward, terminated, truncated):
+        s = slot[i]
+        s["played"].append(action)
+        if terminated or truncated:
+            s["success"] = episode_success(terminated, reward)
+            if s["labelled"]:  # the view after the last labelled step ends the episode's views
+                s["images"].append(ob["image"]); s["directions"].append(int(ob["direction"]))
+            finished[s["seed"]] = s
+
     with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout
-        while True:
-            for i, env in enumerate(envs):
-                if fresh[i]:
-                    slot[i] = None
-                    if queue:
-                        seed = queue.pop(0)
-                        obs[i], _ = env.reset(seed=seed)
-                        slot[i] = {"seed": seed, "mission": str(obs[i]["mission"]), "bot": BabyAIBot(env.unwrapped),
-                                   "images": [], "directions": [], "actions": [], "records": [],
-                                   "reasons": [], "labelled": True, "taken": None, "played": []}
-            active = [i for i in range(len(envs)) if slot[i] is not None]
-            if not active:
-                break
-            for i in active:  # the bot's label for the view the agent acts on
-                _label(slot[i], obs[i])
-            mem = agent.reset_rows(mem, fresh)
-            images = torch.from_numpy(np.stack([o["image"] for o in obs]))
-            directions = torch.tensor([int(o["direction"]) for o in obs])
-            actions, _, mem = agent.step(images, directions, tokenize([o["mission"] for o in obs]), mem,
-                                         True, None, True)
-            fresh = torch.zeros(len(envs), dtype=torch.bool)
-            for i in active:
-                s = slot[i]
-                bot_acts = beta > 0 and s["labelled"] and rng.random() < beta
-                s["taken"] = s["actions"][-1] if bot_acts else int(actions[i])
-                obs[i], reward, terminated, truncated, _ = envs[i].step(s["taken"])
-                s["played"].append(s["taken"])
-                if terminated or truncated:
-                    s["success"] = episode_success(terminated, reward)
-                    if s["labelled"]:  # the view after the last labelled step ends the episode's views
-                        s["images"].append(obs[i]["image"]); s["directions"].append(int(obs[i]["direction"]))
-                    finished[s["seed"]] = s
-                    fresh[i] = True
-            for i in range(len(envs)):
-                fresh[i] |= slot[i] is None
+        lockstep(envs, seeds, act, on_start, on_step)
     played = [finished[s] for s in seeds]
     kept = [p for p in played if p["actions"]]
     return (_as_subgoal_data(level, kept) if kept else None), [

@@ -19,6 +19,7 @@ from protege.core.errors import UserError
 from protege.eval.stats import mean_interval, wilson_interval
 from protege.nn.babyai_policy import PolicyConfig, tokenize
 from protege.nn.subgoal_agent import HierarchicalAgent, bar_phrases
+from protege.rl.lockstep import lockstep
 from protege.worlds.babyai.levels import (
     EVAL_SEED_START,
     check_level,
@@ -38,49 +39,41 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
     `on_episode()` is called after each finished episode (progress)."""
     check_level(level)
     envs = [make_env(level) for _ in range(min(n_envs, len(seeds)))]
-    queue, results = list(seeds), {}
     gen = generator if generator is not None else torch.Generator().manual_seed(sample_seed)
-    current, obs, trace = [None] * len(envs), [None] * len(envs), [None] * len(envs)
-    mem = agent.memory(len(envs))
-    fresh = torch.ones(len(envs), dtype=torch.bool)
+    trace, results, mem = [None] * len(envs), {}, agent.memory(len(envs))
+
+    def on_start(i, env, seed, ob):
+        trace[i] = {"seed": seed, "mission": str(ob["mission"]), "actions": [], "rewards": [], "subgoals": [],
+                    "images": [], "directions": [], "choices": [], "barred": []}
+
+    def act(obs, fresh, active):
+        nonlocal mem
+        mem = agent.reset_rows(mem, fresh)
+        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
+        directions = torch.tensor([int(o["direction"]) for o in obs])
+        actions, new, mem = agent.step(images, directions, tokenize([o["mission"] for o in obs]), mem,
+                                       greedy, gen, greedy_actor)
+        for i in active:
+            t = trace[i]
+            if new[i]:
+                t["subgoals"].append((len(t["actions"]), agent.phrases[int(mem.phrase[i])]))
+                t["choices"].append(int(mem.phrase[i]))
+                t["barred"].append(int(mem.barred[i]))
+            if record:
+                t["images"].append(obs[i]["image"]); t["directions"].append(int(obs[i]["direction"]))
+        return actions
+
+    def on_step(i, action, ob, reward, terminated, truncated):
+        t = trace[i]
+        t["actions"].append(action); t["rewards"].append(reward)
+        if terminated or truncated:
+            results[t["seed"]] = {**t, "return": sum(t["rewards"]), "length": len(t["actions"]),
+                                  "success": episode_success(terminated, reward)}
+            if on_episode is not None:
+                on_episode()
+
     with contextlib.redirect_stdout(io.StringIO()):  # minigrid prints each rejected layout
-        while True:
-            for i, env in enumerate(envs):
-                if fresh[i]:
-                    current[i] = queue.pop(0) if queue else None
-                    if current[i] is not None:
-                        obs[i], _ = env.reset(seed=current[i])
-                        trace[i] = {"mission": str(obs[i]["mission"]), "actions": [], "rewards": [],
-                                    "subgoals": [], "images": [], "directions": [], "choices": [],
-                                    "barred": []}
-            active = [i for i in range(len(envs)) if current[i] is not None]
-            if not active:
-                break
-            mem = agent.reset_rows(mem, fresh)
-            images = torch.from_numpy(np.stack([obs[i]["image"] for i in range(len(envs))]))
-            directions = torch.tensor([int(obs[i]["direction"]) for i in range(len(envs))])
-            missions = tokenize([obs[i]["mission"] for i in range(len(envs))])
-            actions, new, mem = agent.step(images, directions, missions, mem, greedy, gen, greedy_actor)
-            fresh = torch.zeros(len(envs), dtype=torch.bool)
-            for i in active:
-                t = trace[i]
-                if new[i]:
-                    t["subgoals"].append((len(t["actions"]), agent.phrases[int(mem.phrase[i])]))
-                    t["choices"].append(int(mem.phrase[i]))
-                    t["barred"].append(int(mem.barred[i]))
-                if record:
-                    t["images"].append(obs[i]["image"]); t["directions"].append(int(obs[i]["direction"]))
-                obs[i], reward, terminated, truncated, _ = envs[i].step(int(actions[i]))
-                t["actions"].append(int(actions[i])); t["rewards"].append(float(reward))
-                if terminated or truncated:
-                    results[current[i]] = {"seed": current[i], **t, "return": sum(t["rewards"]),
-                                           "length": len(t["actions"]),
-                                           "success": episode_success(terminated, reward)}
-                    fresh[i] = True
-                    if on_episode is not None:
-                        on_episode()
-            for i in range(len(envs)):
-                fresh[i] |= current[i] is None
+        lockstep(envs, seeds, act, on_start, on_step)
     return [results[s] for s in seeds]
 
 
