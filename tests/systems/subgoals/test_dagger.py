@@ -91,7 +91,9 @@ def test_chooser_only_training_leaves_the_low_level_and_done_head_as_they_were(p
         "name": "chooser", "data": str(putnext_phrases[1]), "init_from": str(bc), "level": LEVEL,
         "iterations": 1, "episodes": 2, "updates": 2, "batch_size": 4, "train": "chooser", "lr": 1e-2,
         "eval_episodes": 0, "agreement_episodes": 0}, "test")
-    dagger.run(cfg, Run(tmp_path / "chooser", to_dict(cfg)))
+    summary = dagger.run(cfg, Run(tmp_path / "chooser", to_dict(cfg)))
+    row = [r for r in read_metrics(tmp_path / "chooser") if "charts/env_steps" in r][0]
+    assert summary["env_steps"] == row["charts/env_steps"] >= summary["labelled_steps"] == row["charts/labelled_steps"] > 0
     before, after = load_agent(bc)[0].state_dict(), load_agent(tmp_path / "chooser")[0].state_dict()
     moved = {k for k in before if not (before[k] == after[k]).all()}
     assert moved and all(k.startswith("chooser.") for k in moved), sorted(moved)[:5]

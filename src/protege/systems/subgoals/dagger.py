@@ -239,6 +239,14 @@ def _from_state(level: str, state: dict | None) -> SubgoalData | None:
     return SubgoalData(level, **{k: np.asarray(v, str) if isinstance(v, list) else v.numpy() for k, v in state.items()})
 
 
+def _count(row: dict, key: str, config: Config) -> int:
+    """An iteration's logged step count; rows of runs logged before the counts were, from its means."""
+    if f"charts/{key}" in row:
+        return int(row[f"charts/{key}"])
+    steps = row["charts/episodic_length"] * config.episodes
+    return round(steps if key == "env_steps" else row["charts/labelled_fraction"] * steps)
+
+
 def batch_indices(n_demos: int, n_agent: int, cfg: Config, iteration: int, update: int) -> np.ndarray:
     """Episode indices into demos + aggregate, drawn with replacement: uniformly from all of them
     (mix "union"), or round(batch_size * agent_fraction) from the aggregate (none while it is
@@ -313,6 +321,7 @@ def run(config: Config, run: Run) -> dict:
         return {**totals, "charts/success_rate": float(np.mean([p["success"] for p in played])),
                 "charts/episodic_length": steps / config.episodes,
                 "charts/labelled_fraction": sum(p["labelled"] for p in played) / max(steps, 1),
+                "charts/env_steps": steps, "charts/labelled_steps": sum(p["labelled"] for p in played),
                 "charts/aggregate_episodes": 0 if aggregate is None else len(aggregate)}
 
     def checkpoint() -> tuple[dict, dict]:
@@ -323,9 +332,8 @@ def run(config: Config, run: Run) -> dict:
                    checkpoint_every=config.checkpoint_every)
     rows = [r for r in read_metrics(run.dir) if "charts/success_rate" in r]
     summary = {"iterations": config.iterations, "updates": config.iterations * config.updates,
-               "env_steps": round(sum(r["charts/episodic_length"] * config.episodes for r in rows)),
-               "labelled_steps": round(sum(r["charts/labelled_fraction"] * r["charts/episodic_length"]
-                                           * config.episodes for r in rows)),
+               "env_steps": sum(_count(r, "env_steps", config) for r in rows),
+               "labelled_steps": sum(_count(r, "labelled_steps", config) for r in rows),
                "aggregate_episodes": rows[-1]["charts/aggregate_episodes"] if rows else 0}
     summary.update(evaluate_all(agent, config, run, step=config.iterations))
     return summary
