@@ -3,6 +3,8 @@ recovers (docs/results/ibt.md), from the runs' summary.json files.
 
     .venv/bin/python scripts/ibt_gain.py gain --bc RUN --env RUN... --learned RUN... [--key eval/success]
     .venv/bin/python scripts/ibt_gain.py phases RUN...   training success by phase of each run
+    .venv/bin/python scripts/ibt_gain.py curve [--block N] RUN...   training success per block of
+                                                                   N iterations (a learning curve)
 
 Per arm: the mean over seeds with its 95% t interval (protege.eval.stats.mean_interval). Recovered
 fraction: (learned - BC) / (env - BC) of the means; its 95% interval by a bootstrap that resamples
@@ -78,9 +80,40 @@ def phases(runs: list[str]) -> list[dict]:
     return out
 
 
+def curve(runs: list[str], block: int) -> list[dict]:
+    """Training success (sampling) per block of `block` iterations, episodes pooled, with a 95%
+    Wilson interval; one column per block, environment steps at the block's end in the header."""
+    from protege.eval.stats import wilson_interval
+    table = []
+    for run in runs:
+        c = yaml.safe_load((Path(run) / "config.yaml").read_text())
+        rows = [r for r in read_metrics(Path(run), wall_clock=False) if "ppo/policy_loss" in r]
+        cells = []
+        for start in range(0, len(rows), block):
+            rate, n = pooled(rows[start:start + block])
+            lo, hi = wilson_interval(round(rate * n), n) if n else (None, None)
+            cells.append({"steps": min(start + block, len(rows)) * c["ppo"]["n_envs"] * c["ppo"]["rollout_steps"],
+                          "success": rate, "lo": lo, "hi": hi, "episodes": n})
+        table.append({"run": run, "blocks": cells})
+    longest = max(table, key=lambda t: len(t["blocks"]))["blocks"]
+    print("| run | " + " | ".join(f"to {b['steps']:,} steps" for b in longest) + " |")
+    print("|---|" + "---|" * len(longest))
+    for t in table:
+        print(f"| {Path(t['run']).name} | " + " | ".join(
+            "-" if b["success"] is None else f"{b['success']:.3f} [{b['lo']:.2f}, {b['hi']:.2f}]"
+            for b in t["blocks"]) + " |")
+    return table
+
+
 def main() -> dict:
     if sys.argv[1:2] == ["phases"]:
         return {"phases": phases(sys.argv[2:])}
+    if sys.argv[1:2] == ["curve"]:
+        p = argparse.ArgumentParser()
+        p.add_argument("--block", type=int, default=50)
+        p.add_argument("runs", nargs="+")
+        a = p.parse_args(sys.argv[2:])
+        return {"curve": curve(a.runs, a.block)}
     if sys.argv[1:2] == ["gain"]:
         sys.argv.pop(1)
     p = argparse.ArgumentParser()
