@@ -51,9 +51,11 @@ def replay(level: str, seed: int, actions, render: bool = False, tile_size: int 
         images.append(obs["image"]); directions.append(obs["direction"]); rewards.append(float(reward))
         if render:
             frames.append(render_frame(env, tile_size))
+    # minigrid reports both flags when the mission ends on the time limit's last step; the episode
+    # reached a terminal state, so it is terminated, not cut off (an Episode is never both)
     return Replay(mission=str(obs["mission"]), images=np.stack(images).astype(np.uint8),
                   directions=np.asarray(directions, np.int64), rewards=np.asarray(rewards, np.float32),
-                  terminated=bool(terminated), truncated=bool(truncated), frames=frames)
+                  terminated=bool(terminated), truncated=bool(truncated and not terminated), frames=frames)
 
 
 def render_frame(env, tile_size: int = TILE_SIZE) -> np.ndarray:
