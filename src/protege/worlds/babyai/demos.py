@@ -315,7 +315,8 @@ def read_episodes(folder: Path, level: str | None = None) -> list[Episode]:
     return [Episode(observations={"image": e.observations["image"].astype(np.uint8),
                                   "direction": np.asarray(e.observations["direction"], np.int64)},
                     actions=np.asarray(e.actions, np.int64), rewards=np.asarray(e.rewards, np.float32),
-                    terminated=bool(e.terminations[-1]), truncated=bool(e.truncations[-1]),
+                    terminated=bool(e.terminations[-1]),  # both flags: done on the last allowed step
+                    truncated=bool(e.truncations[-1]) and not bool(e.terminations[-1]),
                     instruction=str(e.observations["mission"][0]), env_id=meta["level"], seed=seed,
                     annotations={"subgoal": list(e.infos["subgoal"][:-1]),
                                  "subgoal_reason": list(e.infos["subgoal_reason"][:-1])})
