@@ -131,3 +131,21 @@ def test_model_copies_counts_initials_one_word_terms_and_loops():
         ("Define: locality", "a program or program or program or program", "In sequential ...")])
     assert copies == {"initials_references": 2, "initials_copied": 1, "one_word_terms": 2,
                       "one_word_copied": 1, "looping": 1}
+
+
+def test_restate_term_changes_only_what_the_model_trains_on(tmp_path, monkeypatch):
+    from protege.worlds.text import foldoc
+    from protege.worlds.text.tasks import training_examples
+    base = write_dictd(tmp_path, ENTRIES)
+    real = foldoc.split
+    monkeypatch.setattr(foldoc, "split", lambda *a, **k: real(*a, **{**k, "database": str(base)}))
+    cfg = TaskConfig(kind="foldoc", train_size=0, eval_size=1, definition="first_sentence", restate_term=True)
+    data = load_task(cfg, seed=0)
+    plain = load_task(TaskConfig(kind="foldoc", train_size=0, eval_size=1, definition="first_sentence"), seed=0)
+    assert data == plain  # the references and the baselines' training completions are the plain ones
+    trained = training_examples(cfg, data)
+    assert [e.prompt for e in trained] == [e.prompt for e in data.train]
+    assert [e.completion for e in trained] == [f"{foldoc.term_of(e)}: {e.completion}" for e in data.train]
+    assert training_examples(TaskConfig(kind="foldoc"), data) is data.train
+    with pytest.raises(ValueError, match="restate_term=true is for kind=foldoc"):
+        TaskConfig(kind="arithmetic", restate_term=True)

@@ -29,7 +29,7 @@ from protege.rl.moe import router_terms
 from protege.systems.lm_irl.evaluate import EvalConfig, baselines, evaluate_lm
 from protege.systems.lm_irl.objectives import ObjectiveConfig, objective_loss
 from protege.systems.lm_irl.online import OnlineMixer
-from protege.worlds.text.tasks import TaskConfig, load_task
+from protege.worlds.text.tasks import TaskConfig, load_task, training_examples
 
 # runs saved before the device setting trained on the CPU: they resume as such
 added_config_key("device", "cpu")
@@ -98,8 +98,9 @@ def run(cfg: Config, run: Run) -> dict:
         torch.set_num_threads(cfg.threads)
     check_source(cfg.model)
     data = load_task(cfg.task, cfg.seed)
-    tokenizer = make_tokenizer(cfg, run, [e.prompt + "\n" + e.completion for e in data.train])
-    encoded, truncated = encode(data.train, tokenizer, cfg.model.context, cfg.task.overflow)
+    train = training_examples(cfg.task, data)
+    tokenizer = make_tokenizer(cfg, run, [e.prompt + "\n" + e.completion for e in train])
+    encoded, truncated = encode(train, tokenizer, cfg.model.context, cfg.task.overflow)
     # the initial weights depend on the seed alone (not on what loading the task drew), so every
     # process of a data-parallel run, and every run of one seed, starts from the same weights
     torch.manual_seed(cfg.seed)

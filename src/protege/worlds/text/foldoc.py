@@ -104,6 +104,15 @@ def term_of(example: TextExample) -> str:
     return example.prompt.removeprefix(PROMPT)
 
 
+def restated(examples: list[TextExample]) -> list[TextExample]:
+    """The examples with each completion opening with its term as the prompt writes it ("Define:
+    BeOS" -> "BeOS: An operating system ..."): a training target that teaches the model to copy the
+    term before defining it (a small model trained from scratch rarely learns to copy the term's
+    words where the reference has them, which a copy of the term gets for free). Only for training:
+    the held-out references stay the definitions."""
+    return [TextExample(e.prompt, f"{term_of(e)}: {e.completion}") for e in examples]
+
+
 def split(train_size: int, eval_size: int, seed: int, database: str = "foldoc", max_words: int = 40,
           only_first_sentence: bool = False, term: str = "index") -> tuple[list[TextExample], list[TextExample]]:
     """(train, held out): a seeded shuffle of the examples, the first eval_size held out, then the first

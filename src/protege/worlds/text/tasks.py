@@ -5,7 +5,11 @@ from typing import Literal
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
+from protege.core.runs import added_config_key
 from protege.data.text import TextExample, load_text_dataset
+
+# runs saved before restate_term trained on the plain definitions: they resume as such
+added_config_key("task.restate_term", False)
 
 
 @dataclass
@@ -35,10 +39,16 @@ class TaskConfig:
     """foldoc: the term in the prompt as dictd's index has it (lower-cased; the definition starts at
     the entry's second line, alias lines included) or as FOLDOC writes it ("BeOS"; the definition
     starts after the term's header lines)"""
+    restate_term: bool = False
+    """foldoc: the training completions open with the term ("BeOS: An operating system ..."), so the
+    model learns to copy it; the held-out references and the baselines' training completions stay
+    the plain definitions (see `training_examples`)"""
 
     def __post_init__(self):
         check_fields(self, train_size=">=0", eval_size=">=1", prompt_field="nonempty",
                      completion_field="nonempty", definition_words=">=1")
+        if self.restate_term and self.kind != "foldoc":
+            raise ValueError(f"restate_term=true is for kind=foldoc (a term to restate), not kind={self.kind}")
         if self.kind == "arithmetic" and self.train_size == 0:
             raise ValueError("train_size must be >= 1 for kind=arithmetic (0 = all is for foldoc "
                              "and file tasks)")
@@ -73,3 +83,12 @@ def load_task(cfg: TaskConfig, seed: int) -> TaskData:
         rows, held_out = rows[:-cfg.eval_size], rows[-cfg.eval_size:]
     train = rows[:cfg.train_size] if cfg.train_size else rows
     return TaskData(train, held_out[:cfg.eval_size])
+
+
+def training_examples(cfg: TaskConfig, data: TaskData) -> list[TextExample]:
+    """What the model trains on: the task's training examples, with FOLDOC's term restated at the
+    start of each completion under `restate_term` (the baselines keep `data.train`)."""
+    if cfg.restate_term:
+        from protege.worlds.text import foldoc
+        return foldoc.restated(data.train)
+    return data.train
