@@ -21,6 +21,7 @@ of scale), used for a few frames (acting), under autocast and on GPUs.
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from minigrid.core.actions import Actions
@@ -60,6 +61,12 @@ def tokenize(missions: list[str]) -> Tensor:
     for i, r in enumerate(rows):
         out[i, :len(r)] = torch.tensor(r)
     return out
+
+
+def view_tensors(obs: list[dict]) -> tuple[Tensor, Tensor]:
+    """(images [B, 7, 7, 3], directions [B] long) of a batch of BabyAI observations, as the policies
+    take them."""
+    return torch.from_numpy(np.stack([o["image"] for o in obs])), torch.tensor([int(o["direction"]) for o in obs])
 
 
 def read_words(gru: nn.GRU, words: Tensor, tokens: Tensor) -> Tensor:

@@ -9,11 +9,16 @@ rewards, how it ended), so it can be stored as (level, seed, actions) and replay
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from protege.core.errors import UserError
-from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, reset_state, tokenize
+from protege.nn.babyai_policy import (
+    BabyAIPolicy,
+    PolicyConfig,
+    reset_state,
+    tokenize,
+    view_tensors,
+)
 from protege.rl.lockstep import lockstep
 
 
@@ -33,8 +38,7 @@ def play_episodes(model: BabyAIPolicy, make_env: Callable[[], object], seeds: li
     def act(obs, fresh, active):
         nonlocal state
         state = reset_state(state, fresh)
-        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
-        directions = torch.tensor([o["direction"] for o in obs])
+        images, directions = view_tensors(obs)
         actions, _, _, state = model.act(images, directions, tokenize([o["mission"] for o in obs]), state,
                                          greedy, gen)
         return actions

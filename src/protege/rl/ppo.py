@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from protege.core.config_help import check_fields
-from protege.nn.babyai_policy import BabyAIPolicy, reset_state, tokenize
+from protege.nn.babyai_policy import BabyAIPolicy, reset_state, tokenize, view_tensors
 
 
 @dataclass
@@ -166,8 +166,7 @@ def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator
     out = {k: [] for k in keys}
     state0 = None if pool.state is None else (pool.state[0].clone(), pool.state[1].clone())
     for _ in range(steps):
-        images = torch.from_numpy(np.stack([o["image"] for o in pool.obs]))
-        directions = torch.tensor([o["direction"] for o in pool.obs])
+        images, directions = view_tensors(pool.obs)
         missions = [o["mission"] for o in pool.obs]
         pool.state = reset_state(pool.state, pool.starts)
         actions, logits, values, pool.state = model.act(images, directions, tokenize(missions),
@@ -184,13 +183,13 @@ def collect(model: BabyAIPolicy, pool: EnvPool, steps: int, gen: torch.Generator
             out[k].append(v)
         out["dones"].append(pool.step(actions))
         out["env_rewards"].append(pool.last_rewards)
-        out["next_images"].append(torch.from_numpy(np.stack([o["image"] for o in pool.reached])))
-        out["next_directions"].append(torch.tensor([o["direction"] for o in pool.reached]))
+        next_images, next_directions = view_tensors(pool.reached)
+        out["next_images"].append(next_images)
+        out["next_directions"].append(next_directions)
     batch = {k: torch.stack(v, 1) for k, v in out.items() if k != "missions"}
     batch["missions"] = [[out["missions"][t][i] for t in range(steps)] for i in range(N)]
     batch["state0"] = state0
-    images = torch.from_numpy(np.stack([o["image"] for o in pool.obs]))
-    directions = torch.tensor([o["direction"] for o in pool.obs])
+    images, directions = view_tensors(pool.obs)
     _, _, last_value, _ = model.act(images, directions, tokenize([o["mission"] for o in pool.obs]),
                                     reset_state(pool.state, pool.starts), greedy=True)
     batch["last_value"] = last_value

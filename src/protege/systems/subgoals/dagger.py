@@ -44,7 +44,7 @@ from protege.core.runs import (
     set_rng_state,
 )
 from protege.core.seeds import stream_seed
-from protege.nn.babyai_policy import tokenize
+from protege.nn.babyai_policy import tokenize, view_tensors
 from protege.rl.iterations import run_iterations
 from protege.rl.lockstep import lockstep
 from protege.systems.subgoals.batches import make_batch
@@ -154,15 +154,14 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
     def on_start(i, env, seed, ob):
         slot[i] = {"seed": seed, "mission": str(ob["mission"]), "bot": BabyAIBot(env.unwrapped), "images": [],
                    "directions": [], "actions": [], "records": [], "reasons": [], "labelled": True,
-                   "taken": None, "played": []}
+                   "played": []}
 
     def act(obs, fresh, active):
         nonlocal mem
         for i in active:  # the bot's label for the view the agent acts on
             _label(slot[i], obs[i])
         mem = agent.reset_rows(mem, fresh)
-        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
-        directions = torch.tensor([int(o["direction"]) for o in obs])
+        images, directions = view_tensors(obs)
         actions, _, mem = agent.step(images, directions, tokenize([o["mission"] for o in obs]), mem,
                                      True, None, True)
         taken = actions.tolist()
@@ -170,7 +169,6 @@ def labelled_episodes(agent, level: str, seeds: list[int], n_envs: int = 16, bet
             s = slot[i]
             if beta > 0 and s["labelled"] and rng.random() < beta:
                 taken[i] = s["actions"][-1]
-            s["taken"] = taken[i]
         return taken
 
     def on_step(i, action, ob, reward, terminated, truncated):
@@ -198,7 +196,7 @@ def _label(s: dict, ob: dict) -> None:
         return
     s["images"].append(ob["image"]); s["directions"].append(int(ob["direction"]))
     try:
-        action = int(s["bot"].replan(s["taken"]))
+        action = int(s["bot"].replan(s["played"][-1] if s["played"] else None))
         record, reason = current_subgoal(s["bot"])
         bot_subgoals([record], [reason])  # a record the annotation cannot read ends the labels too
     except Exception:  # the bot's planner gives up on some states the agent reaches

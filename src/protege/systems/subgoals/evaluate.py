@@ -17,7 +17,7 @@ import torch
 
 from protege.core.errors import UserError
 from protege.eval.stats import mean_interval, wilson_interval
-from protege.nn.babyai_policy import PolicyConfig, tokenize
+from protege.nn.babyai_policy import PolicyConfig, tokenize, view_tensors
 from protege.nn.subgoal_agent import HierarchicalAgent, bar_phrases
 from protege.rl.lockstep import lockstep
 from protege.worlds.babyai.levels import (
@@ -49,8 +49,7 @@ def play(agent: HierarchicalAgent, level: str, seeds: list[int], n_envs: int = 1
     def act(obs, fresh, active):
         nonlocal mem
         mem = agent.reset_rows(mem, fresh)
-        images = torch.from_numpy(np.stack([o["image"] for o in obs]))
-        directions = torch.tensor([int(o["direction"]) for o in obs])
+        images, directions = view_tensors(obs)
         actions, new, mem = agent.step(images, directions, tokenize([o["mission"] for o in obs]), mem,
                                        greedy, gen, greedy_actor)
         for i in active:
