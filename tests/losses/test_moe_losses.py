@@ -56,7 +56,7 @@ def test_padding_rows_do_not_change_the_loss_whatever_they_hold():
 
 def test_formula_scale_uniform_is_one_collapse_is_num_experts_and_it_is_not_constant():
     """transformers #28255 / #28093: a wrong reduction made the loss constant in the routing."""
-    experts, k, n = 4, 2, 8
+    experts, n = 4, 8  # two experts picked per token
     uniform_logits = torch.zeros(n, experts)
     uniform_picks = torch.tensor([[(2 * t) % 4, (2 * t + 1) % 4] for t in range(n)])
     mask = torch.ones(n, dtype=torch.bool)

@@ -38,7 +38,7 @@ def test_batched_writer_matches_minari(tmp_path, level, monkeypatch):
     env = make_env(level)
     episodes = [e for e in (bot_episode(env, s) for s in range(12)) if e is not None]
     episodes[3]["truncated"] = True  # exercise the truncation column too
-    ref = _minari_reference(tmp_path / "ref", episodes, env.action_space)
+    _minari_reference(tmp_path / "ref", episodes, env.action_space)  # written to disk, read below
     ours = MinariStorage.new(tmp_path / "ours", observation_space=observation_space(),
                              action_space=env.action_space, data_format="arrow", jpeg_encoding=False)
     chunk = _pack(episodes)

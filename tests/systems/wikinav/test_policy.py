@@ -80,7 +80,7 @@ def test_bc_training_changes_every_parameter(tmp_path):
 
 def test_policy_beats_random_and_similarity_at_k3(tmp_path):
     torch.manual_seed(0)
-    g = small_graph(tmp_path)
+    small_graph(tmp_path)  # writes the graph the config reads
     cfg = Config(graph=str(tmp_path / "g"), encoder="tfidf", walks_per_page=20, walk_length=6, val_pairs=0,
                  policy=PolicyConfig(dim=32, hidden=64),
                  trainer=TrainerConfig(steps=200, batch_size=128, lr=1e-2, warmup_steps=20,
