@@ -296,3 +296,34 @@ def test_sigkill_then_resume_equals_uninterrupted_run(putnext_phrases, tmp_path)
         return protege_cmd("run", "subgoals_bc", f"name={name}", *args, *extra)
 
     straight_and_resumed(command, tmp_path, "step-00000010")
+
+
+def test_a_bot_record_the_annotation_cannot_read_costs_one_step_not_the_rest_of_the_episode(monkeypatch):
+    """The oracle high level keeps the last phrase where the bot says something the subgoal
+    annotation cannot read, and goes on from the next step (a bad record kept in the history would
+    make every later annotation fail and freeze the phrase)."""
+    from protege.worlds.babyai import demos, subgoals
+    torch.manual_seed(0)
+    agent = HierarchicalAgent(["go to the red ball", "go to the blue key"], PolicyConfig(16, 1))
+    seed, level = EVAL_SEED_START, "BabyAI-GoToObjS4-v0"
+    moves = iter([2, 0, 2, 2, 1, 2, 2, 2, 0, 2] * 10)  # the same actions whatever the phrase
+    agent.actor.act = lambda image, direction, tokens, state: (torch.tensor([next(moves)]), None, None, state)
+    plain = play_with_bot_chooser(agent, level, [seed])[0]
+    assert len(plain["subgoals"]) >= 2  # the bot's phrase changes, so a freeze would show
+    real_record, real_annotate, calls = demos.current_subgoal, subgoals.bot_subgoals, [0]
+
+    def record(bot):
+        calls[0] += 1
+        return ("unreadable", None) if calls[0] == 2 else real_record(bot)
+
+    def annotate(records, reasons):
+        if "unreadable" in records:
+            raise ValueError("not a subgoal record")
+        return real_annotate(records, reasons)
+
+    monkeypatch.setattr(demos, "current_subgoal", record)
+    monkeypatch.setattr(subgoals, "bot_subgoals", annotate)
+    moves = iter([2, 0, 2, 2, 1, 2, 2, 2, 0, 2] * 10)
+    broken = play_with_bot_chooser(agent, level, [seed])[0]
+    assert broken["actions"] == plain["actions"]
+    assert [p for _, p in broken["subgoals"]] == [p for _, p in plain["subgoals"]]

@@ -233,9 +233,12 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
             while not (terminated or truncated):
                 try:
                     bot.replan(action)
-                    records.append(current_subgoal(bot))
-                    said = bot_subgoals([r for r, _ in records], [r for _, r in records])[-1].phrase()
-                except Exception:  # the bot cannot plan from where the agent went, or its stack is empty
+                    record = current_subgoal(bot)
+                    said = bot_subgoals([r for r, _ in records] + [record[0]],
+                                        [r for _, r in records] + [record[1]])[-1].phrase()
+                    records.append(record)  # kept only once read: a bad one would fail every later step
+                except Exception:  # the bot cannot plan from here, its stack is empty, or the annotation
+                    # cannot read what it says
                     said = phrase
                 image = torch.from_numpy(obs["image"]).unsqueeze(0)
                 direction = torch.tensor([int(obs["direction"])])
