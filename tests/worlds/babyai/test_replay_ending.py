@@ -6,7 +6,7 @@ import io
 
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
-from protege.worlds.babyai.levels import make_env
+from protege.worlds.babyai.levels import episode_ending, make_env
 from protege.worlds.babyai.replay import replay, replay_episode
 
 LEVEL, SEED, DONE_ACTION = "BabyAI-GoToRedBall-v0", 7, 6  # "done" leaves the world unchanged
@@ -28,3 +28,13 @@ def test_success_on_the_last_allowed_step_is_terminated_only():
     assert len(actions) == env.unwrapped.max_steps and r.rewards[-1] > 0
     assert r.terminated and not r.truncated
     assert replay_episode(LEVEL, SEED, actions).terminated
+
+
+def test_episode_ending_keeps_one_flag_and_terminated_wins():
+    """The rule replays and demonstration folders share: both flags (done on the last allowed
+    step) read as terminated; either flag alone, or none, stays as it was."""
+    assert episode_ending(True, True) == (True, False)
+    assert episode_ending(True, False) == (True, False)
+    assert episode_ending(False, True) == (False, True)
+    assert episode_ending(False, False) == (False, False)
+    assert all(type(flag) is bool for flag in episode_ending(1, 1))

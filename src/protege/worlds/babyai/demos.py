@@ -29,6 +29,7 @@ from protege.data.episodes import Episode, flatten
 from protege.data.manifest import MANIFEST, verify_manifest, write_manifest
 from protege.worlds.babyai.levels import (
     check_level,
+    episode_ending,
     episode_success,
     make_env,
     observation_space,
@@ -312,15 +313,19 @@ def read_episodes(folder: Path, level: str | None = None) -> list[Episode]:
         raise UserError(f"{folder / 'data'}: unreadable Minari dataset ({type(e).__name__}: {e})") from None
     if not raw:
         raise UserError(f"{folder}: the dataset holds no episodes")
-    return [Episode(observations={"image": e.observations["image"].astype(np.uint8),
-                                  "direction": np.asarray(e.observations["direction"], np.int64)},
-                    actions=np.asarray(e.actions, np.int64), rewards=np.asarray(e.rewards, np.float32),
-                    terminated=bool(e.terminations[-1]),  # both flags: done on the last allowed step
-                    truncated=bool(e.truncations[-1]) and not bool(e.terminations[-1]),
-                    instruction=str(e.observations["mission"][0]), env_id=meta["level"], seed=seed,
-                    annotations={"subgoal": list(e.infos["subgoal"][:-1]),
-                                 "subgoal_reason": list(e.infos["subgoal_reason"][:-1])})
-            for e, seed in zip(raw, seeds)]
+    return [_as_episode(e, seed, meta["level"]) for e, seed in zip(raw, seeds)]
+
+
+def _as_episode(e, seed: int, level: str) -> Episode:
+    """One Minari episode of a demonstrations folder as an Episode."""
+    terminated, truncated = episode_ending(e.terminations[-1], e.truncations[-1])
+    return Episode(observations={"image": e.observations["image"].astype(np.uint8),
+                                 "direction": np.asarray(e.observations["direction"], np.int64)},
+                   actions=np.asarray(e.actions, np.int64), rewards=np.asarray(e.rewards, np.float32),
+                   terminated=terminated, truncated=truncated,
+                   instruction=str(e.observations["mission"][0]), env_id=level, seed=seed,
+                   annotations={"subgoal": list(e.infos["subgoal"][:-1]),
+                                "subgoal_reason": list(e.infos["subgoal_reason"][:-1])})
 
 
 def describe(folder: Path) -> tuple[str, dict]:

@@ -89,6 +89,13 @@ def episode_success(terminated: bool, reward: float) -> bool:
     return bool(terminated and reward > 0)
 
 
+def episode_ending(terminated: bool, truncated: bool) -> tuple[bool, bool]:
+    """(terminated, truncated) of an episode's last step as an Episode records them: minigrid
+    reports both flags when the mission ends on the time limit's last step; the episode reached a
+    terminal state, so it is terminated, not cut off (an Episode is never both)."""
+    return bool(terminated), bool(truncated) and not bool(terminated)
+
+
 def seed_range(start: int, count: int) -> range:
     """Seeds for episodes. Demonstrations use seeds from 0, evaluation from EVAL_SEED_START,
     so a policy is never evaluated on a layout it saw in its demonstrations."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protege.data.episodes import Episode
-from protege.worlds.babyai.levels import make_env
+from protege.worlds.babyai.levels import episode_ending, make_env
 
 TILE_SIZE = 32
 """pixels per grid cell of rendered frames (minigrid's default)"""
@@ -51,11 +51,10 @@ def replay(level: str, seed: int, actions, render: bool = False, tile_size: int 
         images.append(obs["image"]); directions.append(obs["direction"]); rewards.append(float(reward))
         if render:
             frames.append(render_frame(env, tile_size))
-    # minigrid reports both flags when the mission ends on the time limit's last step; the episode
-    # reached a terminal state, so it is terminated, not cut off (an Episode is never both)
+    terminated, truncated = episode_ending(terminated, truncated)
     return Replay(mission=str(obs["mission"]), images=np.stack(images).astype(np.uint8),
                   directions=np.asarray(directions, np.int64), rewards=np.asarray(rewards, np.float32),
-                  terminated=bool(terminated), truncated=bool(truncated and not terminated), frames=frames)
+                  terminated=terminated, truncated=truncated, frames=frames)
 
 
 def render_frame(env, tile_size: int = TILE_SIZE) -> np.ndarray:
