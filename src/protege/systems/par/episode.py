@@ -17,12 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from minigrid.core.actions import Actions
 
 from protege.core.errors import UserError
 from protege.eval.stats import wilson_interval
-from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, tokenize
+from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, tokenize, view_tensors
 from protege.systems.par.dialogue import Turn, parse_reply, planner_prompt
 from protege.worlds.babyai.examine import expert_action, make_examine_env, scene
 from protege.worlds.babyai.levels import EVAL_SEED_START, episode_success
@@ -48,8 +47,7 @@ class PolicyActor:
         self.tokens, self.state = tokenize([instruction]), None
 
     def act(self, env, obs) -> int:
-        image = torch.as_tensor(obs["image"]).unsqueeze(0)
-        direction = torch.tensor([int(obs["direction"])])
+        image, direction = view_tensors([obs])
         action, _, _, self.state = self.policy.act(image, direction, self.tokens, self.state)
         return int(action[0])
 

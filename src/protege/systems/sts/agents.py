@@ -89,7 +89,7 @@ def _play_policy(model, scenario: Scenario, env, obs, budget: int) -> dict:
     """Greedy actions of a recurrent policy whose memory first reads the prefix's observations."""
     import torch
 
-    from protege.nn.babyai_policy import tokenize
+    from protege.nn.babyai_policy import tokenize, view_tensors
     from protege.worlds.babyai.replay import replay
     tokens = tokenize([scenario.instruction])
     state = None
@@ -102,8 +102,6 @@ def _play_policy(model, scenario: Scenario, env, obs, budget: int) -> dict:
         memory = {"state": state}
 
         def choose(o):
-            action, _, _, memory["state"] = model.act(torch.from_numpy(np.asarray(o["image"])[None]),
-                                                      torch.tensor([int(o["direction"])]), tokens,
-                                                      memory["state"])
+            action, _, _, memory["state"] = model.act(*view_tensors([o]), tokens, memory["state"])
             return int(action[0])
         return _play(env, obs, budget, choose)

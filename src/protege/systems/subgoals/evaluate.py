@@ -240,8 +240,7 @@ def play_with_bot_chooser(agent: HierarchicalAgent, level: str, seeds: list[int]
                 except Exception:  # the bot cannot plan from here, its stack is empty, or the annotation
                     # cannot read what it says
                     said = phrase
-                image = torch.from_numpy(obs["image"]).unsqueeze(0)
-                direction = torch.tensor([int(obs["direction"])])
+                image, direction = view_tensors([obs])
                 pick = said
                 if at_done and phrase is not None:
                     new = steps >= agent.max_segment_steps or bool(
