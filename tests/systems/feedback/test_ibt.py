@@ -143,6 +143,16 @@ def test_sigkill_then_resume_of_the_ibt_trainer_equals_an_uninterrupted_run(simu
     assert json.loads((straight / "summary.json").read_text()) == json.loads((killed / "summary.json").read_text())
 
 
+def test_simulate_with_worker_processes_writes_the_same_export(simulated, tmp_path):
+    """The bot's ground truth spread over processes changes nothing in the files."""
+    from protege.systems.feedback.simulate import SimulationConfig, simulate
+    out = tmp_path / "sim2"
+    simulate(SimulationConfig(LEVEL, 4, ("random", "bot:0.2"), Annotator(miss=0.1, jitter=1.0), workers=2),
+             out, progress=False)
+    for name in ("marks.jsonl", "episodes.jsonl", "truth.jsonl", "annotators.jsonl"):
+        assert (out / name).read_bytes() == (simulated / name).read_bytes(), name
+
+
 def test_simulate_refuses_an_unknown_agent_before_any_work(cli, tmp_path):
     assert_one_line_error(*cli("studio", "simulate", "--level", LEVEL, "--agents", "random,robot",
                                "--out", str(tmp_path / "m")), "--agents", "robot", "bot:EPS")

@@ -235,12 +235,33 @@ class SimulationConfig:
     seed: int = 0
     seed_start: int = MARKS_SEED_START
     cap: int = 100
+    workers: int = 1
+    """processes computing the ground truth (the costly part); the export does not depend on it"""
+
+
+_WORKER_ENVS: dict = {}
+
+
+def _remaining_job(job: tuple[str, int, list[int], int]) -> list[int]:
+    """remaining_steps in a worker process (one environment per level, kept between jobs)."""
+    from protege.worlds.babyai.levels import make_env
+    level, seed, actions, cap = job
+    if level not in _WORKER_ENVS:
+        _WORKER_ENVS[level] = make_env(level)
+    return remaining_steps(_WORKER_ENVS[level], seed, actions, cap)
 
 
 def simulate(cfg: SimulationConfig, out: Path, progress: bool = True) -> dict:
     """Play cfg.episodes (split evenly over the agents, consecutive seeds), compute d_f, mark them
-    with `annotators` independent simulated annotators and write a studio export to `out`."""
+    with `annotators` independent simulated annotators and write a studio export to `out`.
+
+    The episodes are played in one process (the agents share one random stream, so the export is
+    the same for any `workers`); only the bot's ground truth, a copy-and-finish per frame, is spread
+    over `workers` processes."""
+    import multiprocessing as mp
+
     from protege.core.progress import progress_bar
+    from protege.core.workers import ignore_sigint
     from protege.worlds.babyai.levels import check_level, episode_success, make_env
     from protege.worlds.babyai.replay import replay
     check_level(cfg.level)
@@ -249,7 +270,7 @@ def simulate(cfg: SimulationConfig, out: Path, progress: bool = True) -> dict:
     seeds = list(range(cfg.seed_start, cfg.seed_start + cfg.episodes))
     rows, truth = [], []
     with progress_bar(progress) as bar:
-        task = bar.add_task(f"simulated marks {cfg.level}", total=cfg.episodes)
+        task = bar.add_task(f"played {cfg.level}", total=cfg.episodes)
         for agent, agent_seeds in zip(cfg.agents, np.array_split(seeds, len(cfg.agents))):
             agent_seeds = [int(s) for s in agent_seeds]
             kind, _, arg = agent.partition(":")
@@ -263,8 +284,18 @@ def simulate(cfg: SimulationConfig, out: Path, progress: bool = True) -> dict:
                              "actions": [int(a) for a in actions], "rewards": [float(x) for x in r.rewards],
                              "terminated": r.terminated, "truncated": r.truncated})
                 truth.append({"episode": eid, "agent": agent,
-                              "success": episode_success(r.terminated, float(r.rewards[-1]) if len(r.rewards) else 0.0),
-                              "remaining": remaining_steps(env, seed, actions, cfg.cap)})
+                              "success": episode_success(r.terminated, float(r.rewards[-1]) if len(r.rewards) else 0.0)})
+                bar.advance(task)
+        task = bar.add_task(f"bot ground truth {cfg.level}", total=cfg.episodes)
+        jobs = [(cfg.level, row["seed"], row["actions"], cfg.cap) for row in rows]
+        with contextlib.ExitStack() as stack:
+            if cfg.workers == 1:
+                results = (remaining_steps(env, *job[1:]) for job in jobs)
+            else:
+                pool = stack.enter_context(mp.get_context("spawn").Pool(cfg.workers, initializer=ignore_sigint))
+                results = pool.imap(_remaining_job, jobs, chunksize=8)
+            for known, remaining in zip(truth, results):
+                known["remaining"] = remaining
                 bar.advance(task)
     meta = {"level": cfg.level, "agents": list(cfg.agents), "seed_start": cfg.seed_start}
     return annotate(rows, truth, cfg.annotator, cfg.annotators, cfg.seed, out, meta)

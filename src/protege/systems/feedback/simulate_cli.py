@@ -24,6 +24,8 @@ def simulate_(level: str = typer.Option(None, help="BabyAI level id, e.g. BabyAI
               seed: int = typer.Option(0, help="seeds the agents' and annotators' randomness"),
               seed_start: int = typer.Option(None, help="first episode seed (default 2e9: no demo or eval layout)"),
               cap: int = typer.Option(100, help="most steps the bot may take to finish from a frame"),
+              workers: int = typer.Option(1, help="processes computing the bot's ground truth "
+                                                  "(same export for any number)"),
               reannotate: Path = typer.Option(None, help="mark the episodes of this earlier simulated export "
                                                          "again (other noise; no playing, no bot)")) -> None:
     """Play episodes with a spread of agents and mark them with simulated annotators (the bot's
@@ -42,6 +44,8 @@ def simulate_(level: str = typer.Option(None, help="BabyAI level id, e.g. BabyAI
         raise UserError(f"--annotators must be positive, got {annotators}")
     if cap <= 0:
         raise UserError(f"--cap must be positive, got {cap}")
+    if workers <= 0:
+        raise UserError(f"--workers must be positive, got {workers}")
     if seed_start is not None and seed_start < 0:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
     try:
@@ -57,5 +61,6 @@ def simulate_(level: str = typer.Option(None, help="BabyAI level id, e.g. BabyAI
     check_output_folder(out, KIND)
     cfg = sim.SimulationConfig(level=level, episodes=episodes, agents=tuple(names), annotator=annotator,
                                annotators=annotators, seed=seed,
-                               seed_start=sim.MARKS_SEED_START if seed_start is None else seed_start, cap=cap)
+                               seed_start=sim.MARKS_SEED_START if seed_start is None else seed_start, cap=cap,
+                               workers=workers)
     print_summary(f"simulated marks in {out}", [sim.simulate(cfg, out)])
