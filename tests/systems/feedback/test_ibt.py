@@ -153,6 +153,12 @@ def test_simulate_with_worker_processes_writes_the_same_export(simulated, tmp_pa
         assert (out / name).read_bytes() == (simulated / name).read_bytes(), name
 
 
+def test_simulate_refuses_zero_workers_before_any_work(cli, tmp_path):
+    assert_one_line_error(*cli("studio", "simulate", "--level", LEVEL, "--workers", "0",
+                               "--out", str(tmp_path / "m")), "--workers", "positive")
+    assert not (tmp_path / "m").exists()
+
+
 def test_simulate_refuses_an_unknown_agent_before_any_work(cli, tmp_path):
     assert_one_line_error(*cli("studio", "simulate", "--level", LEVEL, "--agents", "random,robot",
                                "--out", str(tmp_path / "m")), "--agents", "robot", "bot:EPS")
