@@ -194,3 +194,18 @@ def test_sigkill_then_resume_of_ppo_against_a_learned_utility_equals_an_uninterr
     assert all(torch.equal(x, y) for x, y in zip(sa["pool"]["ref_memory"], sb["pool"]["ref_memory"]))
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time")} for r in rows]  # noqa: E731
     assert strip(read_metrics(straight, wall_clock=False)) == strip(read_metrics(killed, wall_clock=False))
+
+
+def test_the_bc_row_evaluates_without_a_reward_model(cli, tmp_path):
+    """iterations=0 only evaluates the start policy, so the recipe's reward run need not exist."""
+    from protege.core.runs import Run
+    from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
+    torch.manual_seed(0)
+    start = Run(tmp_path / "runs" / "start", {"level": LEVEL, "policy": {"dim": 16, "n_film": 1}})
+    start.save_checkpoint(1, BabyAIPolicy(PolicyConfig(dim=16, n_film=1)).state_dict(), {})
+    start.finish({})
+    code, out = cli("run", "ibt_rl_pickuploc", "name=bc_row", "init_from=runs/start", "iterations=0",
+                    "policy.dim=16", "policy.n_film=1", "eval_episodes=4")
+    assert code == 0, out
+    summary = json.loads((tmp_path / "runs" / "bc_row" / "summary.json").read_text())
+    assert summary["env_steps"] == 0 and 0 <= summary["eval/success"] <= 1

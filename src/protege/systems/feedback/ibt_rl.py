@@ -147,7 +147,7 @@ def build(config: Config) -> Learner:
     if config.ppo.kl_coef > 0:
         reference = init.eval().requires_grad_(False)
     reward = None
-    if config.reward_from:
+    if config.reward_from and config.iterations:  # iterations=0 only evaluates: no reward needed
         model, method = load_utility(Path(config.reward_from))
         reward = UtilityReward(model, method, config.reward_scale)
     envs = [make_env(config.level) for _ in range(config.ppo.n_envs)]
