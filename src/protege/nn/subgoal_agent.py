@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 from torch import Tensor, nn
 
 from protege.nn.babyai_policy import (
@@ -54,10 +55,59 @@ from protege.nn.babyai_policy import (
 )
 
 REPLAN_RULES = ("done", "done_other", "done_keep", "every_step")
-CHOOSER_SCORINGS = ("words", "classes", "sequence")
+CHOOSER_SCORINGS = ("words", "classes", "sequence", "grounded")
 BARRED = -1e9
 """the logit of a phrase the chooser may not choose: exp() is exactly 0, and finite, so a KL or an
 entropy over the distribution has no 0 * inf"""
+
+
+NO_OBJECT, ANY = -2, -1
+"""an object slot of a phrase or a mission: no object named ("explore"); any colour / any type
+("the key", "the object")"""
+PICKABLE = tuple(OBJECT_TO_IDX[t] for t in ("ball", "box", "key"))
+GROUNDING = ("named in the mission", "in view", "in front", "carried")
+"""what `grounding` says of each phrase's object, per step"""
+
+
+def object_words(words: list[str]) -> tuple[int, int]:
+    """(colour index, object index) of the last "[colour] type" in `words`, minigrid's indices;
+    ANY where a colour is not given or the type is "object"; (NO_OBJECT, NO_OBJECT) without one."""
+    for i in range(len(words) - 1, -1, -1):
+        if words[i] in OBJECT_TO_IDX or words[i] == "object":
+            colour = COLOR_TO_IDX.get(words[i - 1], ANY) if i else ANY
+            return colour, OBJECT_TO_IDX.get(words[i], ANY)
+    return NO_OBJECT, NO_OBJECT
+
+
+_WORD_KIND = torch.tensor([OBJECT_TO_IDX.get(w, ANY) if w in OBJECT_TO_IDX or w == "object" else NO_OBJECT
+                           for w in VOCAB])
+_WORD_COLOUR = torch.tensor([COLOR_TO_IDX.get(w, ANY) for w in VOCAB])
+
+
+def _matches(colour: Tensor, kind: Tensor, p_colour: Tensor, p_kind: Tensor) -> Tensor:
+    """does an object (colour, kind) fit a phrase's (p_colour, p_kind)? ANY fits every value on
+    either side, "object" (ANY type) only the pickable types; NO_OBJECT phrases fit nothing."""
+    kind_ok = (kind == p_kind) | ((p_kind == ANY) & torch.isin(kind, torch.tensor(PICKABLE))) | (kind == ANY)
+    colour_ok = (colour == p_colour) | (p_colour == ANY) | (colour == ANY)
+    return kind_ok & colour_ok & (p_kind != NO_OBJECT)
+
+
+def grounding(images: Tensor, tokens: Tensor, phrase_objects: Tensor) -> Tensor:
+    """Per step and phrase, whether the phrase's object is named in the mission, in view, in the
+    cell in front of the agent, carried (`GROUNDING`): images [B, T, 7, 7, 3] (minigrid's egocentric
+    view, [x, y], the agent at (3, 6), what it carries drawn in its own cell), mission tokens [B, L],
+    phrase_objects [K, 2] (colour, type as `object_words`) -> [B, T, K, 4] floats in {0, 1}.
+    Why by hand: the chooser's errors name the right verb and the wrong object
+    (docs/results/subgoals.md), and these are exact, cheap facts of the symbolic view it can weigh."""
+    b, t = images.shape[:2]
+    p_colour, p_kind = phrase_objects[:, 0], phrase_objects[:, 1]
+    # the mission's objects: each type word, with the colour word before it (ANY if none)
+    kinds = _WORD_KIND[tokens]  # [B, L]
+    colours = torch.cat([torch.full_like(tokens[:, :1], ANY), _WORD_COLOUR[tokens[:, :-1]]], 1)
+    named = _matches(colours[..., None], kinds[..., None], p_colour, p_kind).any(1)  # [B, K]
+    cells = _matches(images[..., 1, None].long(), images[..., 0, None].long(), p_colour, p_kind)  # [B, T, 7, 7, K]
+    return torch.stack([named[:, None].expand(b, t, -1), cells.flatten(2, 3).any(2),
+                        cells[:, :, 3, 5], cells[:, :, 3, 6]], -1).float()
 
 
 def bar_phrases(scores: Tensor, barred: Tensor) -> Tensor:
@@ -94,29 +144,41 @@ class SubgoalChooser(nn.Module):
         if scoring == "classes":
             self.head = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, k))
         else:
-            q_in = 2 * d if scoring == "sequence" else d
+            q_in = d if scoring == "words" else 2 * d
             self.query = nn.Sequential(nn.Linear(q_in, 64), nn.Tanh(), nn.Linear(64, 64))
             self.phrase_words = nn.Embedding(len(VOCAB), 64, padding_idx=0)
             self.phrase_bias = nn.Parameter(torch.zeros(k))
             self.register_buffer("tokens", tokenize(phrases), persistent=False)
-        if scoring == "sequence":
+        if scoring in ("sequence", "grounded"):
             self.phrase_gru = nn.GRU(64, 64, batch_first=True)
+        if scoring == "grounded":
+            self.fact_query = nn.Linear(2 * d, 64 * len(GROUNDING))
+            self.fact_bias = nn.Parameter(torch.zeros(len(GROUNDING)))
+            self.register_buffer("objects", torch.tensor([object_words(p.split()) for p in phrases]),
+                                 persistent=False)
         self.critic = nn.Sequential(nn.Linear(d, 64), nn.Tanh(), nn.Linear(64, 1))
 
     def phrase_keys(self) -> Tensor:
         """[K, 64]: each phrase's vector, by its words (a sum) or read in order (a GRU)"""
         words = self.phrase_words(self.tokens)  # padding embeds to zero
-        if self.scoring != "sequence":
+        if self.scoring == "words":
             return words.sum(1)
         return read_words(self.phrase_gru, words, self.tokens)
 
-    def scores(self, out: Tensor, mission: Tensor) -> Tensor:
-        """memory outputs [B, T, D] and the mission's encoding [B, D] -> phrase logits [B, T, K]"""
+    def scores(self, out: Tensor, mission: Tensor, facts: Tensor | None = None) -> Tensor:
+        """memory outputs [B, T, D], the mission's encoding [B, D] (and for "grounded" the facts
+        [B, T, K, 4] of `grounding`) -> phrase logits [B, T, K]"""
         if self.scoring == "classes":
             return self.head(out)
-        if self.scoring == "sequence":
+        if self.scoring != "words":
             out = torch.cat([out, mission.unsqueeze(1).expand_as(out)], -1)
-        return self.query(out) @ self.phrase_keys().T + self.phrase_bias
+        keys = self.phrase_keys()
+        logits = self.query(out) @ keys.T + self.phrase_bias
+        if self.scoring == "grounded":
+            q = self.fact_query(out).unflatten(-1, (len(GROUNDING), -1))  # [B, T, 4, 64]
+            weights = q @ keys.T + self.fact_bias[:, None]  # [B, T, 4, K]: each fact's weight per phrase
+            logits = logits + (weights.transpose(-1, -2) * facts).sum(-1)
+        return logits
 
     def forward(self, images: Tensor, directions: Tensor, tokens: Tensor, state=None,
                 mask: Tensor | None = None):
@@ -125,7 +187,8 @@ class SubgoalChooser(nn.Module):
         mission = self.encoder.instruction(tokens)
         feats = self.encoder(images, directions, mission, mask)
         out, state = self.memory(feats, state)
-        return self.scores(out, mission), self.critic(out).squeeze(-1), state
+        facts = grounding(images, tokens, self.objects) if self.scoring == "grounded" else None
+        return self.scores(out, mission, facts), self.critic(out).squeeze(-1), state
 
 
 class SubgoalDone(nn.Module):

@@ -202,6 +202,41 @@ def test_only_the_sequence_chooser_can_pair_colours_with_types(scoring):
     assert torch.allclose(keys[0], keys[1]) == (scoring == "words")  # a sum of words ignores order
 
 
+def test_grounding_facts_follow_the_view_and_the_mission():
+    """Against a naive scan of real BabyAI views: a phrase's object is "in view" exactly when a
+    cell of its colour and type is in the 7x7 view, "in front" at (3, 5), "carried" at (3, 6);
+    "named" when the mission names a fitting object (a mission's "a ball" fits "the red ball")."""
+    from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+
+    from protege.nn.subgoal_agent import grounding, object_words
+    phrases = ["go to the red ball", "pick up the blue key", "explore", "go to the box", "open the grey door",
+               "pick up the purple box", "go to the green ball", "put down the yellow key"]
+    objects = torch.tensor([object_words(p.split()) for p in phrases])
+    assert objects[2].tolist() == [-2, -2] and objects[3].tolist() == [-1, OBJECT_TO_IDX["box"]]
+    env = make_env("BabyAI-PutNextLocal-v0")
+    rng = np.random.default_rng(0)
+    for seed in range(6):
+        with contextlib.redirect_stdout(io.StringIO()):
+            obs, _ = env.reset(seed=seed)
+        for _ in range(int(rng.integers(0, 8))):
+            obs, *_ = env.step(int(rng.integers(0, 4)))  # turns, forward, pick up: a few views
+        image = obs["image"]
+        facts = grounding(torch.as_tensor(image)[None, None], tokenize([obs["mission"]]), objects)[0, 0]
+        words = obs["mission"].replace(",", " ").split()
+        for k, phrase in enumerate(phrases):
+            if phrase == "explore":
+                continue
+            colour, kind = phrase.split()[-2:]
+            colour = COLOR_TO_IDX.get(colour)  # None: "the box", any colour
+            def fits(cell, kind=kind, colour=colour):
+                return cell[0] == OBJECT_TO_IDX[kind] and colour in (None, cell[1])
+            seen = any(fits(image[x, y]) for x in range(7) for y in range(7))
+            said = [COLOR_TO_IDX.get(words[i - 1]) for i, w in enumerate(words) if w == kind]  # None: no colour
+            named = any(c is None or colour is None or c == colour for c in said)
+            assert facts[k].tolist() == [named, seen, fits(image[3, 5]), fits(image[3, 6])], (seed, phrase, facts[k])
+        assert facts[2].sum() == 0  # "explore" names no object
+
+
 def test_a_tiny_run_trains_evaluates_and_shows_an_episode(putnext_phrases, tmp_path):
     cfg = from_dict(experiment.Config, {
         "name": "tiny", "data": str(putnext_phrases[1]), **TINY, "eval_episodes": 1,

@@ -54,7 +54,7 @@ def test_kl_regularised_ppo_loss_matches_a_per_decision_reference():
     assert float(_["ppo/kl_to_prior"]) < 1e-6 and metrics["ppo/kl_to_prior"] > 0
 
 
-@pytest.mark.parametrize("scoring", ["words", "sequence"])
+@pytest.mark.parametrize("scoring", ["words", "sequence", "grounded"])
 def test_a_tiny_rl_run_moves_only_the_chooser(putnext_phrases, tmp_path, scoring):
     bc = from_dict(experiment.Config, {
         "name": "bc", "data": str(putnext_phrases[1]), "policy": {"dim": 16, "n_film": 1}, "chooser": scoring,

@@ -51,9 +51,11 @@ class Config:
     """use the first n episodes (0: all)"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """sizes of the chooser, the low-level policy and the done head (each its own network)"""
-    chooser: Literal["words", "classes", "sequence"] = "words"
+    chooser: Literal["words", "classes", "sequence", "grounded"] = "words"
     """how the chooser scores a phrase: by a sum of its words (shared across phrases), read in order
-    with the mission beside the memory ("sequence"), or as an independent class (nn/subgoal_agent.py)"""
+    with the mission beside the memory ("sequence"), "sequence" plus facts about the phrase's object
+    (named in the mission, in view, in front, carried: "grounded"), or as an independent class
+    (nn/subgoal_agent.py)"""
     done_weight: float = 1.0
     """weight of the done head's loss"""
     done_frames: int = 128
