@@ -100,14 +100,16 @@ def grounding(images: Tensor, tokens: Tensor, phrase_objects: Tensor) -> Tensor:
     Why by hand: the chooser's errors name the right verb and the wrong object
     (docs/results/subgoals.md), and these are exact, cheap facts of the symbolic view it can weigh."""
     b, t = images.shape[:2]
-    p_colour, p_kind = phrase_objects[:, 0], phrase_objects[:, 1]
+    objects, phrase_of = torch.unique(phrase_objects, dim=0, return_inverse=True)  # ~30 objects, ~130 phrases
+    p_colour, p_kind = objects[:, 0], objects[:, 1]
     # the mission's objects: each type word, with the colour word before it (ANY if none)
     kinds = _WORD_KIND[tokens]  # [B, L]
     colours = torch.cat([torch.full_like(tokens[:, :1], ANY), _WORD_COLOUR[tokens[:, :-1]]], 1)
     named = _matches(colours[..., None], kinds[..., None], p_colour, p_kind).any(1)  # [B, K]
     cells = _matches(images[..., 1, None].long(), images[..., 0, None].long(), p_colour, p_kind)  # [B, T, 7, 7, K]
-    return torch.stack([named[:, None].expand(b, t, -1), cells.flatten(2, 3).any(2),
-                        cells[:, :, 3, 5], cells[:, :, 3, 6]], -1).float()
+    facts = torch.stack([named[:, None].expand(b, t, -1), cells.flatten(2, 3).any(2),
+                         cells[:, :, 3, 5], cells[:, :, 3, 6]], -1)
+    return facts[:, :, phrase_of].float()
 
 
 def bar_phrases(scores: Tensor, barred: Tensor) -> Tensor:
