@@ -18,6 +18,7 @@ import io
 import multiprocessing as mp
 import shutil
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -127,8 +128,8 @@ def _pack(episodes: list[dict]) -> dict:
             "seeds": np.asarray([e["seed"] for e in episodes], np.int64),
             "truncated": np.asarray([e["truncated"] for e in episodes], bool),
             "missions": np.asarray([e["mission"] for e in episodes] or [""], str)[:len(episodes)],
-            "subgoals": np.asarray(sum((e["subgoals"] for e in episodes), []) or [""], str)[:sum(len(e["actions"]) for e in episodes)],
-            "reasons": np.asarray(sum((e["reasons"] for e in episodes), []) or [""], str)[:sum(len(e["actions"]) for e in episodes)]}
+            "subgoals": np.asarray(list(chain.from_iterable(e["subgoals"] for e in episodes)) or [""], str)[:sum(len(e["actions"]) for e in episodes)],
+            "reasons": np.asarray(list(chain.from_iterable(e["reasons"] for e in episodes)) or [""], str)[:sum(len(e["actions"]) for e in episodes)]}
 
 
 def chunk_ranges(cfg: DemoConfig) -> list[tuple[int, int]]:
