@@ -206,7 +206,7 @@ class Keeper:
     def _keep(self, step: int, scores: dict) -> None:
         from safetensors.torch import save_file
 
-        from protege.core.runs import atomic_path, write_json_atomic
+        from protege.core.atomic import atomic_path, write_json_atomic
         with atomic_path(self.dir / "best.safetensors") as tmp:
             save_file({k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()},
                       str(tmp))

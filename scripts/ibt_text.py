@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from protege.core.runs import write_json_atomic, write_text_atomic  # noqa: E402
+from protege.core.atomic import write_json_atomic, write_text_atomic  # noqa: E402
 from protege.eval.stats import mean_interval  # noqa: E402
 from protege.systems import start  # noqa: E402
 from protege.systems.lm_irl.best_of_n import rerank  # noqa: E402

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from protege.core.errors import UserError
-from protege.core.runs import Run, load_state, rng_state, set_rng_state
+from protege.core.runs import Run, load_state
+from protege.core.seeds import rng_state, set_rng_state
 
 
 def test_checkpoints_round_trip_and_keep_the_newest(tmp_path):
@@ -155,7 +156,7 @@ def test_an_empty_or_separator_name_never_becomes_the_runs_folder(tmp_path):
 
 # atomic writes never delete a folder ----------------------------------------------------------
 def test_atomic_path_refuses_to_replace_a_folder(tmp_path):
-    from protege.core.runs import atomic_path, write_text_atomic
+    from protege.core.atomic import atomic_path, write_text_atomic
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "keep").write_text("x")
     with pytest.raises(UserError, match="existing folder"):

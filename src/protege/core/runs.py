@@ -15,119 +15,15 @@ either the previous checkpoint or the new one, never half of one.
 
 import json
 import os
-import random
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from protege.core.atomic import atomic_path, jsonable, make_parent, write_json_atomic, write_text_atomic
 from protege.core.errors import UserError
-from protege.core.seeds import seed_everything  # noqa: F401  (re-exported for learners)
-
-
-@contextmanager
-def atomic_path(path: Path, replace_folder: bool = False):
-    """Yield a temporary path beside `path`; on success rename it over `path`.
-
-    An existing file at `path` is replaced. An existing folder is replaced only with
-    `replace_folder=True`, which a caller passes once it knows the folder is its own earlier output
-    (a checkpoint; a dataset recognised by its manifest, see `protege.data.manifest.output_folder`);
-    otherwise the write is refused and the folder left as it is: a folder is never deleted on a guess.
-    """
-    path = Path(path)
-    if path.is_dir() and not replace_folder:
-        raise UserError(f"{path} is an existing folder; refusing to replace it "
-                        f"(choose another path, or delete it yourself)")
-    _make_parent(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)) / path.name
-    try:
-        yield tmp
-        _public_modes(tmp)
-        if tmp.is_dir() and path.exists() and not path.is_dir():
-            raise UserError(f"{path} is an existing file, not a folder; choose another path")
-        if path.is_dir() and tmp.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        elif path.is_dir():
-            raise UserError(f"{path} is an existing folder, not a file; choose another path")
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
-
-
-def _public_modes(tmp: Path) -> None:
-    """Give the output the modes a plain `open()` would (0644 under umask 022): some writers
-    (safetensors) create files owner-only (0600), which other users of a shared folder cannot read."""
-    if not tmp.exists():
-        return
-    mask = os.umask(0)
-    os.umask(mask)
-    paths = [tmp] + (sorted(tmp.rglob("*")) if tmp.is_dir() else [])
-    for p in paths:
-        if not p.is_symlink():
-            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
-
-
-def _make_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"cannot write {path}: a parent of it is a file, not a folder") from None
-    except PermissionError:
-        raise UserError(f"cannot write {path}: permission denied") from None
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, torch.Tensor):
-        return value.item() if value.numel() == 1 else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray,)):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
-def rng_state() -> dict:
-    """Python, NumPy (legacy global) and torch RNG states, in a form `torch.load(weights_only)` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # a GPU run's sampling and dropout
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(_as_tuple(state["python"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-
-
-def _as_tuple(value):
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
-
 
 LOCK = ".lock"
 """Lock file of a run directory: an exclusive `flock` held by the one process writing the run (its
@@ -248,7 +144,7 @@ class Run:
         which two processes could both believe they own it: `mkdir` fails if it exists, and an
         existing empty directory is checked again once locked."""
         if not resume:
-            _make_parent(self.dir)
+            make_parent(self.dir)
             try:
                 os.mkdir(self.dir)
             except FileExistsError:
@@ -274,7 +170,7 @@ class Run:
     def log(self, step: int, metrics: dict) -> None:
         if not self.is_main:
             return
-        row = {"step": step, **{k: _jsonable(v) if not isinstance(v, (int, float, str)) else v
+        row = {"step": step, **{k: jsonable(v) if not isinstance(v, (int, float, str)) else v
                                 for k, v in metrics.items()}}
         with open(self.dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")

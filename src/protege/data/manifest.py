@@ -51,7 +51,7 @@ def write_manifest(folder: Path, meta: dict | None = None, known: dict[str, dict
     entries the writer computed from the bytes it had just written (path under `folder` ->
     {"bytes", "sha256"}); those files are neither read back nor stat-ed, which for datasets of many
     small files is most of the cost."""
-    from protege.core.runs import write_json_atomic
+    from protege.core.atomic import write_json_atomic
     folder, known = Path(folder), known or {}
     files = {key: known.get(key) or {"bytes": (folder / key).stat().st_size,
                                      "sha256": file_sha256(folder / key)}
@@ -214,7 +214,7 @@ def _overlap(a: Path, b: Path) -> bool:
 def output_folder(out: Path, kind: str, inputs=(), unlisted: tuple[str, ...] = ()):
     """Yield a temporary folder to fill; on success it replaces `out` in one rename. Checked by
     `check_output_folder` first: only an earlier output of the same `kind` is ever replaced."""
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     check_output_folder(out, kind, inputs, unlisted)
     with atomic_path(Path(out), replace_folder=True) as tmp:
         tmp.mkdir()

@@ -139,7 +139,7 @@ TEXT_KIND = "protege.text.dataset"
 def save_text_dataset(examples: list[TextExample], path: Path) -> None:
     """Write examples as JSONL atomically: `path` ending in .jsonl is one file; any other `path` is
     a folder (data.jsonl + checksum manifest) that may only be new, empty or an earlier dataset."""
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     from protege.data.manifest import output_folder, write_manifest
     path = Path(path)
     if not examples:

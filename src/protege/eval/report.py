@@ -4,8 +4,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from protege.core.atomic import write_text_atomic
 from protege.core.errors import UserError
-from protege.core.runs import read_metrics, write_text_atomic
+from protege.core.runs import read_metrics
 from protege.data.manifest import check_output_folder, write_manifest
 
 REPORT_KIND = "protege.report"

@@ -242,7 +242,7 @@ def save_lm(model, folder: Path, base: str | None = None) -> None:
     model the adapter alone plus a record of its base model (path and fingerprint)."""
     import json
 
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     with atomic_path(Path(folder), replace_folder=True) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         if is_adapter(model):

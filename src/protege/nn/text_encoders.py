@@ -98,8 +98,8 @@ def load_or_encode(graph, encoder: str, show_progress: bool = True) -> np.ndarra
     progress bar over the pages (done/total, elapsed, ETA)."""
     from safetensors.numpy import load_file, save_file
 
+    from protege.core.atomic import atomic_path
     from protege.core.progress import progress_bar
-    from protege.core.runs import atomic_path
     if encoder not in ENCODERS:
         raise unknown_name("encoder", encoder, ENCODERS)
     path = embeddings_path(graph.folder, encoder)

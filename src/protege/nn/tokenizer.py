@@ -144,7 +144,7 @@ def save_tokenizer(tokenizer, folder: str | Path, source: str | Path | None = No
     the source's name, so loading the copy resolves exactly as loading the source did."""
     import json
 
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     with atomic_path(Path(folder), replace_folder=True) as tmp:
         tokenizer.save_pretrained(str(tmp))
         source_config = Path(source) / "tokenizer_config.json" if source else None

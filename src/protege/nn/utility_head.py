@@ -58,7 +58,7 @@ def save_utility(model: PrefixUtility, folder: Path) -> None:
     """The LM's config, the utility's settings and all weights (one safetensors file), atomically."""
     from safetensors.torch import save_file
 
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     with atomic_path(Path(folder), replace_folder=True) as tmp:
         tmp.mkdir()
         (tmp / CONFIG).write_text(json.dumps(model.lm.config.to_dict(), indent=2) + "\n")

@@ -21,7 +21,8 @@ import torch.distributed as dist
 from protege.core.config_help import check_fields
 from protege.core.precision import announce, resolve_precision
 from protege.core.progress import progress_bar
-from protege.core.runs import Run, rng_state, seed_everything, set_rng_state
+from protege.core.runs import Run
+from protege.core.seeds import rng_state, seed_everything, set_rng_state
 
 
 @dataclass

@@ -34,8 +34,7 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.progress import progress_bar
-from protege.core.runs import rng_state, set_rng_state
-from protege.core.seeds import stream_seed, stream_seeds
+from protege.core.seeds import rng_state, set_rng_state, stream_seed, stream_seeds
 from protege.rl.sac import SAC, Replay
 
 

@@ -11,7 +11,8 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import Run, read_metrics, seed_everything
+from protege.core.runs import Run, read_metrics
+from protege.core.seeds import seed_everything
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig
 from protege.rl.fit import TrainerConfig, fit
 from protege.systems.agent_imitation.offline import make_batch, sequence_loss

@@ -20,14 +20,8 @@ import numpy as np
 import torch
 
 from protege.core.config_help import check_fields
-from protege.core.runs import (
-    Run,
-    read_metrics,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
-from protege.core.seeds import stream_seed
+from protege.core.runs import Run, read_metrics
+from protege.core.seeds import rng_state, seed_everything, set_rng_state, stream_seed
 from protege.losses.adversarial import (
     RewardKind,
     adversarial_reward,

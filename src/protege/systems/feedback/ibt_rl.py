@@ -21,14 +21,8 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import (
-    Run,
-    read_metrics,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
-from protege.core.seeds import stream_seed
+from protege.core.runs import Run, read_metrics
+from protege.core.seeds import rng_state, seed_everything, set_rng_state, stream_seed
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, tokenize
 from protege.nn.utility import UtilityModel
 from protege.rl.iterations import run_iterations

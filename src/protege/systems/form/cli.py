@@ -41,7 +41,7 @@ def control_table(runs: Path = typer.Argument(..., help="folder holding control_
     markdown, rows = table(summaries)
     print_summary("expert-normalised return", [{k: v for k, v in r.items() if k != "per_seed"} for r in rows])
     # kept beside the runs it summarises (atomically), with the runs it read
-    from protege.core.runs import write_json_atomic, write_text_atomic
+    from protege.core.atomic import write_json_atomic, write_text_atomic
     write_json_atomic(runs / "control-table.json", {"runs": sorted(s["run"] for s in summaries), "rows": rows})
     write_text_atomic(runs / "control-table.md", markdown)
     print(f"table: {runs / 'control-table.md'}")

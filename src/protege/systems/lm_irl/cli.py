@@ -31,7 +31,7 @@ def reward(run_dir: Path = typer.Argument(..., help="a finished `lm` run directo
 
     import numpy as np
 
-    from protege.core.runs import write_text_atomic
+    from protege.core.atomic import write_text_atomic
     from protege.data.text import load_text_dataset
     from protege.systems.lm_irl.evaluate import reward_table
     if out:
@@ -180,7 +180,7 @@ def rerank(policy_run: Path = typer.Argument(..., help="a finished `lm` run on t
     import json
 
     from protege.core.errors import UserError
-    from protege.core.runs import write_json_atomic, write_text_atomic
+    from protege.core.atomic import write_json_atomic, write_text_atomic
     from protege.systems.lm_irl.best_of_n import rerank as rerank_samples
     if prompts < 1 or samples < 1:
         raise UserError(f"--prompts and --samples must be >= 1, got {prompts} and {samples}")

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from protege.core.atomic import write_json_atomic, write_text_atomic
 from protege.core.config_help import check_fields
 from protege.core.progress import progress_bar
-from protege.core.runs import Run, write_json_atomic, write_text_atomic
+from protege.core.runs import Run
 from protege.core.seeds import seed_everything
 from protege.eval.stats import wilson_interval
 from protege.losses.mle import mle_loss
@@ -230,7 +231,7 @@ def plot_grid(rows: list[dict], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     lengths = sorted({r["length"] for r in rows})
     depth_list = sorted({r["depth"] for r in rows})
     counts = sorted({r["needles"] for r in rows})

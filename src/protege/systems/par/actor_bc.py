@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from minigrid.core.actions import Actions
 
+from protege.core.atomic import write_json_atomic
 from protege.core.config_help import check_fields
-from protege.core.runs import Run, seed_everything, write_json_atomic
+from protege.core.runs import Run
+from protege.core.seeds import seed_everything
 from protege.losses.mle import mle_loss
 from protege.nn.babyai_policy import BabyAIPolicy, PolicyConfig, tokenize
 from protege.rl.fit import TrainerConfig, fit

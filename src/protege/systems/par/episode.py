@@ -130,7 +130,7 @@ def evaluate(planner, actor, reporter, episodes: int, size: int = 6, n_objects: 
     env = make_examine_env(size, n_objects)
     results = [play_episode(env, seed_start + i, planner, actor, reporter, **play) for i in range(episodes)]
     if out is not None:
-        from protege.core.runs import write_text_atomic
+        from protege.core.atomic import write_text_atomic
         write_text_atomic(out, "".join(json.dumps(asdict(r)) + "\n" for r in results))
     wins = sum(r.success for r in results)
     low, high = wilson_interval(wins, episodes)

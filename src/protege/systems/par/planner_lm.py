@@ -17,8 +17,10 @@ from pathlib import Path
 
 import torch
 
+from protege.core.atomic import atomic_path
 from protege.core.config_help import check_fields
-from protege.core.runs import Run, atomic_path, seed_everything
+from protege.core.runs import Run
+from protege.core.seeds import seed_everything
 from protege.losses.mle import mle_loss
 from protege.nn.lm import ModelConfig, build_model
 from protege.nn.tokenizer import train_bpe

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
+from protege.core.atomic import write_text_atomic
 from protege.core.errors import UserError
 from protege.core.http import request_json
-from protege.core.runs import write_text_atomic
 from protege.worlds.babyai.examine import PROPERTIES
 
 

@@ -21,16 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from protege.core.atomic import write_json_atomic
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import (
-    Run,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    write_json_atomic,
-)
-from protege.core.seeds import stream_seed
+from protege.core.runs import Run
+from protege.core.seeds import rng_state, seed_everything, set_rng_state, stream_seed
 from protege.losses.reinforce import reinforce_loss
 from protege.nn.reporter import ReportPolicy
 from protege.rl.iterations import run_iterations

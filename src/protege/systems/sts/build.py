@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.core.atomic import write_text_atomic
 from protege.core.errors import UserError
 from protege.core.progress import progress_bar
-from protege.core.runs import write_text_atomic
 from protege.core.seeds import stream_seed
 from protege.data.manifest import output_folder, read_manifest, write_manifest
 from protege.data.text import read_jsonl

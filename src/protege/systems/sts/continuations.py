@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.core.atomic import write_json_atomic, write_text_atomic
 from protege.core.errors import UserError
 from protege.core.progress import progress_bar
-from protege.core.runs import write_json_atomic, write_text_atomic
 from protege.core.seeds import stream_seed
 from protege.core.workers import ignore_sigint
 from protege.data.manifest import (

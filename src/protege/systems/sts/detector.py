@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import Run, rng_state, set_rng_state
-from protege.core.seeds import seed_everything, stream_seed
+from protege.core.runs import Run
+from protege.core.seeds import rng_state, seed_everything, set_rng_state, stream_seed
 from protege.eval.calibration import (
     balanced_accuracy,
     bootstrap_interval,

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.core.atomic import atomic_path
 from protege.core.errors import UserError
-from protege.core.runs import atomic_path
 from protege.core.seeds import stream_seed
 from protege.data.episodes import Episode
 from protege.data.manifest import (

@@ -100,7 +100,7 @@ def against_verifier(rows: list[dict], judgements: list[dict]) -> dict:
 
 
 def write_judgements(path: Path, judgements: list[dict]) -> None:
-    from protege.core.runs import write_text_atomic
+    from protege.core.atomic import write_text_atomic
     from protege.data.manifest import check_output_file
     check_output_file(Path(path))
     lines = [json.dumps(JUDGEMENTS_FORMAT)] + [json.dumps(j) for j in judgements]

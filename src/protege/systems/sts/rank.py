@@ -155,7 +155,7 @@ def draw_ranking(table: list[dict], png: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     names = [r["agent"] for r in table][::-1]
     y = np.arange(len(names))
     rows = table[::-1]

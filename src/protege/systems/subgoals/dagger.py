@@ -36,14 +36,8 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import (
-    Run,
-    read_metrics,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
-from protege.core.seeds import stream_seed
+from protege.core.runs import Run, read_metrics
+from protege.core.seeds import rng_state, seed_everything, set_rng_state, stream_seed
 from protege.nn.babyai_policy import tokenize, view_tensors
 from protege.rl.iterations import run_iterations
 from protege.rl.lockstep import lockstep

@@ -16,15 +16,11 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from protege.core.atomic import write_json_atomic
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import (
-    Run,
-    added_config_key,
-    read_metrics,
-    seed_everything,
-    write_json_atomic,
-)
+from protege.core.runs import Run, added_config_key, read_metrics
+from protege.core.seeds import seed_everything
 from protege.losses.mle import mle_loss
 from protege.nn.babyai_policy import PolicyConfig
 from protege.nn.subgoal_agent import HierarchicalAgent

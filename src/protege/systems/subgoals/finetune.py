@@ -22,14 +22,8 @@ import torch
 
 from protege.core.config_help import check_fields
 from protege.core.errors import UserError
-from protege.core.runs import (
-    Run,
-    read_metrics,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
-from protege.core.seeds import stream_seed
+from protege.core.runs import Run, read_metrics
+from protege.core.seeds import rng_state, seed_everything, set_rng_state, stream_seed
 from protege.losses.kl_ppo import kl_regularised_ppo_loss
 from protege.nn.babyai_policy import tokenize
 from protege.nn.subgoal_agent import bar_phrases

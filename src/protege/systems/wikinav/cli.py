@@ -115,7 +115,7 @@ def evaluate(policy: Path = typer.Argument(..., help="run folder of `protege nav
              out: Path = typer.Option(None, help="JSON file for all rows (default POLICY/eval.json)"),
              markdown: Path = typer.Option(None, help="also write the tables as Markdown here")):
     """Success within the step budget for k = 1..k_max: policy vs similarity, random, BFS oracle."""
-    from protege.core.runs import write_text_atomic
+    from protege.core.atomic import write_text_atomic
     from protege.data.manifest import check_output_file
     from protege.systems.wikinav.evaluate import evaluate_policy, headline_rows, markdown_tables
     from protege.systems.wikinav.pairs import NavEvalConfig
@@ -174,7 +174,7 @@ def search_eval(policy: Path = typer.Argument(..., help="run folder of `protege 
 
     from protege.core.errors import UserError
     from protege.core.progress import progress_bar
-    from protege.core.runs import write_text_atomic
+    from protege.core.atomic import write_text_atomic
     from protege.data.manifest import check_output_file
     from protege.systems.wikinav.evaluate import json_encoder
     from protege.systems.wikinav.experiment import load_policy

@@ -68,8 +68,8 @@ def evaluate_policy(policy_dir, cfg: NavEvalConfig, out_json, show_progress: boo
     `held_out`: only targets among the pages the run held out of training."""
     import torch
 
+    from protege.core.atomic import write_json_atomic
     from protege.core.errors import UserError
-    from protege.core.runs import write_json_atomic
     from protege.systems.wikinav.experiment import load_policy
     from protege.systems.wikinav.navigate import (
         policy_scorer,

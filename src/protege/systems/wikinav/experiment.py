@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from protege.core.config_help import check_fields
-from protege.core.runs import Run, atomic_path, read_metrics, write_json_atomic
+from protege.core.atomic import atomic_path, write_json_atomic
+from protege.core.runs import Run, read_metrics
 from protege.core.seeds import seed_everything, stream_seed
 from protege.nn.link_scorer import LinkScorer, PolicyConfig, bc_loss, candidates, sample_candidates
 from protege.nn.text_encoders import load_or_encode
@@ -207,7 +208,7 @@ class _Keeper:
     def _save(self, model) -> None:
         from safetensors.torch import save_file
 
-        from protege.core.runs import atomic_path
+        from protege.core.atomic import atomic_path
         self.model_ref = model
         if self.run.is_main:
             with atomic_path(self.path) as tmp:

@@ -73,7 +73,7 @@ def held_out_pages(num_pages: int, fraction: float, seed: int) -> np.ndarray:
 
 
 def save_held_out(folder: Path, held: np.ndarray) -> None:
-    from protege.core.runs import atomic_path
+    from protege.core.atomic import atomic_path
     with atomic_path(Path(folder) / HELD_OUT_FILE) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.flatnonzero(held).astype(np.int64), allow_pickle=False)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.core.atomic import atomic_path
 from protege.core.errors import UserError
-from protege.core.runs import atomic_path
 from protege.core.workers import ignore_sigint
 from protege.data.episodes import Episode, flatten
 from protege.data.manifest import MANIFEST, verify_manifest, write_manifest

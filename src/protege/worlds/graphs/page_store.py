@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.core.atomic import write_json_atomic
 from protege.core.errors import UserError
-from protege.core.runs import write_json_atomic
 from protege.data.manifest import (
     check_output_folder,
     read_manifest,

@@ -108,7 +108,7 @@ def write_graph(folder: Path, offsets: np.ndarray, targets: np.ndarray, pages=No
     `folder` may be new, empty or an earlier graph; never one of `inputs` (see `output_folder`)."""
     import pyarrow.parquet as pq
 
-    from protege.core.runs import write_json_atomic
+    from protege.core.atomic import write_json_atomic
     folder = Path(folder)
     Graph(offsets, targets)  # validate before writing anything
     with output_folder(folder, KIND, inputs, CACHES) as tmp:

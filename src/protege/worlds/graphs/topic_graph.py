@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from protege.core.runs import write_json_atomic
+from protege.core.atomic import write_json_atomic
 from protege.data.manifest import output_folder, write_manifest
 from protege.worlds.graphs import store
 from protege.worlds.graphs.synthetic import powerlaw_degrees, write_targets

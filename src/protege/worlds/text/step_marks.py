@@ -160,7 +160,7 @@ def simulated_marks(n_prompts: int, solutions_per_prompt: int, seed: int, error_
 # the marks file ------------------------------------------------------------------------------------
 def write_marks(solutions: list[MarkedSolution], path: Path) -> None:
     """One JSON line per solution, written atomically."""
-    from protege.core.runs import write_text_atomic
+    from protege.core.atomic import write_text_atomic
     lines = [json.dumps({"prompt": s.prompt, "completion": s.completion, "correct": s.correct,
                          "marks": [{"end": m.end, "kind": m.kind} for m in s.marks]})
              for s in solutions]
