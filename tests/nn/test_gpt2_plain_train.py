@@ -107,13 +107,23 @@ TRAIN = ["task.train_size=300", "task.eval_size=4", "model.n_layer=2", "model.n_
 
 
 @pytest.mark.parametrize("recipe", ["lm_arithmetic_mle", "lm_arithmetic_iqlearn"])
-def test_training_runs_give_the_same_losses_step_for_step(tmp_path, recipe):
+def test_training_runs_give_the_same_losses_step_for_step(tmp_path, monkeypatch, recipe):
     """Two `protege run`s that differ only in model.train_forward: each step's loss and gradient norm
     agree to float rounding (the weights drift apart only by the rounding of the sums)."""
-    rows = {}
+    import protege.systems.lm_irl.objectives as objectives
+    calls = {"n": 0}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return train_logits(*args, **kwargs)
+
+    monkeypatch.setattr(objectives, "train_logits", counted)
+    rows, plain_calls = {}, {}
     for forward in ("plain", "transformers"):
+        calls["n"] = 0
         run_dir, _ = start(recipe, TRAIN + [f"name={forward}", f"runs_dir={tmp_path}",
                                             f"model.train_forward={forward}"])
+        plain_calls[forward] = calls["n"]
         lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         rows[forward] = [r for r in lines if "train/loss" in r]
     steps = [r["step"] for r in rows["plain"]]
@@ -121,8 +131,9 @@ def test_training_runs_give_the_same_losses_step_for_step(tmp_path, recipe):
     for fast, slow in zip(rows["plain"], rows["transformers"]):
         assert fast["train/loss"] == pytest.approx(slow["train/loss"], rel=1e-5)
         assert fast["train/grad_norm"] == pytest.approx(slow["train/grad_norm"], rel=1e-4)
-    # the two forwards really differ (the fused GELU's rounding): the run took the plain one
-    assert any(f["train/loss"] != s["train/loss"] for f, s in zip(rows["plain"], rows["transformers"]))
+    # each run took the forward it was told (whether the fused GELU's rounding shows in the losses
+    # depends on the CPU: on some they agree bit for bit, so the losses cannot tell the runs apart)
+    assert plain_calls["plain"] >= 6 and plain_calls["transformers"] == 0
 
 
 def test_what_the_plain_forward_does_not_reproduce_stays_with_transformers(demo_batches):
