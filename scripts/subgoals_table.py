@@ -12,7 +12,8 @@ evaluated at that level), else `protege eval babyai`'s file under `<run>/eval/`;
 `@done_other` reads `protege eval subgoals --replan done_other`'s file instead (`@done_other-sampled`:
 with `--sample-chooser`; `@sampled`: `protege eval babyai --no-greedy`'s; `@bot`, `@bot-at-done`,
 `@bot-at-done-keep`, `@chooser-at-bot-RULE`: the diagnostics `--bot-chooser`, `--bot-at-done`,
-`--chooser-at-bot`). Last line: JSON.
+`--chooser-at-bot`). With `--agreement`, the table is of the chosen phrases' agreement with the bot's
+at its boundaries instead (`agreement/<level>/boundaries` of a run's summary). Last line: JSON.
 """
 
 import argparse
@@ -48,6 +49,13 @@ def success(run: Path, level: str, replan: str | None = None) -> float | None:
     return saved_success(run, f"babyai-{level}-*-greedy")
 
 
+def agreement(run: Path, level: str) -> float | None:
+    """The run's boundary agreement with the bot on `level`, as its own evaluation kept it."""
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    value = summary.get(f"agreement/{level}/boundaries")
+    return None if value is None else float(value)
+
+
 def cell(values: list[float | None]) -> str:
     got = [v for v in values if v is not None]
     if not got:
@@ -63,12 +71,14 @@ def main() -> None:
                         help="LABEL=run path with {seed}[@RULE: the subgoals agent acting by replan RULE]")
     parser.add_argument("--level", action="append", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--agreement", action="store_true", help="boundary agreement instead of success")
     args = parser.parse_args()
+    read = (lambda run, level, rule: agreement(run, level)) if args.agreement else success
     agents = [a.split("=", 1) for a in args.agent]
     agents = [(label, *pattern.partition("@")[::2]) for label, pattern in agents]
-    table = {label: {level: [success(Path(pattern.format(seed=s)), level, rule) for s in args.seeds]
+    table = {label: {level: [read(Path(pattern.format(seed=s)), level, rule) for s in args.seeds]
                      for level in args.level} for label, pattern, rule in agents}
-    print(f"| level | agent | success per seed ({' / '.join(map(str, args.seeds))}) | mean [95% t over seeds] "
+    print(f"| level | agent | {'agreement' if args.agreement else 'success'} per seed ({' / '.join(map(str, args.seeds))}) | mean [95% t over seeds] "
           f"| minus {agents[0][0]}, paired [95% t] |")
     print("|---|---|---|---|---|")
     for level in args.level:
