@@ -5,6 +5,9 @@ environment's episodes, evaluation episodes, a generator for sampling). Deriving
 magic offsets to the seed makes streams of nearby seeds overlap (seed 0's "env" stream can be seed
 1's "init" stream). NumPy's `SeedSequence` hashes (seed, spawn key) into independent states; the
 spawn key here is the stream's name (its CRC-32), so adding a stream never shifts another one.
+
+A checkpoint saves the global generators' states (`rng_state`) and a resumed run puts them back
+(`set_rng_state`), so it draws what the uninterrupted run would have drawn.
 """
 
 import random
