@@ -28,8 +28,8 @@ def blocks(run: Path, block: int) -> list[dict]:
         n = len(part) * episodes
         steps += sum(r["charts/episodic_length"] for r in part) * episodes
         lo, hi = wilson_interval(wins, n)
-        out.append({"first": start + 1, "iterations": start + len(part), "env_steps": round(steps), "success": wins / n,
-                    "lo": lo, "hi": hi, "kl_to_prior": part[-1]["ppo/kl_to_prior"]})
+        out.append({"first": start + 1, "iterations": start + len(part), "env_steps": round(steps),
+                    "success": wins / n, "lo": lo, "hi": hi, "kl_to_prior": part[-1]["ppo/kl_to_prior"]})
     return out
 
 

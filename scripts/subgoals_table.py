@@ -33,6 +33,10 @@ def saved_success(run: Path, pattern: str) -> float | None:
     return None
 
 
+def read_summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+
+
 def success(run: Path, level: str, replan: str | None = None) -> float | None:
     """The run's greedy held-out success on `level`, or None when it was not evaluated there;
     with `replan`, what `protege eval subgoals --replan RULE` kept for the run."""
@@ -40,7 +44,7 @@ def success(run: Path, level: str, replan: str | None = None) -> float | None:
         # "*ep-RULE": the episodes field then RULE, so "done" never matches "...-bot-at-done"
         found = saved_success(run, f"subgoals-{level}-*ep-{replan}")
         return found if found is not None else saved_success(run, f"babyai-{level}-*ep-{replan}")
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+    summary = read_summary(run)
     if f"eval/{level}/success" in summary:
         return float(summary[f"eval/{level}/success"])
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
@@ -51,8 +55,7 @@ def success(run: Path, level: str, replan: str | None = None) -> float | None:
 
 def agreement(run: Path, level: str) -> float | None:
     """The run's boundary agreement with the bot on `level`, as its own evaluation kept it."""
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
-    value = summary.get(f"agreement/{level}/boundaries")
+    value = read_summary(run).get(f"agreement/{level}/boundaries")
     return None if value is None else float(value)
 
 
@@ -78,7 +81,8 @@ def main() -> None:
     agents = [(label, *pattern.partition("@")[::2]) for label, pattern in agents]
     table = {label: {level: [read(Path(pattern.format(seed=s)), level, rule) for s in args.seeds]
                      for level in args.level} for label, pattern, rule in agents}
-    print(f"| level | agent | {'agreement' if args.agreement else 'success'} per seed ({' / '.join(map(str, args.seeds))}) | mean [95% t over seeds] "
+    what = "agreement" if args.agreement else "success"
+    print(f"| level | agent | {what} per seed ({' / '.join(map(str, args.seeds))}) | mean [95% t over seeds] "
           f"| minus {agents[0][0]}, paired [95% t] |")
     print("|---|---|---|---|---|")
     for level in args.level:

@@ -120,6 +120,12 @@ def run_chunk(args: tuple[str, int, int, str]) -> tuple[int, int, int]:
 def _pack(episodes: list[dict]) -> dict:
     """Concatenate episodes into flat arrays (no Python objects, so loading needs no pickle)."""
     cat = lambda key, empty: np.concatenate([e[key] for e in episodes]) if episodes else empty  # noqa: E731
+    n_steps = sum(len(e["actions"]) for e in episodes)
+
+    def strings(key: str) -> np.ndarray:
+        """Per-step strings flattened in one pass; [""] then [:n_steps] keeps an empty chunk's dtype str."""
+        return np.asarray(list(chain.from_iterable(e[key] for e in episodes)) or [""], str)[:n_steps]
+
     return {"images": cat("images", np.zeros((0, 7, 7, 3), np.uint8)),
             "directions": cat("directions", np.zeros(0, np.int64)),
             "actions": cat("actions", np.zeros(0, np.int64)),
@@ -128,8 +134,7 @@ def _pack(episodes: list[dict]) -> dict:
             "seeds": np.asarray([e["seed"] for e in episodes], np.int64),
             "truncated": np.asarray([e["truncated"] for e in episodes], bool),
             "missions": np.asarray([e["mission"] for e in episodes] or [""], str)[:len(episodes)],
-            "subgoals": np.asarray(list(chain.from_iterable(e["subgoals"] for e in episodes)) or [""], str)[:sum(len(e["actions"]) for e in episodes)],
-            "reasons": np.asarray(list(chain.from_iterable(e["reasons"] for e in episodes)) or [""], str)[:sum(len(e["actions"]) for e in episodes)]}
+            "subgoals": strings("subgoals"), "reasons": strings("reasons")}
 
 
 def chunk_ranges(cfg: DemoConfig) -> list[tuple[int, int]]:
